@@ -1,0 +1,1 @@
+"""Bundled hardware, price, attenuation and model catalogs, and their loader."""

@@ -1,0 +1,206 @@
+"""Column schemas of the catalog CSVs, and the one validator that checks any of them.
+
+Every catalog number is a purchase-decision input, so each cell is checked and
+each defect is reported with file, row (the CSV line number, header = 1), column,
+value and the rule it breaks — all of them at once, not the first one only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from ..optimizer.errors import ProblemList
+from ..optimizer.job import INTERCONNECTS, OFFER_KINDS, PRECISIONS, SCENARIOS
+
+WORKLOADS = ("any", "transformer_training", "transformer_inference", "cnn_training",
+             "cnn_inference", "custom")
+RENTAL_KINDS = ("on_demand", "spot", "reserved", "cluster_quote")
+CAPEX_KINDS = ("owned", "edge")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Literal["str", "float", "int", "bool", "date"] = "str"
+    required: bool = True
+    choices: tuple[str, ...] | None = None
+    low: float | None = None        # inclusive lower bound
+    above: float | None = None      # exclusive lower bound
+    high: float | None = None       # inclusive upper bound
+
+
+PEAK_COLUMNS = tuple(f"peak_tflops_{p}" for p in PRECISIONS)
+
+GPUS = (
+    Column("gpu"),
+    Column("vendor"),
+    Column("memory_gb", "float", above=0),
+    Column("mem_bandwidth_gbs", "float", above=0),
+    Column("tdp_w", "float", required=False, above=0),
+    *(Column(c, "float", required=False, above=0) for c in PEAK_COLUMNS),
+    Column("source"),
+    Column("as_of", "date"),
+)
+
+OFFERS = (
+    Column("offer_id"),
+    Column("provider"),
+    Column("kind", choices=OFFER_KINDS),
+    Column("region", required=False),
+    Column("instance_type", required=False),
+    Column("gpu"),
+    Column("gpus_per_instance", "int", low=1),
+    Column("price_per_hour_usd", "float", low=0),
+    Column("billing_increment_hours", "float", required=False, low=0),
+    Column("min_hours", "float", required=False, low=0),
+    Column("max_instances", "int", required=False, low=1),
+    Column("interconnect", choices=INTERCONNECTS),
+    Column("interruption_overhead", "float", required=False, low=0, high=1),
+    Column("capex_usd", "float", required=False, above=0),
+    Column("amortization_years", "float", required=False, above=0),
+    Column("utilization", "float", required=False, above=0, high=1),
+    Column("power_kw", "float", required=False, low=0),
+    Column("electricity_usd_per_kwh", "float", required=False, low=0),
+    Column("sunk", "bool", required=False),
+    Column("source"),
+    Column("as_of", "date"),
+)
+
+ATTENUATION = (
+    Column("scenario", choices=SCENARIOS),
+    Column("workload", choices=WORKLOADS),
+    Column("gpu", required=False),
+    Column("low", "float", above=0, high=1),
+    Column("high", "float", above=0, high=1),
+    Column("uncertainty", "float", low=0, high=1),
+    Column("bottleneck", required=False),
+    Column("source"),
+)
+
+MODELS = (
+    Column("name"),
+    Column("kind", choices=("transformer", "cnn")),
+    Column("params", "float", required=False, above=0),
+    Column("active_params", "float", required=False, above=0),
+    Column("layers", "int", required=False, low=1),
+    Column("d_model", "int", required=False, low=1),
+    Column("n_heads", "int", required=False, low=1),
+    Column("seq_len", "int", required=False, low=1),
+    Column("flops_per_sample", "float", required=False, above=0),
+    Column("source"),
+)
+
+SCHEMAS: dict[str, tuple[Column, ...]] = {
+    "gpus.csv": GPUS,
+    "offers.csv": OFFERS,
+    "attenuation.csv": ATTENUATION,
+    "models.csv": MODELS,
+}
+KEYS: dict[str, tuple[str, ...]] = {
+    "gpus.csv": ("gpu",),
+    "offers.csv": ("offer_id",),
+    "attenuation.csv": ("scenario", "workload", "gpu"),
+    "models.csv": ("name",),
+}
+
+_TRUE = {"true", "yes", "1", "y"}
+_FALSE = {"false", "no", "0", "n", ""}
+
+
+def _row(index: int) -> int:
+    return index + 2  # header is line 1 of the file
+
+
+def read_raw(path: str, problems: ProblemList) -> pd.DataFrame | None:
+    """Read a CSV as text cells; an unreadable file is one problem, not a traceback."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                           comment=None, encoding="utf-8")
+    except FileNotFoundError:
+        problems.add(path, "", "file not found")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
+        problems.add(path, "", f"not a readable CSV file ({str(exc).splitlines()[0][:120]})")
+    return None
+
+
+def coerce(raw: pd.DataFrame, columns: tuple[Column, ...], file: str, problems: ProblemList,
+           today: dt.date | None = None) -> pd.DataFrame:
+    """Check every cell against the schema and return typed columns.
+
+    Optional columns may be absent from the file (they default to empty); unknown
+    columns are reported so that a misspelt header does not silently vanish.
+    """
+    known = {c.name for c in columns}
+    for name in raw.columns:
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(str(name), list(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            problems.add(file, str(name), f"unknown column{hint} allowed: {', '.join(c.name for c in columns)}")
+    today = today or dt.date.today()
+    out = pd.DataFrame(index=raw.index)
+    for col in columns:
+        if col.name not in raw.columns:
+            if col.required:
+                problems.add(file, col.name, "required column is missing")
+            text = pd.Series([""] * len(raw), index=raw.index, dtype=str)
+        else:
+            text = raw[col.name].astype(str).str.strip()
+        empty = text == ""
+        if col.required:
+            for idx in text.index[empty]:
+                problems.add(file, col.name, "empty; a value is required", row=_row(int(idx)))
+        if col.kind == "str":
+            if col.choices is not None:
+                bad = ~empty & ~text.isin(col.choices)
+                for idx in text.index[bad]:
+                    problems.add(file, col.name, f"{text[idx]!r} is not one of {', '.join(col.choices)}",
+                                 row=_row(int(idx)))
+            out[col.name] = text
+        elif col.kind in ("float", "int"):
+            values = pd.to_numeric(text.where(~empty), errors="coerce")
+            bad_number = ~empty & values.isna()
+            for idx in text.index[bad_number]:
+                problems.add(file, col.name, f"{text[idx]!r} is not a number", row=_row(int(idx)))
+            finite = values.notna()
+            checks: list[tuple[pd.Series, str]] = []
+            if col.kind == "int":
+                checks.append((finite & (values != values.round()), "must be a whole number"))
+            if col.low is not None:
+                checks.append((finite & (values < col.low), f"must be ≥ {col.low:g}"))
+            if col.above is not None:
+                checks.append((finite & (values <= col.above), f"must be > {col.above:g}"))
+            if col.high is not None:
+                checks.append((finite & (values > col.high), f"must be ≤ {col.high:g}"))
+            for mask, rule in checks:
+                for idx in text.index[mask]:
+                    problems.add(file, col.name, f"{rule} (got {text[idx]})", row=_row(int(idx)))
+            out[col.name] = values.astype(float)
+        elif col.kind == "bool":
+            lowered = text.str.lower()
+            bad = ~lowered.isin(_TRUE | _FALSE)
+            for idx in text.index[bad]:
+                problems.add(file, col.name, f"{text[idx]!r} is not true/false", row=_row(int(idx)))
+            out[col.name] = lowered.isin(_TRUE)
+        else:  # date
+            dates = pd.to_datetime(text.where(~empty), errors="coerce", format="%Y-%m-%d")
+            for idx in text.index[~empty & dates.isna()]:
+                problems.add(file, col.name, f"{text[idx]!r} is not a date YYYY-MM-DD", row=_row(int(idx)))
+            future = dates.notna() & (dates.dt.date > today)
+            for idx in text.index[future]:
+                problems.add(file, col.name, f"{text[idx]} is in the future (today is {today})",
+                             row=_row(int(idx)))
+            out[col.name] = text
+    return out
+
+
+def check_unique(table: pd.DataFrame, key: tuple[str, ...], file: str, problems: ProblemList) -> None:
+    dup = table.duplicated(subset=list(key), keep="first")
+    for idx in table.index[dup]:
+        value = ", ".join(str(table.at[idx, k]) for k in key)
+        problems.add(file, "/".join(key), f"duplicate id {value!r}", row=_row(int(idx)))

@@ -1,0 +1,1 @@
+"""The `flopopt` command line: parse, call the library, render."""

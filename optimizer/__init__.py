@@ -1,0 +1,1 @@
+"""The envelope pipeline: job → flops → performance/memory → candidates → model → solve."""

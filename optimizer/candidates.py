@@ -1,0 +1,186 @@
+"""Enumerate (offer, GPU count, precision) candidates, drop infeasible and dominated ones.
+
+The integer program only ever sees candidates that could be chosen: each dropped
+candidate keeps the reason it was dropped, so "why not the A100?" has an answer.
+Counts are whole instances: 1, 2, 4, … instances up to the quota (and the quota
+itself), never more than the job's max_gpus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..catalogs.loader import Catalog, hourly_cost_usd
+from .flops import FlopEstimate
+from .job import Job
+from .memory import bytes_per_gpu
+from .performance import Assumptions, evaluate
+
+DEFAULT_MAX_GPUS = 4096  # without max_gpus, the largest fleet considered per offer
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """Candidates before any assumption is applied (reused by every re-plan)."""
+
+    table: pd.DataFrame
+    excluded: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """Candidates evaluated under one set of assumptions and limits."""
+
+    table: pd.DataFrame          # every candidate: feasible, reason, category, dominated
+    excluded: dict[str, int]     # counts per reason category, incl. offers never expanded
+
+    @property
+    def enumerated(self) -> int:
+        return len(self.table)
+
+    @property
+    def feasible(self) -> pd.DataFrame:
+        return self.table[self.table["feasible"]]
+
+    @property
+    def survivors(self) -> pd.DataFrame:
+        t = self.table
+        return t[t["feasible"] & ~t["dominated"]]
+
+
+def instance_counts(max_instances: int) -> list[int]:
+    """1, 2, 4, … up to max_instances, plus max_instances itself."""
+    counts, k = [], 1
+    while k <= max_instances:
+        counts.append(k)
+        k *= 2
+    if counts and counts[-1] != max_instances:
+        counts.append(max_instances)
+    return counts
+
+
+def _allowed(offers: pd.DataFrame, job: Job, excluded: dict[str, int]) -> pd.DataFrame:
+    c = job.constraints
+    filters = [
+        ("provider not in constraints.providers", "provider", c.providers),
+        ("kind not in constraints.offer_kinds", "kind", c.offer_kinds),
+        ("gpu not in constraints.gpus", "gpu", c.gpus),
+        ("region not in constraints.regions", "region", c.regions),
+    ]
+    for reason, column, allowed in filters:
+        if allowed is None:
+            continue
+        wanted = {str(a).lower() for a in allowed}
+        keep = offers[column].str.lower().isin(wanted)
+        if (~keep).any():
+            excluded[reason] = excluded.get(reason, 0) + int((~keep).sum())
+        offers = offers[keep]
+    return offers
+
+
+def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
+           precisions: list[str] | None = None) -> Expansion:
+    """One row per (offer, instances, precision) the job's allow-lists and quotas admit."""
+    excluded: dict[str, int] = {}
+    offers = _allowed(catalog.offers, job, excluded).reset_index(drop=True)
+    offers = offers.assign(hourly_cost_usd=hourly_cost_usd(offers).to_numpy())
+    gpus = catalog.gpus
+    max_gpus = job.constraints.max_gpus or DEFAULT_MAX_GPUS
+    parts: list[pd.DataFrame] = []
+    for precision in precisions or list(job.precision):
+        peak = offers["gpu"].map(gpus[f"peak_tflops_{precision}"])
+        supported = peak.notna() & (peak > 0)
+        if (~supported).any():
+            key = f"gpu has no {precision} tensor throughput"
+            excluded[key] = excluded.get(key, 0) + int((~supported).sum())
+        chunk = offers[supported].assign(precision=precision, peak_tflops=peak[supported])
+        parts.append(chunk)
+    base = pd.concat(parts, ignore_index=True) if parts else offers.iloc[0:0]
+    per_instance = base["gpus_per_instance"].to_numpy(dtype=int)
+    quota = base["max_instances"].fillna(np.inf).to_numpy(dtype=float)
+    cap = np.minimum(quota, np.floor(max_gpus / np.maximum(per_instance, 1))).astype(int)
+    too_big = cap < 1
+    if too_big.any():
+        excluded[f"instance has more GPUs than max_gpus={max_gpus}"] = int(too_big.sum())
+    repeat = [instance_counts(int(c)) for c in cap]
+    lengths = np.array([len(r) for r in repeat], dtype=int)
+    table = base.loc[base.index.repeat(lengths)].reset_index(drop=True)
+    table["instances"] = np.concatenate(repeat).astype(int) if len(repeat) and lengths.sum() else np.array([], dtype=int)
+    table["gpu_count"] = table["instances"] * table["gpus_per_instance"].astype(int)
+    table["memory_gb"] = table["gpu"].map(gpus["memory_gb"]).astype(float)
+    table["mem_bandwidth_gbs"] = table["gpu"].map(gpus["mem_bandwidth_gbs"]).astype(float)
+    table["gpu_as_of"] = table["gpu"].map(gpus["as_of"])
+    need = bytes_per_gpu(estimate.workload, table["precision"].to_numpy(), table["gpu_count"].to_numpy())
+    table["need_gb_per_gpu"] = need / 1e9
+    return Expansion(table=table, excluded=excluded)
+
+
+def assess(
+    expansion: Expansion,
+    estimate: FlopEstimate,
+    job: Job,
+    catalog: Catalog,
+    assumptions: Assumptions,
+    *,
+    deadline_hours: float | None,
+    budget_usd: float | None,
+    prune_by: str | None = None,
+) -> CandidateSet:
+    """Evaluate hours and cost, mark infeasible candidates with a reason, prune dominated.
+
+    ``prune_by`` names a column whose groups are pruned separately (a portfolio prunes
+    per offer, because offers carry shared quotas); None prunes globally, which is exact
+    for one job: the optimum is on the cost/hours Pareto front.
+    """
+    t = evaluate(expansion.table, estimate, job, catalog.attenuation, assumptions)
+    fits = t["need_gb_per_gpu"] <= t["memory_gb"] + 1e-9
+    meets_deadline = np.isinf(deadline_hours or np.inf) | (t["hours"] <= (deadline_hours or np.inf) + 1e-9)
+    within_budget = t["cost_usd"] <= (budget_usd or np.inf) * (1 + 1e-12)
+    reason = np.full(len(t), None, dtype=object)
+    category = np.full(len(t), None, dtype=object)
+    over_budget = ~within_budget
+    late = ~meets_deadline
+    no_fit = ~fits
+    if over_budget.any():
+        reason[over_budget] = [f"costs ${c:,.0f}, budget ${budget_usd:,.0f}" for c in t.loc[over_budget, "cost_usd"]]
+        category[over_budget] = "over budget"
+    if late.any():
+        reason[late] = [f"needs {h:,.0f} h, deadline {deadline_hours:,.0f} h" for h in t.loc[late, "hours"]]
+        category[late] = "misses deadline"
+    if no_fit.any():
+        reason[no_fit] = [
+            f"needs {need:,.0f} GB per GPU, has {have:,.0f} GB"
+            for need, have in zip(t.loc[no_fit, "need_gb_per_gpu"], t.loc[no_fit, "memory_gb"])
+        ]
+        category[no_fit] = "does not fit in GPU memory"
+    t["feasible"] = fits & meets_deadline & within_budget
+    t["reason"] = reason
+    t["category"] = category
+    t["dominated"] = dominated_mask(t, prune_by)
+    counts = dict(expansion.excluded)
+    for cat, n in pd.Series(category).dropna().value_counts().items():
+        counts[str(cat)] = int(n)
+    n_dominated = int(t["dominated"].sum())
+    if n_dominated:
+        counts["dominated (another plan is no slower and no dearer)"] = n_dominated
+    return CandidateSet(table=t, excluded=counts)
+
+
+def dominated_mask(t: pd.DataFrame, group: str | None) -> pd.Series:
+    """Feasible candidates with another feasible one at most as dear and at most as slow.
+
+    Sort by (cost, hours); walking in that order a candidate survives only if it is
+    strictly faster than everything cheaper. Exact ties keep the first.
+    """
+    mask = pd.Series(False, index=t.index)
+    feasible = t[t["feasible"]]
+    groups = [feasible] if group is None else [g for _, g in feasible.groupby(group, sort=False)]
+    for g in groups:
+        ordered = g.sort_values(["cost_usd", "hours"], kind="mergesort")
+        hours = ordered["hours"].to_numpy()
+        best_before = np.minimum.accumulate(np.concatenate([[np.inf], hours[:-1]]))
+        mask.loc[ordered.index[hours >= best_before]] = True
+    return mask

@@ -1,0 +1,281 @@
+"""Job and portfolio files: strict pydantic models plus one loader that never tracebacks.
+
+A typo in a job file must not silently change a purchase decision, so unknown
+keys are errors (with a "did you mean" hint), numbers must be finite and every
+problem is reported as ``file: field: message (got value)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from .errors import InputError, Problem
+from .units import parse_count, parse_hours, parse_money
+
+PRECISIONS: tuple[str, ...] = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
+WorkloadKind = Literal[
+    "transformer_training", "transformer_inference", "cnn_training", "cnn_inference", "custom"
+]
+Scenario = Literal["lab", "cloud", "edge", "cluster"]
+SCENARIOS: tuple[str, ...] = get_args(Scenario)
+OfferKind = Literal["on_demand", "spot", "reserved", "owned", "cluster_quote", "edge"]
+OFFER_KINDS: tuple[str, ...] = get_args(OfferKind)
+Interconnect = Literal["nvlink", "pcie", "infiniband", "ethernet"]
+INTERCONNECTS: tuple[str, ...] = get_args(Interconnect)
+
+MAX_JOB_FILE_BYTES = 1_000_000  # job files are a few hundred bytes; refuse to parse a dump
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"must be > 0 (got {value:g})")
+    return value
+
+
+Count = Annotated[float, BeforeValidator(parse_count)]
+PositiveCount = Annotated[float, BeforeValidator(lambda v: _positive(parse_count(v)))]
+PositiveInt = Annotated[int, BeforeValidator(lambda v: _positive(parse_count(v))), Field(ge=1)]
+Hours = Annotated[float, BeforeValidator(lambda v: _positive(parse_hours(v)))]
+Money = Annotated[float, BeforeValidator(lambda v: _positive(parse_money(v)))]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class Workload(_Strict):
+    """What is computed. Which fields are required depends on ``kind`` (see flops.py)."""
+
+    kind: WorkloadKind
+    model: str | None = None
+    params: PositiveCount | None = None
+    active_params: PositiveCount | None = None
+    tokens: PositiveCount | None = None
+    seq_len: PositiveInt | None = None
+    layers: PositiveInt | None = None
+    d_model: PositiveInt | None = None
+    n_heads: PositiveInt | None = None
+    recompute: bool = False
+    micro_batch_size: PositiveInt = 1
+    requests: PositiveCount | None = None
+    prompt_tokens: PositiveCount | None = None
+    output_tokens: PositiveCount | None = None
+    batch_size: PositiveInt | None = None
+    context: PositiveInt | None = None
+    flops_per_sample: PositiveCount | None = None
+    samples: PositiveCount | None = None
+    epochs: PositiveCount | None = None
+    total_flops: PositiveCount | None = None
+
+
+class Constraints(_Strict):
+    deadline_hours: Hours | None = None
+    budget_usd: Money | None = None
+    max_gpus: PositiveInt | None = None
+    providers: list[str] | None = None
+    offer_kinds: list[OfferKind] | None = None
+    gpus: list[str] | None = None
+    regions: list[str] | None = None
+
+
+class Risk(_Strict):
+    buffer: Literal["auto"] | float = "auto"
+
+    @field_validator("buffer", mode="before")
+    @classmethod
+    def _percent(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            return float(value.strip()[:-1]) / 100.0
+        return value
+
+    @field_validator("buffer")
+    @classmethod
+    def _range(cls, value: Literal["auto"] | float) -> Literal["auto"] | float:
+        if value != "auto" and not 0.0 <= float(value) <= 2.0:
+            raise ValueError(f"must be 'auto' or a fraction in [0, 2], e.g. 0.3 (got {value})")
+        return value
+
+
+class Familiar(_Strict):
+    gpu: str | None = None
+    provider: str | None = None
+
+
+class Performance(_Strict):
+    """Overrides of catalog assumptions, for users who measured their own numbers."""
+
+    attenuation: float | None = Field(default=None, gt=0.0, le=1.0)
+    scale_efficiency_per_doubling: dict[Interconnect, Annotated[float, Field(gt=0.0, le=1.0)]] = (
+        Field(default_factory=dict)
+    )
+
+
+class Job(_Strict):
+    name: str = "job"
+    workload: Workload
+    precision: list[Precision] = Field(default_factory=lambda: ["bf16"], min_length=1)
+    scenario: Literal["auto", "lab", "cloud", "edge", "cluster"] = "auto"
+    constraints: Constraints = Field(default_factory=Constraints)
+    risk: Risk = Field(default_factory=Risk)
+    objective: Literal["cost", "time"] = "cost"
+    familiar: Familiar | None = None
+    history_scenario: Scenario | None = None
+    performance: Performance = Field(default_factory=Performance)
+    source_file: str = Field(default="<job>", exclude=True)
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+# ---------------------------------------------------------------------------
+# Error translation: pydantic's errors → "file: field: message (got value)"
+
+
+def _annotation_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, list, dict) or get_args(annotation):
+        for arg in get_args(annotation):
+            found = _annotation_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = root
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return None
+        model = _annotation_model(info.annotation)
+    return model
+
+
+def _public_fields(model: type[BaseModel]) -> list[str]:
+    return [name for name, info in model.model_fields.items() if not info.exclude]
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def translate_validation_error(
+    error: ValidationError, file: str, root: type[BaseModel], prefix: str = ""
+) -> InputError:
+    problems: list[Problem] = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        # pydantic appends the failing union member / validator name; keep real field names.
+        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        path = prefix + "".join(
+            f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc)
+        )
+        kind = item["type"]
+        value = item.get("input")
+        if kind == "extra_forbidden":
+            parent = _model_at(root, loc[:-1])
+            allowed = _public_fields(parent) if parent else []
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            message = f"unknown key; {hint}allowed keys: {', '.join(allowed)}"
+        elif kind == "missing":
+            message = "required field is missing"
+        elif kind in ("literal_error", "enum"):
+            expected = item.get("ctx", {}).get("expected", "")
+            message = f"must be one of {expected} (got {_describe(value)})"
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            message = f"must be a mapping of keys to values (got {_describe(value)})"
+        elif kind == "list_type":
+            message = f"must be a list (got {_describe(value)})"
+        elif kind == "finite_number":
+            message = f"must be a finite number (got {_describe(value)})"
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            if "(got" not in message:
+                message += f" (got {_describe(value)})"
+        problems.append(Problem(file=file, field=path, message=message))
+    # A union of "auto" | float reports one error per member; keep the first per field.
+    seen: set[str] = set()
+    unique = [p for p in problems if not (p.field in seen or seen.add(p.field))]  # type: ignore[func-returns-value]
+    return InputError(unique)
+
+
+# ---------------------------------------------------------------------------
+# Reading files
+
+
+def read_yaml_mapping(path: str | Path, what: str = "job") -> dict[str, Any]:
+    """Read a small YAML file that must hold a mapping; every failure is an InputError."""
+    file = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise InputError.at(file, "", f"{what} file not found")
+    if p.is_dir():
+        raise InputError.at(file, "", f"is a directory; give a {what} YAML file")
+    size = p.stat().st_size
+    if size > MAX_JOB_FILE_BYTES:
+        raise InputError.at(
+            file, "", f"file is {size / 1e6:.1f} MB; a {what} file should be under 1 MB"
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError.at(file, "", f"cannot read as UTF-8 text ({exc.__class__.__name__})") from None
+    if not text.strip():
+        raise InputError.at(file, "", f"file is empty; a {what} needs at least 'workload:'")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise InputError.at(file, "", f"invalid YAML at {where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise InputError.at(
+            file, "", f"must be a YAML mapping of keys (got {type(data).__name__})"
+        )
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise InputError.at(file, str(bad_keys[0]), "keys must be text")
+    return data
+
+
+def parse_job(data: dict[str, Any], file: str = "<job>", prefix: str = "") -> Job:
+    try:
+        job = Job.model_validate({**data, "source_file": file})
+    except ValidationError as exc:
+        raise translate_validation_error(exc, file, Job, prefix) from None
+    if "source_file" in data:
+        raise InputError.at(file, prefix + "source_file", "unknown key")
+    return job
+
+
+def load_job(path: str | Path) -> Job:
+    """Load and validate a job YAML file."""
+    return parse_job(read_yaml_mapping(path, "job"), str(path))
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,55 @@
+"""Bytes needed per GPU, so candidates that cannot hold the job are dropped with a reason.
+
+Sources:
+- Mixed-precision Adam ≈ 16 bytes/parameter (2 weights + 2 gradients + 12 fp32 master
+  weights, momentum and variance), fully sharded over the data-parallel GPUs as in
+  ZeRO-3 / FSDP — Rajbhandari et al. 2020, "ZeRO", §3.
+- Activations per layer s·b·h·(34 + 5·a·s/h) bytes without recomputation and 2·s·b·h
+  with full recomputation — Korthikanti et al. 2022, "Reducing Activation Recomputation
+  in Large Transformer Models", §4.1 (no tensor parallelism; each GPU holds its micro-batch).
+  The 5·a·s/h term is the stored attention-score matrix; FlashAttention (Dao et al. 2022)
+  never materialises it, and every current training stack uses it, so it is dropped.
+- Inference: weights at the serving precision plus the KV cache, 2·L·d·C·B values
+  (K and V per layer, context C, batch B), both split across the GPUs (tensor parallel).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .flops import ResolvedWorkload
+
+BYTES_PER_VALUE = {"fp64": 8.0, "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+ADAM_MIXED_PRECISION_BYTES_PER_PARAM = 16.0
+KV_CACHE_BYTES_PER_VALUE = 2.0   # KV caches are kept in 16-bit unless quantised
+DEFAULT_SERVING_BATCH = 16       # continuous batching keeps a few sequences in flight
+
+
+def activation_bytes_per_gpu(w: ResolvedWorkload) -> float:
+    """Activation memory of one micro-batch; 0 when the architecture is not given."""
+    if not (w.layers and w.d_model and w.seq_len):
+        return 0.0
+    s, b, h = float(w.seq_len), float(w.micro_batch_size), float(w.d_model)
+    per_value = 2.0 if w.recompute else 34.0
+    return float(w.layers) * s * b * h * per_value
+
+
+def kv_cache_bytes(w: ResolvedWorkload) -> float:
+    """KV cache of one full batch at the full context."""
+    if not (w.layers and w.d_model):
+        return 0.0
+    context = float(w.context or (w.prompt_tokens or 0.0) + (w.output_tokens or 0.0) or w.tokens or 0.0)
+    batch = float(w.batch_size or DEFAULT_SERVING_BATCH)
+    return 2.0 * float(w.layers) * float(w.d_model) * context * batch * KV_CACHE_BYTES_PER_VALUE
+
+
+def bytes_per_gpu(w: ResolvedWorkload, precision: np.ndarray, gpu_count: np.ndarray) -> np.ndarray:
+    """Bytes each GPU must hold, per candidate (vectorised over precision and count)."""
+    count = gpu_count.astype(float)
+    params = float(w.params or 0.0)
+    if w.is_training:
+        activations = activation_bytes_per_gpu(w)
+        return ADAM_MIXED_PRECISION_BYTES_PER_PARAM * params / count + activations
+    value_bytes = np.array([BYTES_PER_VALUE[p] for p in precision], dtype=float)
+    kv = kv_cache_bytes(w) if w.kind == "transformer_inference" else 0.0
+    return (value_bytes * params + kv) / count

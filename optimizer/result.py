@@ -1,0 +1,131 @@
+"""Typed, frozen result objects. The library returns these; the CLI only renders them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from .flops import FlopEstimate
+from .job import Job
+
+
+class Status(str, Enum):
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One (offer, count, precision) with its hours, cost and the assumptions behind them."""
+
+    offer_id: str
+    provider: str
+    kind: str
+    region: str
+    instance_type: str
+    gpu: str
+    gpu_count: int
+    instances: int
+    precision: str
+    scenario: str
+    attenuation: float
+    attenuation_low: float
+    attenuation_high: float
+    attenuation_source: str
+    bottleneck: str
+    buffer: float
+    scale_efficiency: float
+    roofline_bound: bool
+    hours: float
+    billed_hours: float
+    days: float
+    cost_usd: float
+    price_per_hour_usd: float
+    price_per_gpu_hour_usd: float
+    price_as_of: str
+    need_gb_per_gpu: float
+    memory_gb: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.gpu_count}×{self.gpu} {self.precision} ({self.provider} {self.kind})"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    plan: Plan
+    feasible: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    enumerated: int
+    feasible: int
+    after_pruning: int
+    variables: int
+    constraints: int
+    solver: str
+    solve_seconds: float
+
+
+@dataclass(frozen=True)
+class SensitivityItem:
+    """A pitfall (a mistaken belief) or a stress test (a harder world), re-planned."""
+
+    name: str
+    category: str                 # "pitfall" | "stress"
+    assumption: str
+    plan: Plan | None
+    hours: float
+    cost_usd: float
+    delta_cost_pct: float
+    deadline_met: bool
+    within_budget: bool
+    skipped: str | None
+    summary: str
+    believed_hours: float | None = None
+
+
+@dataclass(frozen=True)
+class Risk:
+    samples: int
+    seed: int
+    p_deadline: float
+    p_budget: float
+    hours_p50: float
+    hours_p90: float
+    cost_p50: float
+    cost_p90: float
+
+
+@dataclass(frozen=True)
+class Result:
+    status: Status
+    job: Job
+    estimate: FlopEstimate
+    plan: Plan | None
+    alternatives: tuple[Plan, ...]
+    candidates: tuple[Candidate, ...]
+    excluded: dict[str, int]
+    binding: str | None
+    explanation: str | None
+    stats: ModelStats
+    sensitivity: tuple[SensitivityItem, ...] = ()
+    break_even: dict[str, Any] = field(default_factory=dict)
+    risk: Risk | None = None
+    catalog_layers: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def plan_dict(plan: Plan | None) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    data = asdict(plan)
+    return {k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in data.items()}

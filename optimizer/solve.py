@@ -1,0 +1,251 @@
+"""``solve(job, catalog) -> Result``: the envelope pipeline end to end.
+
+job → flops → candidates (performance, memory) → model → Plan, then sensitivity.
+Infeasible is a status: ``explain_infeasible`` says which limit binds and by how much.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..catalogs.loader import Catalog
+from .candidates import CandidateSet, Expansion, assess, expand
+from .flops import FlopEstimate, estimate_flops
+from .job import Job
+from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
+from .performance import Assumptions, realistic_assumptions
+from .result import Candidate, ModelStats, Plan, Result, Status
+
+__all__ = ["solve", "Result", "Status", "Planner", "explain_infeasible", "plan_from_row"]
+
+
+def plan_from_row(row: dict[str, Any]) -> Plan:
+    instances = int(row["instances"])
+    hourly = float(row["hourly_cost_usd"])
+    return Plan(
+        offer_id=str(row["offer_id"]),
+        provider=str(row["provider"]),
+        kind=str(row["kind"]),
+        region=str(row.get("region", "")),
+        instance_type=str(row.get("instance_type", "")),
+        gpu=str(row["gpu"]),
+        gpu_count=int(row["gpu_count"]),
+        instances=instances,
+        precision=str(row["precision"]),
+        scenario=str(row["scenario"]),
+        attenuation=float(row["attenuation"]),
+        attenuation_low=float(row["att_low"]),
+        attenuation_high=float(row["att_high"]),
+        attenuation_source=str(row["att_source"]),
+        bottleneck=str(row["bottleneck"]),
+        buffer=float(row["buffer"]),
+        scale_efficiency=float(row["scale_efficiency"]),
+        roofline_bound=bool(row["roofline_bound"]),
+        hours=float(row["hours"]),
+        billed_hours=float(row["billed_hours"]),
+        days=float(row["hours"]) / 24.0,
+        cost_usd=float(row["cost_usd"]),
+        price_per_hour_usd=hourly,
+        price_per_gpu_hour_usd=hourly / float(row["gpus_per_instance"]),
+        price_as_of=str(row["as_of"]),
+        need_gb_per_gpu=float(row["need_gb_per_gpu"]),
+        memory_gb=float(row["memory_gb"]),
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    candidates: CandidateSet
+    solution: ModelSolution
+    chosen: pd.Series | None
+
+    @property
+    def plan(self) -> Plan | None:
+        return None if self.chosen is None else plan_from_row(self.chosen.to_dict())
+
+
+@dataclass(frozen=True)
+class Planner:
+    """Everything needed to re-plan one job under other assumptions or limits
+    (sensitivity.py re-plans a dozen times; expansion is done once)."""
+
+    job: Job
+    catalog: Catalog
+    estimate: FlopEstimate
+    expansion: Expansion
+    solver: SolverName = "highs"
+
+    @classmethod
+    def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs") -> "Planner":
+        estimate = estimate_flops(job.workload, catalog.model_table(), job.source_file)
+        return cls(job, catalog, estimate, expand(job, catalog, estimate), solver)
+
+    def with_precisions(self, precisions: list[str]) -> "Planner":
+        job = self.job.model_copy(update={"precision": precisions})
+        return replace(self, job=job, expansion=expand(job, self.catalog, self.estimate, precisions))
+
+    def restricted(self, mask: pd.Series) -> "Planner":
+        table = self.expansion.table[mask.to_numpy()].reset_index(drop=True)
+        return replace(self, expansion=Expansion(table=table, excluded=dict(self.expansion.excluded)))
+
+    def assess(self, assumptions: Assumptions | None = None, *, deadline_hours: float | None | str = "job",
+               budget_usd: float | None | str = "job") -> CandidateSet:
+        c = self.job.constraints
+        return assess(
+            self.expansion, self.estimate, self.job, self.catalog,
+            assumptions or realistic_assumptions(self.job),
+            deadline_hours=c.deadline_hours if deadline_hours == "job" else deadline_hours,  # type: ignore[arg-type]
+            budget_usd=c.budget_usd if budget_usd == "job" else budget_usd,  # type: ignore[arg-type]
+        )
+
+    def plan(self, assumptions: Assumptions | None = None, *, deadline_hours: float | None | str = "job",
+             budget_usd: float | None | str = "job") -> Outcome:
+        cands = self.assess(assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd)
+        survivors = cands.survivors
+        options = JobOptions(
+            name=self.job.name,
+            cost_usd=survivors["cost_usd"].to_numpy(float),
+            hours=survivors["hours"].to_numpy(float),
+            offer_id=survivors["offer_id"].to_numpy(),
+            instances=survivors["instances"].to_numpy(float),
+        )
+        solution = solve_model(ModelSpec(jobs=[options], objective=self.job.objective), self.solver)
+        chosen = survivors.iloc[solution.choice[0]] if solution.status == "optimal" else None
+        return Outcome(cands, solution, chosen)
+
+    def evaluate_plan(self, plan: Plan, assumptions: Assumptions | None = None) -> pd.Series:
+        """The same (offer, count, precision) re-evaluated under other assumptions."""
+        t = self.expansion.table
+        mask = (t["offer_id"] == plan.offer_id) & (t["instances"] == plan.instances) & (
+            t["precision"] == plan.precision)
+        one = replace(self, expansion=Expansion(table=t[mask].reset_index(drop=True)))
+        return one.assess(assumptions, deadline_hours=None, budget_usd=None).table.iloc[0]
+
+
+def _ranked(feasible: pd.DataFrame, objective: str) -> pd.DataFrame:
+    keys = ["cost_usd", "hours"] if objective == "cost" else ["hours", "cost_usd"]
+    return feasible.sort_values(keys, kind="mergesort")
+
+
+def explain_infeasible(planner: Planner, cands: CandidateSet) -> tuple[str, str]:
+    """Which limit binds, and the smallest relaxation that would let a plan exist."""
+    job, t = planner.job, cands.table
+    c = job.constraints
+    if t.empty:
+        allow = ", ".join(f"{k}" for k in cands.excluded) or "no offers in the catalog"
+        return ("allow_lists", f"no candidate to choose from: every offer was excluded ({allow}); "
+                "widen constraints.providers / offer_kinds / gpus / regions or max_gpus")
+    fits = t[t["need_gb_per_gpu"] <= t["memory_gb"] + 1e-9]
+    if fits.empty:
+        worst = t.sort_values("need_gb_per_gpu").iloc[0]
+        return ("memory", f"no candidate holds the job in GPU memory: even {int(worst['gpu_count'])}×"
+                f"{worst['gpu']} needs {worst['need_gb_per_gpu']:,.0f} GB per GPU and has "
+                f"{worst['memory_gb']:,.0f} GB — allow more GPUs (max_gpus), a lower precision "
+                "or activation recomputation")
+    deadline, budget = c.deadline_hours, c.budget_usd
+    fastest = fits.sort_values(["hours", "cost_usd"]).iloc[0]
+    if deadline is not None and fastest["hours"] > deadline:
+        need = float(fastest["hours"])
+        text = (f"the fastest plan ({int(fastest['gpu_count'])}×{fastest['gpu']} {fastest['precision']}, "
+                f"{fastest['provider']} {fastest['kind']}) needs {need:,.0f} h; deadline is "
+                f"{deadline:,.0f} h — raise the deadline to {math.ceil(need):,} h "
+                f"(+{(need / deadline - 1) * 100:.0f}%)")
+        more = _gpus_needed_for_deadline(planner, deadline)
+        if more is not None:
+            text += f" or max_gpus to {more:,}"
+        return ("deadline_hours", text)
+    on_time = fits if deadline is None else fits[fits["hours"] <= deadline + 1e-9]
+    cheapest = on_time.sort_values(["cost_usd", "hours"]).iloc[0]
+    cost = float(cheapest["cost_usd"])
+    assert budget is not None  # only budget is left to bind
+    return ("budget_usd", f"the cheapest plan meeting the deadline ({int(cheapest['gpu_count'])}×"
+            f"{cheapest['gpu']}, {cheapest['provider']} {cheapest['kind']}) costs ${cost:,.0f}; budget is "
+            f"${budget:,.0f} — raise the budget by ${cost - budget:,.0f} (+{(cost / budget - 1) * 100:.0f}%)")
+
+
+def _gpus_needed_for_deadline(planner: Planner, deadline: float) -> int | None:
+    """When max_gpus caps the fleet, the smallest cap (×2 steps, up to 64×) meeting the deadline."""
+    c = planner.job.constraints
+    if c.max_gpus is None:
+        return None
+    for factor in (2, 4, 8, 16, 32, 64):
+        wider = planner.job.model_copy(update={"constraints": c.model_copy(update={"max_gpus": c.max_gpus * factor})})
+        trial = Planner(wider, planner.catalog, planner.estimate,
+                        expand(wider, planner.catalog, planner.estimate), planner.solver)
+        t = trial.assess(budget_usd=None).table
+        ok = t[(t["need_gb_per_gpu"] <= t["memory_gb"]) & (t["hours"] <= deadline)]
+        if not ok.empty:
+            return int(ok["gpu_count"].min())
+    return None
+
+
+def solve(
+    job: Job,
+    catalog: Catalog,
+    *,
+    solver: SolverName = "highs",
+    sensitivity: bool = True,
+    samples: int = 2000,
+    seed: int = 0,
+    confidence: float | None = None,
+) -> Result:
+    """Cheapest (or fastest) plan meeting the job's limits, with its sensitivity."""
+    planner = Planner.build(job, catalog, solver)
+    outcome = planner.plan()
+    if confidence is not None and outcome.chosen is not None:
+        from .sensitivity import plan_with_confidence
+
+        outcome = plan_with_confidence(planner, confidence, samples, seed)
+    cands = outcome.candidates
+    plan = outcome.plan
+    binding = explanation = None
+    if plan is None:
+        binding, explanation = explain_infeasible(planner, cands)
+    ranked = _ranked(cands.feasible, job.objective)
+    alternatives = tuple(
+        plan_from_row(r) for r in ranked.head(6).to_dict("records")
+        if plan is None or not (r["offer_id"] == plan.offer_id and r["instances"] == plan.instances
+                                and r["precision"] == plan.precision)
+    )[:5]
+    candidates = tuple(
+        Candidate(plan_from_row(r), bool(r["feasible"]), r["reason"])
+        for r in cands.table.to_dict("records")
+    )
+    stats = ModelStats(
+        enumerated=cands.enumerated,
+        feasible=int(cands.table["feasible"].sum()),
+        after_pruning=len(cands.survivors),
+        variables=outcome.solution.variables,
+        constraints=outcome.solution.constraints,
+        solver=outcome.solution.solver,
+        solve_seconds=outcome.solution.seconds,
+    )
+    warnings = tuple(w for w in [catalog.staleness_warning()] if w)
+    result = Result(
+        status=Status.OPTIMAL if plan else Status.INFEASIBLE,
+        job=job,
+        estimate=planner.estimate,
+        plan=plan,
+        alternatives=alternatives,
+        candidates=candidates,
+        excluded=cands.excluded,
+        binding=binding,
+        explanation=explanation,
+        stats=stats,
+        catalog_layers=catalog.layers,
+        warnings=warnings,
+    )
+    if sensitivity and plan is not None:
+        from .sensitivity import analyse
+
+        result = analyse(planner, result, samples=samples, seed=seed)
+    return result
+
+
+def hours_or_inf(value: Any) -> float:
+    return float(value) if value is not None and np.isfinite(value) else math.inf
