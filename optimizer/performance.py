@@ -156,14 +156,31 @@ def evaluate(
     else:
         buffer = auto_buffer(out["uncertainty"].to_numpy(float))
     out["buffer"] = buffer
-    efficiency = out["interconnect"].map(assumptions.scale_efficiency).fillna(1.0).to_numpy(float)
-    scale = np.power(efficiency, np.log2(np.maximum(n, 1.0)))
+    scale = scale_out_efficiency(out, assumptions.scale_efficiency)
     out["scale_efficiency"] = scale
     base_seconds, roofline = base_seconds_for(out, estimate, point, scale)
     out["roofline_bound"] = roofline
     out["base_hours"] = base_seconds / 3600.0
     finish_and_price(out, base_seconds * (1.0 + buffer) / 3600.0)
     return out
+
+
+def inter_node_fabric(interconnect: pd.Series, gpus_per_instance: pd.Series) -> np.ndarray:
+    """The fabric between instances: InfiniBand-class for IB offers and for 8-GPU NVLink
+    servers (HGX nodes ship with IB or EFA/RoCE at 400 Gb/s per GPU), Ethernet otherwise."""
+    ib_class = (interconnect == "infiniband") | ((interconnect == "nvlink") & (gpus_per_instance >= 8))
+    return np.where(ib_class.to_numpy(), "infiniband", "ethernet")
+
+
+def scale_out_efficiency(out: pd.DataFrame, per_doubling: dict[str, float]) -> np.ndarray:
+    """efficiency(intra)^log2(GPUs per instance) × efficiency(inter)^log2(instances)."""
+    per_instance = out["gpus_per_instance"].to_numpy(float)
+    instances = out["instances"].to_numpy(float)
+    intra = out["interconnect"].map(per_doubling).fillna(1.0).to_numpy(float)
+    inter_fabric = inter_node_fabric(out["interconnect"], out["gpus_per_instance"])
+    inter = np.array([per_doubling.get(f, 1.0) for f in inter_fabric], dtype=float)
+    return np.power(intra, np.log2(np.maximum(per_instance, 1.0))) * np.power(
+        inter, np.log2(np.maximum(instances, 1.0)))
 
 
 def base_seconds_for(

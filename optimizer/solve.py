@@ -206,12 +206,10 @@ def solve(
     binding = explanation = None
     if plan is None:
         binding, explanation = explain_infeasible(planner, cands)
-    ranked = _ranked(cands.feasible, job.objective)
-    alternatives = tuple(
-        plan_from_row(r) for r in ranked.head(6).to_dict("records")
-        if plan is None or not (r["offer_id"] == plan.offer_id and r["instances"] == plan.instances
-                                and r["precision"] == plan.precision)
-    )[:5]
+    ranked = _ranked(cands.feasible, job.objective).drop_duplicates("offer_id")
+    if plan is not None:
+        ranked = ranked[ranked["offer_id"] != plan.offer_id]
+    alternatives = tuple(plan_from_row(r) for r in ranked.head(5).to_dict("records"))
     candidates = tuple(
         Candidate(plan_from_row(r), bool(r["feasible"]), r["reason"])
         for r in cands.table.to_dict("records")
@@ -246,6 +244,3 @@ def solve(
         result = analyse(planner, result, samples=samples, seed=seed)
     return result
 
-
-def hours_or_inf(value: Any) -> float:
-    return float(value) if value is not None and np.isfinite(value) else math.inf

@@ -1,0 +1,100 @@
+"""Catalog queries and imports behind ``flopopt catalog list|show|validate|import``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..optimizer.errors import CatalogError, ProblemList
+from . import schema
+from .loader import Catalog, load_catalog, price_per_gpu_hour_usd, read_table, hourly_cost_usd
+from .paths import CATALOG_FILES, atomic_write_text, user_catalog_dir
+
+SORT_KEYS = {
+    "price_per_gpu_hour": ["price_per_gpu_hour_usd", "offer_id"],
+    "price_per_hour": ["price_per_hour_total_usd", "offer_id"],
+    "gpu": ["gpu", "price_per_gpu_hour_usd"],
+    "provider": ["provider", "gpu", "price_per_gpu_hour_usd"],
+    "as_of": ["as_of", "offer_id"],
+}
+LIST_COLUMNS = ["offer_id", "provider", "kind", "region", "instance_type", "gpu", "gpus_per_instance",
+                "price_per_hour_total_usd", "price_per_gpu_hour_usd", "as_of"]
+
+
+def list_offers(catalog: Catalog, *, gpu: str | None = None, provider: str | None = None,
+                kind: str | None = None, sort: str = "price_per_gpu_hour") -> pd.DataFrame:
+    """Offers with their effective hourly cost (owned: amortised capex + power), filtered.
+
+    ``gpu`` matches by prefix, case-insensitively, so ``H100`` finds H100-SXM, -PCIe and -NVL.
+    """
+    offers = catalog.offers.copy()
+    offers["price_per_hour_total_usd"] = hourly_cost_usd(offers)
+    offers["price_per_gpu_hour_usd"] = price_per_gpu_hour_usd(offers)
+    if gpu:
+        offers = offers[offers["gpu"].str.lower().str.startswith(gpu.lower())]
+    if provider:
+        offers = offers[offers["provider"].str.lower() == provider.lower()]
+    if kind:
+        offers = offers[offers["kind"] == kind]
+    return offers.sort_values(SORT_KEYS[sort], kind="mergesort")[LIST_COLUMNS].reset_index(drop=True)
+
+
+def detect_catalog_file(path: Path) -> str:
+    """Which catalog a CSV is, from its name or else its header."""
+    if path.name in CATALOG_FILES:
+        return path.name
+    problems = ProblemList()
+    raw = schema.read_raw(str(path), problems)
+    problems.raise_if_any(CatalogError)
+    assert raw is not None
+    header = set(raw.columns)
+    for name, key in schema.KEYS.items():
+        if key[0] in header and (name != "attenuation.csv" or "low" in header):
+            if name == "gpus.csv" and "offer_id" in header:
+                continue
+            return name
+    raise CatalogError.at(str(path), "", "cannot tell which catalog this is: the header has none of "
+                          "offer_id (offers), gpu+memory_gb (gpus), scenario+low (attenuation), name (models)")
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    target: Path
+    catalog_file: str
+    rows_imported: int
+    rows_total: int
+
+
+def import_file(path: Path) -> ImportReport:
+    """Validate ``path`` against the catalog it joins, then merge it into the user folder atomically.
+
+    A bad file changes nothing: validation runs on the merged result before the rename.
+    """
+    if not path.is_file():
+        raise CatalogError.at(str(path), "", "file not found")
+    name = detect_catalog_file(path)
+    problems = ProblemList()
+    incoming = read_table(path, name, problems)
+    problems.raise_if_any(CatalogError)
+    user_dir = user_catalog_dir()
+    target = user_dir / name
+    raw_new = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if target.exists():
+        raw_old = pd.read_csv(target, dtype=str, keep_default_na=False)
+        merged = pd.concat([raw_old, raw_new], ignore_index=True)
+        merged = merged.drop_duplicates(subset=list(schema.KEYS[name]), keep="last")
+    else:
+        merged = raw_new
+    columns = [c.name for c in schema.SCHEMAS[name] if c.name in merged.columns]
+    text = merged[columns].to_csv(index=False)
+    # Validate the would-be catalog (bundled + this user file) in a scratch folder first.
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        trial = Path(scratch) / name
+        trial.write_text(text, encoding="utf-8")
+        load_catalog(scratch)  # user layer too: its gpus.csv may define the GPUs used here
+    atomic_write_text(target, text)
+    return ImportReport(target=target, catalog_file=name, rows_imported=len(incoming), rows_total=len(merged))

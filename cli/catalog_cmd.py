@@ -1,0 +1,98 @@
+"""``flopopt catalog list|show|validate|import``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .main import CATALOG_OPTION, FORMAT_OPTION, OUTPUT_OPTION, Format, catalog_app, emit, guarded
+
+
+class SortKey(str, Enum):
+    price_per_gpu_hour = "price_per_gpu_hour"
+    price_per_hour = "price_per_hour"
+    gpu = "gpu"
+    provider = "provider"
+    as_of = "as_of"
+
+
+@catalog_app.command("list")
+def list_(
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU name or prefix, e.g. H100 or A100-80GB."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="e.g. aws, gcp, lambda, owned."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="on_demand, spot, reserved, owned, cluster_quote, edge."),
+    sort: SortKey = typer.Option(SortKey.price_per_gpu_hour, "--sort", help="Sort key."),
+    catalog: Optional[Path] = CATALOG_OPTION,
+    format: Format = FORMAT_OPTION,
+    output: Optional[Path] = OUTPUT_OPTION,
+) -> None:
+    """Offers with price per instance-hour and per GPU-hour (owned: amortised capex + power).
+
+    Example:  flopopt catalog list --gpu H100 --sort price_per_gpu_hour
+    """
+    from ..catalogs.loader import load_catalog
+    from ..catalogs.manage import list_offers
+    from .render import render_offer_list
+
+    cat = guarded(lambda: load_catalog(catalog))
+    table = guarded(lambda: list_offers(cat, gpu=gpu, provider=provider, kind=kind, sort=sort.value))
+    emit(render_offer_list(table, format.value), output)
+    warning = cat.staleness_warning()
+    if warning:
+        typer.echo(warning, err=True)
+
+
+@catalog_app.command()
+def show(
+    offer_id: str = typer.Argument(..., help="An offer_id from `flopopt catalog list`."),
+    catalog: Optional[Path] = CATALOG_OPTION,
+    format: Format = FORMAT_OPTION,
+) -> None:
+    """Every field of one offer, with its GPU's specs and the offer's source.
+
+    Example:  flopopt catalog show aws-p5.48xlarge-ondemand
+    """
+    from ..catalogs.loader import load_catalog
+    from .render import render_offer
+
+    cat = guarded(lambda: load_catalog(catalog))
+    offer = guarded(lambda: cat.offer(offer_id))
+    emit(render_offer(offer, cat.gpu(str(offer["gpu"])), format.value), None)
+
+
+@catalog_app.command()
+def validate(
+    directory: Optional[Path] = typer.Argument(None, help="Catalog folder to check (default: what solve would load)."),
+) -> None:
+    """Check catalog CSVs; list every problem with file, row and column (exit 2 if any).
+
+    Example:  flopopt catalog validate ./my-catalog
+    """
+    from ..catalogs.loader import load_catalog
+
+    cat = guarded(lambda: load_catalog(directory))
+    typer.echo(
+        f"ok: {len(cat.gpus)} GPUs, {len(cat.offers)} offers, {len(cat.attenuation)} attenuation rows, "
+        f"{len(cat.models)} models ({', '.join(cat.layers)})"
+    )
+    warning = cat.staleness_warning()
+    if warning:
+        typer.echo(warning, err=True)
+
+
+@catalog_app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="A CSV with the columns of offers.csv (or gpus/attenuation/models)."),
+) -> None:
+    """Validate FILE, then merge it into your user catalog folder (atomically; a bad file changes nothing).
+
+    Example:  flopopt catalog import my-quotes.csv
+    """
+    from ..catalogs.manage import import_file
+
+    report = guarded(lambda: import_file(file))
+    typer.echo(f"imported {report.rows_imported} row(s) into {report.target} "
+               f"({report.rows_total} rows in your {report.catalog_file})")

@@ -1,0 +1,299 @@
+"""All rendering: rich tables, JSON (the DESIGN.md §5 contract) and markdown.
+
+Library results come in, strings go out; nothing here computes a number.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import asdict
+from typing import Any, Iterable, Sequence
+
+from ..optimizer.estimate import EstimateReport
+from ..optimizer.flops import FlopEstimate
+from ..optimizer.result import Plan, Result, SensitivityItem, plan_dict
+
+FORMATS = ("table", "json", "markdown")
+
+
+# ---------------------------------------------------------------------------
+# number formatting
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become null, tuples lists, nested."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return clean(value.item())
+    return value
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(clean(data), indent=2, ensure_ascii=False) + "\n"
+
+
+def usd(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"${value:,.0f}" if abs(value) >= 100 else f"${value:,.2f}"
+
+
+def hours_text(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value < 1:
+        return f"{value * 60:,.1f} min"
+    return f"{value:,.1f} h" if value < 100 else f"{value:,.0f} h"
+
+
+def days_text(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value / 24:,.1f} d"
+
+
+def flops_text(value: float) -> str:
+    return f"{value:.3g} FLOPs"
+
+
+def pct(value: float | None, signed: bool = True) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:+.0f}%" if signed else f"{value:.0f}%"
+
+
+def _table_to_text(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    for h in headers:
+        table.add_column(h, overflow="fold")
+    for r in rows:
+        table.add_row(*[str(c) for c in r])
+    buffer = io.StringIO()
+    Console(file=buffer, width=140, force_terminal=False, color_system=None).print(table)
+    return buffer.getvalue()
+
+
+def _markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def grid(fmt: str, title: str | None, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """One table in the chosen text format (table or markdown)."""
+    if fmt == "markdown":
+        return (f"### {title}\n\n" if title else "") + _markdown_table(headers, list(rows)) + "\n"
+    return _table_to_text(title, headers, list(rows)) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# estimate
+
+
+def estimate_dict(estimate: FlopEstimate) -> dict[str, Any]:
+    return {"total_flops": estimate.total_flops, "formula": estimate.formula, "terms": dict(estimate.terms)}
+
+
+def _terms_text(estimate: FlopEstimate) -> str:
+    return ", ".join(f"{k} = {v:.4g}" for k, v in estimate.terms.items())
+
+
+def render_estimate(report: EstimateReport, fmt: str) -> str:
+    if fmt == "json":
+        return to_json({
+            "job": report.job.model_dump(mode="json"),
+            "estimate": estimate_dict(report.estimate),
+            "per_gpu": [asdict(g) for g in report.per_gpu],
+        })
+    est = report.estimate
+    head = (f"{report.job.name}: {flops_text(est.total_flops)} = {est.formula}\n"
+            f"  terms: {_terms_text(est)}\n"
+            "  hours = FLOPs × (1 + buffer) / (GPUs × peak × attenuation × scale-out) / 3600\n\n")
+    if fmt == "markdown":
+        head = f"## {report.job.name}: FLOP estimate\n\n" + "\n".join(f"    {line}" for line in head.splitlines()) + "\n\n"
+    rows = [
+        (g.gpu, g.precision, f"{g.peak_tflops:,.1f}", g.scenario,
+         f"{g.attenuation:.2f} ({g.attenuation_low:.2f}–{g.attenuation_high:.2f})", pct(g.buffer * 100, False),
+         str(g.gpu_count), hours_text(g.hours), days_text(g.hours))
+        for g in report.per_gpu
+    ]
+    headers = ("GPU", "precision", "peak TFLOPS", "scenario", "attenuation", "buffer", "GPUs", "hours", "days")
+    return head + grid(fmt, "Hours per GPU type (before prices)", headers, rows)
+
+
+# ---------------------------------------------------------------------------
+# solve
+
+
+def sensitivity_dict(item: SensitivityItem) -> dict[str, Any]:
+    return {
+        item.category: item.name,
+        "assumption": item.assumption,
+        "plan": plan_dict(item.plan),
+        "hours": item.hours,
+        "cost_usd": item.cost_usd,
+        "delta_cost_pct": item.delta_cost_pct,
+        "deadline_met": item.deadline_met,
+        "within_budget": item.within_budget,
+        "skipped": item.skipped,
+        "summary": item.summary,
+        "believed_hours": item.believed_hours,
+    }
+
+
+def solve_dict(result: Result) -> dict[str, Any]:
+    return {
+        "status": result.status.value,
+        "job": result.job.model_dump(mode="json"),
+        "estimate": estimate_dict(result.estimate),
+        "plan": plan_dict(result.plan),
+        "candidates": [
+            {**(plan_dict(c.plan) or {}), "feasible": c.feasible, "reason": c.reason} for c in result.candidates
+        ],
+        "sensitivity": [sensitivity_dict(s) for s in result.sensitivity],
+        "break_even": result.break_even,
+        "risk": asdict(result.risk) if result.risk else {},
+        "binding": result.binding,
+        "explanation": result.explanation,
+        "alternatives": [plan_dict(p) for p in result.alternatives],
+        "excluded": result.excluded,
+        "model": asdict(result.stats),
+        "catalog": {"layers": list(result.catalog_layers), "warnings": list(result.warnings)},
+    }
+
+
+def plan_summary(plan: Plan) -> str:
+    where = f"{plan.provider} {plan.kind}"
+    if plan.instance_type:
+        where += f", {plan.instances} × {plan.instance_type}"
+    return (f"{plan.gpu_count} × {plan.gpu} at {plan.precision} — {where}: "
+            f"{hours_text(plan.hours)} ({days_text(plan.hours)}), {usd(plan.cost_usd)}")
+
+
+def plan_assumptions(plan: Plan) -> str:
+    extra = "; decode bound by memory bandwidth (roofline)" if plan.roofline_bound else ""
+    return (f"scenario {plan.scenario} · attenuation {plan.attenuation:.2f} "
+            f"(range {plan.attenuation_low:.2f}–{plan.attenuation_high:.2f}, row {plan.attenuation_source}, "
+            f"bottleneck: {plan.bottleneck}) · buffer {plan.buffer:.0%} · scale-out efficiency "
+            f"{plan.scale_efficiency:.3f} · {usd(plan.price_per_hour_usd)}/instance-h "
+            f"({usd(plan.price_per_gpu_hour_usd)}/GPU-h) as of {plan.price_as_of} · "
+            f"billed {hours_text(plan.billed_hours)} · memory {plan.need_gb_per_gpu:,.1f} of "
+            f"{plan.memory_gb:,.0f} GB per GPU{extra}")
+
+
+def _plan_rows(plans: Iterable[Plan]) -> list[tuple[str, ...]]:
+    return [
+        (str(p.gpu_count), p.gpu, p.precision, p.provider, p.kind, p.offer_id, hours_text(p.hours),
+         days_text(p.hours), usd(p.cost_usd), f"{p.attenuation:.2f}", f"{p.buffer:.0%}", p.price_as_of)
+        for p in plans
+    ]
+
+
+PLAN_HEADERS = ("GPUs", "GPU", "prec.", "provider", "kind", "offer", "hours", "days", "cost", "atten.",
+                "buffer", "price as of")
+
+
+def render_solve(result: Result, fmt: str) -> str:
+    if fmt == "json":
+        return to_json(solve_dict(result))
+    md = fmt == "markdown"
+    est = result.estimate
+    job = result.job
+    c = job.constraints
+    limits = ", ".join(
+        part for part in [
+            f"deadline {hours_text(c.deadline_hours)}" if c.deadline_hours else "",
+            f"budget {usd(c.budget_usd)}" if c.budget_usd else "",
+            f"max {c.max_gpus} GPUs" if c.max_gpus else "",
+            f"objective {job.objective}",
+        ] if part
+    )
+    out: list[str] = []
+    title = f"{job.name}: {result.status.value}"
+    out.append(f"# {title}\n\n" if md else f"{title}\n")
+    out.append(("- " if md else "  ") + f"FLOPs: {flops_text(est.total_flops)} = {est.formula}\n")
+    out.append(("- " if md else "  ") + f"terms: {_terms_text(est)}\n")
+    out.append(("- " if md else "  ") + f"limits: {limits}\n\n")
+    if result.plan is not None:
+        p = result.plan
+        out.append(("**Plan:** " if md else "PLAN  ") + plan_summary(p) + "\n")
+        out.append(("\n_Assumptions:_ " if md else "      ") + plan_assumptions(p) + "\n\n")
+    else:
+        out.append(("**No plan.** " if md else "NO PLAN  ") + f"binding: {result.binding}\n")
+        out.append(("" if md else "  ") + f"{result.explanation}\n\n")
+    if result.alternatives:
+        out.append(grid(fmt, "Next best (one per offer)", PLAN_HEADERS, _plan_rows(result.alternatives)))
+    if result.excluded:
+        rows = sorted(result.excluded.items(), key=lambda kv: -kv[1])
+        out.append(grid(fmt, "Why other candidates were not chosen", ("reason", "candidates"),
+                        [(k, f"{v:,}") for k, v in rows]))
+    if result.sensitivity:
+        rows2 = [
+            (s.category, s.name, s.assumption, "skipped" if s.skipped else (s.plan.label if s.plan else "no plan"),
+             hours_text(s.hours), usd(s.cost_usd), pct(s.delta_cost_pct),
+             "yes" if s.deadline_met else "NO", "yes" if s.within_budget else "NO", s.skipped or s.summary)
+            for s in result.sensitivity
+        ]
+        out.append(grid(fmt, "What could go wrong", ("type", "name", "mistaken belief / stress", "plan", "real hours",
+                                                     "real cost", "Δ cost", "deadline", "budget", "what happens"), rows2))
+    if result.break_even:
+        out.append(grid(fmt, "Break-even points", ("quantity", "value"),
+                        [(k, _be_text(v)) for k, v in result.break_even.items()]))
+    if result.risk:
+        r = result.risk
+        out.append(("### " if md else "") + f"Risk (Monte Carlo, {r.samples:,} samples, seed {r.seed})\n" + ("\n" if md else ""))
+        out.append(("- " if md else "  ") + f"P(deadline met) = {r.p_deadline:.0%}, P(within budget) = {r.p_budget:.0%}\n")
+        out.append(("- " if md else "  ") + f"hours P50 {hours_text(r.hours_p50)}, P90 {hours_text(r.hours_p90)}; "
+                   f"cost P50 {usd(r.cost_p50)}, P90 {usd(r.cost_p90)}\n\n")
+    s = result.stats
+    out.append(("_" if md else "") + f"model: {s.enumerated:,} candidates → {s.feasible:,} feasible → "
+               f"{s.after_pruning:,} after pruning dominated ones; MILP {s.variables} binary variables, "
+               f"{s.constraints} constraints, {s.solver} in {s.solve_seconds * 1000:.0f} ms; catalog: "
+               f"{', '.join(result.catalog_layers)}" + ("_" if md else "") + "\n")
+    for w in result.warnings:
+        out.append(w + "\n")
+    return "".join(out)
+
+
+def _be_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_be_text(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------
+# catalog
+
+
+def render_offer_list(table: "pd.DataFrame", fmt: str) -> str:  # noqa: F821
+    if fmt == "json":
+        return to_json({"offers": table.to_dict("records")})
+    rows = [
+        (r["offer_id"], r["provider"], r["kind"], r["gpu"], str(int(r["gpus_per_instance"])),
+         f"${r['price_per_hour_total_usd']:,.2f}", f"${r['price_per_gpu_hour_usd']:,.2f}", r["as_of"])
+        for r in table.to_dict("records")
+    ]
+    headers = ("offer", "provider", "kind", "GPU", "GPUs/inst.", "$/instance-h", "$/GPU-h", "as of")
+    return grid(fmt, f"{len(rows)} offers", headers, rows)
+
+
+def render_offer(offer: dict[str, Any], gpu: dict[str, Any], fmt: str) -> str:
+    keep = {k: v for k, v in offer.items() if k not in ("origin_row",)}
+    if fmt == "json":
+        return to_json({"offer": keep, "gpu": gpu})
+    rows = [(k, "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)) for k, v in keep.items()]
+    rows += [(f"gpu.{k}", "" if isinstance(v, float) and math.isnan(v) else str(v)) for k, v in gpu.items()]
+    return grid(fmt, str(offer["offer_id"]), ("field", "value"), rows)
