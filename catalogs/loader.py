@@ -175,11 +175,17 @@ def load_catalog(
     *,
     use_user_dir: bool = True,
     use_cache: bool = True,
+    use_bundled: bool = True,
     today: dt.date | None = None,
 ) -> Catalog:
-    """Load bundled + refreshed + user + ``catalog_dir`` layers; raise CatalogError listing every defect."""
+    """Load bundled + refreshed + user + ``catalog_dir`` layers; raise CatalogError listing every defect.
+
+    ``use_bundled=False`` (with ``catalog_dir``) loads a self-contained catalog, e.g. a test fixture.
+    """
     problems = ProblemList()
-    layers: list[tuple[str, Path, tuple[str, ...]]] = [("bundled", BUNDLED_DIR, CATALOG_FILES)]
+    layers: list[tuple[str, Path, tuple[str, ...]]] = []
+    if use_bundled:
+        layers.append(("bundled", BUNDLED_DIR, CATALOG_FILES))
     if use_cache:
         refreshed = refreshed_offers_path()
         if refreshed.exists():

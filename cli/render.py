@@ -239,14 +239,22 @@ def render_solve(result: Result, fmt: str) -> str:
         out.append(grid(fmt, "Why other candidates were not chosen", ("reason", "candidates"),
                         [(k, f"{v:,}") for k, v in rows]))
     if result.sensitivity:
-        rows2 = [
-            (s.category, s.name, s.assumption, "skipped" if s.skipped else (s.plan.label if s.plan else "no plan"),
-             hours_text(s.hours), usd(s.cost_usd), pct(s.delta_cost_pct),
-             "yes" if s.deadline_met else "NO", "yes" if s.within_budget else "NO", s.skipped or s.summary)
-            for s in result.sensitivity
-        ]
-        out.append(grid(fmt, "What could go wrong", ("type", "name", "mistaken belief / stress", "plan", "real hours",
-                                                     "real cost", "Δ cost", "deadline", "budget", "what happens"), rows2))
+        if md:
+            rows2 = [
+                (s.category, s.name, s.assumption, "skipped" if s.skipped else (s.plan.label if s.plan else "no plan"),
+                 hours_text(s.hours), usd(s.cost_usd), pct(s.delta_cost_pct),
+                 "yes" if s.deadline_met else "NO", "yes" if s.within_budget else "NO", s.skipped or s.summary)
+                for s in result.sensitivity
+            ]
+            out.append(grid(fmt, "What could go wrong", ("type", "name", "mistaken belief / stress", "plan",
+                                                         "real hours", "real cost", "Δ cost", "deadline", "budget",
+                                                         "what happens"), rows2))
+        else:
+            out.append("What could go wrong\n")
+            for s in result.sensitivity:
+                flag = "  " if s.skipped else ("ok" if s.deadline_met and s.within_budget else "!!")
+                out.append(f" {flag} {s.name:<17} {s.assumption}: {s.skipped or s.summary}\n")
+            out.append("\n")
     if result.break_even:
         out.append(grid(fmt, "Break-even points", ("quantity", "value"),
                         [(k, _be_text(v)) for k, v in result.break_even.items()]))

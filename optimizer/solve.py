@@ -89,6 +89,10 @@ class Planner:
         job = self.job.model_copy(update={"precision": precisions})
         return replace(self, job=job, expansion=expand(job, self.catalog, self.estimate, precisions))
 
+    def with_limits(self, *, deadline_hours: float | None, budget_usd: float | None) -> "Planner":
+        limits = self.job.constraints.model_copy(update={"deadline_hours": deadline_hours, "budget_usd": budget_usd})
+        return replace(self, job=self.job.model_copy(update={"constraints": limits}))
+
     def restricted(self, mask: pd.Series) -> "Planner":
         table = self.expansion.table[mask.to_numpy()].reset_index(drop=True)
         return replace(self, expansion=Expansion(table=table, excluded=dict(self.expansion.excluded)))
@@ -105,7 +109,10 @@ class Planner:
 
     def plan(self, assumptions: Assumptions | None = None, *, deadline_hours: float | None | str = "job",
              budget_usd: float | None | str = "job") -> Outcome:
-        cands = self.assess(assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd)
+        return self.choose(self.assess(assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd))
+
+    def choose(self, cands: CandidateSet) -> Outcome:
+        """Run the integer program over the surviving candidates."""
         survivors = cands.survivors
         options = JobOptions(
             name=self.job.name,

@@ -1,0 +1,340 @@
+"""What each estimation mistake would cost, how the plan holds up under stress, and
+how likely it is to land on time and on budget.
+
+Pitfalls (the seed's four decision traps) re-plan under a mistaken belief, then
+evaluate that plan under the realistic model:
+
+| pitfall           | mistaken belief                                              |
+|-------------------|--------------------------------------------------------------|
+| over_optimism     | attenuation 1.0 and no buffer (peak FLOP/s is achievable)     |
+| over_conservatism | attenuation at the low end of its range and a 50% buffer     |
+| tech_bias         | only the team's familiar GPU / provider is considered        |
+| empiricism        | the history scenario's attenuation applies to every candidate |
+
+Stress tests re-solve the realistic problem in a harder world: budget × 0.5,
+deadline × 0.5, precision one step up (fp8/int8 → bf16 → tf32 → fp32).
+
+The Monte Carlo draws the attenuation uniformly from each row's range widened by its
+uncertainty, [low·(1−u), high·(1+u)], with one common draw per sample (the same
+software stack is either good or bad on every candidate), and reports the *actual*
+hours (no buffer: the buffer is a planning reserve, not work).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .candidates import CandidateSet, dominated_mask
+from .performance import Assumptions, base_seconds_for, billed_hours, realistic_assumptions
+from .result import Plan, Result, Risk, SensitivityItem
+from .solve import Outcome, Planner, explain_infeasible, plan_from_row
+
+PRECISION_UP = {"int8": "bf16", "fp8": "bf16", "bf16": "tf32", "fp16": "tf32", "tf32": "fp32", "fp32": "fp32",
+                "fp64": "fp64"}
+MIN_ATTENUATION = 0.01
+
+
+def _pct(new: float, old: float) -> float:
+    return (new / old - 1.0) * 100.0 if old > 0 and math.isfinite(new) else math.nan
+
+
+def _limits_text(hours: float, cost: float, deadline: float | None, budget: float | None) -> str:
+    parts = []
+    if deadline is not None:
+        if hours <= deadline + 1e-9:
+            parts.append(f"meets the {deadline:,.0f} h deadline")
+        else:
+            parts.append(f"misses the {deadline:,.0f} h deadline by {(hours / deadline - 1) * 100:.0f}%")
+    if budget is not None:
+        if cost <= budget * (1 + 1e-12):
+            parts.append(f"stays within the ${budget:,.0f} budget")
+        else:
+            parts.append(f"overruns the ${budget:,.0f} budget by {(cost / budget - 1) * 100:.0f}%")
+    return " and ".join(parts) if parts else "no deadline or budget to miss"
+
+
+def _pitfall(planner: Planner, optimum: Plan, name: str, assumption: str,
+             mistaken: Outcome, realistic: Assumptions) -> SensitivityItem:
+    c = planner.job.constraints
+    if mistaken.chosen is None:
+        return SensitivityItem(
+            name=name, category="pitfall", assumption=assumption, plan=None, hours=math.nan, cost_usd=math.nan,
+            delta_cost_pct=math.nan, deadline_met=False, within_budget=False, skipped=None,
+            summary="under this belief no plan looks feasible, so the job would be wrongly declared "
+                    "impossible (or over-scoped)",
+        )
+    believed = mistaken.plan
+    assert believed is not None
+    real_row = planner.evaluate_plan(believed, realistic)
+    real = plan_from_row(real_row.to_dict())
+    deadline_met = c.deadline_hours is None or real.hours <= c.deadline_hours + 1e-9
+    within_budget = c.budget_usd is None or real.cost_usd <= c.budget_usd * (1 + 1e-12)
+    delta = _pct(real.cost_usd, optimum.cost_usd)
+    same = (believed.offer_id, believed.instances, believed.precision) == (
+        optimum.offer_id, optimum.instances, optimum.precision)
+    summary = (f"plans {believed.label} for {believed.hours:,.0f} h at ${believed.cost_usd:,.0f}; "
+               f"realistically needs {real.hours:,.0f} h and ${real.cost_usd:,.0f} "
+               f"({delta:+.0f}% vs the optimum) and {_limits_text(real.hours, real.cost_usd, c.deadline_hours, c.budget_usd)}")
+    if same:
+        summary += " — same choice as the realistic plan, only the forecast is off"
+    return SensitivityItem(
+        name=name, category="pitfall", assumption=assumption, plan=real, hours=real.hours, cost_usd=real.cost_usd,
+        delta_cost_pct=delta, deadline_met=deadline_met, within_budget=within_budget, skipped=None,
+        summary=summary, believed_hours=believed.hours,
+    )
+
+
+def _skipped(name: str, category: str, assumption: str, why: str) -> SensitivityItem:
+    return SensitivityItem(name=name, category=category, assumption=assumption, plan=None, hours=math.nan,
+                           cost_usd=math.nan, delta_cost_pct=math.nan, deadline_met=False, within_budget=False,
+                           skipped=why, summary=why)
+
+
+def pitfalls(planner: Planner, optimum: Plan) -> list[SensitivityItem]:
+    job = planner.job
+    realistic = realistic_assumptions(job)
+    items = [
+        _pitfall(planner, optimum, "over_optimism", "attenuation = 1.0 (peak FLOP/s) and no buffer",
+                 planner.plan(replace(realistic, attenuation_override=1.0, buffer_override=0.0)), realistic),
+        _pitfall(planner, optimum, "over_conservatism", "attenuation at the low end of its range and a 50% buffer",
+                 planner.plan(replace(realistic, attenuation_override=None, attenuation_point="low",
+                                      buffer_override=0.5)), realistic),
+    ]
+    familiar = job.familiar
+    if familiar is None or (familiar.gpu is None and familiar.provider is None):
+        items.append(_skipped("tech_bias", "pitfall", "only the familiar GPU/provider",
+                              "skipped: the job names no `familiar: {gpu, provider}`"))
+    else:
+        t = planner.expansion.table
+        mask = pd.Series(True, index=t.index)
+        if familiar.gpu:
+            mask &= t["gpu"].str.lower() == familiar.gpu.lower()
+        if familiar.provider:
+            mask &= t["provider"].str.lower() == familiar.provider.lower()
+        what = " on ".join(x for x in (familiar.gpu, familiar.provider) if x)
+        biased = planner.restricted(mask)
+        items.append(_pitfall(planner, optimum, "tech_bias", f"only {what} is considered",
+                              biased.plan(realistic), realistic))
+    history = job.history_scenario or "lab"
+    note = "" if job.history_scenario else " (no history_scenario given: lab benchmarks assumed)"
+    items.append(_pitfall(planner, optimum, "empiricism",
+                          f"the {history} scenario's attenuation is reused for every candidate{note}",
+                          planner.plan(replace(realistic, attenuation_scenario=history)), realistic))
+    return items
+
+
+def _stress(planner: Planner, optimum: Plan, name: str, assumption: str, stressed: Planner) -> SensitivityItem:
+    outcome = stressed.plan()
+    c = stressed.job.constraints
+    if outcome.chosen is None:
+        binding, why = explain_infeasible(stressed, outcome.candidates)
+        return SensitivityItem(name=name, category="stress", assumption=assumption, plan=None, hours=math.nan,
+                               cost_usd=math.nan, delta_cost_pct=math.nan, deadline_met=False,
+                               within_budget=False, skipped=None, summary=f"no plan ({binding} binds): {why}")
+    plan = outcome.plan
+    assert plan is not None
+    delta = _pct(plan.cost_usd, optimum.cost_usd)
+    return SensitivityItem(
+        name=name, category="stress", assumption=assumption, plan=plan, hours=plan.hours, cost_usd=plan.cost_usd,
+        delta_cost_pct=delta,
+        deadline_met=c.deadline_hours is None or plan.hours <= c.deadline_hours + 1e-9,
+        within_budget=c.budget_usd is None or plan.cost_usd <= c.budget_usd * (1 + 1e-12),
+        skipped=None,
+        summary=(f"the plan holds: {plan.label}, {plan.hours:,.0f} h, ${plan.cost_usd:,.0f}"
+                 if (plan.offer_id, plan.instances, plan.precision) == (optimum.offer_id, optimum.instances,
+                                                                        optimum.precision)
+                 else f"switch to {plan.label}: {plan.hours:,.0f} h, ${plan.cost_usd:,.0f} ({delta:+.0f}% cost)"),
+    )
+
+
+def stress_tests(planner: Planner, optimum: Plan) -> list[SensitivityItem]:
+    c = planner.job.constraints
+    budget = c.budget_usd if c.budget_usd is not None else optimum.cost_usd
+    deadline = c.deadline_hours if c.deadline_hours is not None else optimum.hours
+    b_note = "" if c.budget_usd is not None else " (no budget given: half the optimum's cost)"
+    d_note = "" if c.deadline_hours is not None else " (no deadline given: half the optimum's hours)"
+    items = [
+        _stress(planner, optimum, "budget_halved", f"budget × 0.5 = ${budget * 0.5:,.0f}{b_note}",
+                planner.with_limits(deadline_hours=c.deadline_hours, budget_usd=budget * 0.5)),
+        _stress(planner, optimum, "deadline_halved", f"deadline × 0.5 = {deadline * 0.5:,.1f} h{d_note}",
+                planner.with_limits(deadline_hours=deadline * 0.5, budget_usd=c.budget_usd)),
+    ]
+    raised = list(dict.fromkeys(PRECISION_UP[p] for p in planner.job.precision))
+    if raised == list(planner.job.precision):
+        items.append(_skipped("precision_up", "stress", "precision one step up",
+                              f"skipped: {', '.join(raised)} is already the highest precision step"))
+    else:
+        items.append(_stress(planner, optimum, "precision_up",
+                             f"precision {', '.join(planner.job.precision)} → {', '.join(raised)}",
+                             planner.with_precisions(raised)))
+    return items
+
+
+# ---------------------------------------------------------------------------
+# Break-even points
+
+
+def _hours_at(planner: Planner, row: pd.Series, attenuation: np.ndarray) -> np.ndarray:
+    """Planned hours of one candidate for each attenuation value (buffer and spot overhead kept)."""
+    frame = pd.DataFrame([row] * len(attenuation)).reset_index(drop=True)
+    seconds, _ = base_seconds_for(frame, planner.estimate, attenuation, np.full(len(attenuation), row["scale_efficiency"]))
+    overhead = float(row["interruption_overhead"]) if row["kind"] == "spot" and row["interruption_overhead"] == row["interruption_overhead"] else 0.0
+    return seconds * (1.0 + float(row["buffer"])) * (1.0 + overhead) / 3600.0
+
+
+def break_even(planner: Planner, outcome: Outcome, result: Result) -> dict[str, Any]:
+    plan, chosen = result.plan, outcome.chosen
+    assert plan is not None and chosen is not None
+    job = planner.job
+    out: dict[str, Any] = {}
+    if job.constraints.deadline_hours is not None:
+        deadline = job.constraints.deadline_hours
+        grid = np.linspace(MIN_ATTENUATION, 1.0, 991)
+        hours = _hours_at(planner, chosen, grid)
+        ok = grid[hours <= deadline]
+        out["attenuation_min"] = float(ok.min()) if ok.size else None
+        out["attenuation_min_note"] = (
+            f"below attenuation {ok.min():.2f} the chosen plan misses the {deadline:,.0f} h deadline "
+            f"(planned at {plan.attenuation:.2f})" if ok.size else "misses the deadline at any attenuation")
+    feasible = outcome.candidates.feasible
+    rivals = feasible[feasible["offer_id"] != plan.offer_id].sort_values(["cost_usd", "hours"])
+    if not rivals.empty:
+        r = rivals.iloc[0]
+        runner_units = float(r["instances"]) * float(r["billed_hours"])
+        plan_units = plan.instances * plan.billed_hours
+        out["runner_up"] = {
+            "offer_id": str(r["offer_id"]),
+            "gpu": str(r["gpu"]),
+            "gpu_count": int(r["gpu_count"]),
+            "cost_usd": float(r["cost_usd"]),
+            "price_per_hour_usd": float(r["hourly_cost_usd"]),
+            "wins_below_price_per_hour_usd": plan.cost_usd / runner_units if runner_units > 0 else None,
+            "chosen_loses_above_price_per_hour_usd": float(r["cost_usd"]) / plan_units if plan_units > 0 else None,
+        }
+    owned = feasible[feasible["kind"].isin(("owned", "edge"))]
+    rentals = feasible[~feasible["kind"].isin(("owned", "edge"))]
+    if not owned.empty and not rentals.empty:
+        out["own_vs_rent"] = own_vs_rent_break_even(owned, rentals)
+    return out
+
+
+def own_vs_rent_break_even(owned: pd.DataFrame, rentals: pd.DataFrame) -> dict[str, Any]:
+    """Utilisation u* at which the cheapest owned plan costs the same as the cheapest rental.
+
+    Owned cost at utilisation u: I·h·(capex/(Y·8760·u) + power + fee), I instances, h hours.
+    Setting it equal to the rental cost R gives u* = I·h·capex/(Y·8760) / (R − I·h·(power + fee)).
+    Owning wins above u*; sunk capex counts as zero, so u* = 0 for sunk machines.
+    """
+    o = owned.sort_values("cost_usd").iloc[0]
+    rent = rentals.sort_values("cost_usd").iloc[0]
+    inst_hours = float(o["instances"]) * float(o["billed_hours"])
+    sunk = bool(o["sunk"])
+    capex_per_hour_at_full_use = 0.0 if sunk else float(o["capex_usd"]) / (float(o["amortization_years"]) * 8760.0)
+    running = float(o["power_kw"]) * float(o["electricity_usd_per_kwh"]) + float(o["price_per_hour_usd"])
+    margin = float(rent["cost_usd"]) - inst_hours * running
+    if sunk:
+        u_star: float | None = 0.0
+    elif margin <= 0:
+        u_star = None
+    else:
+        u_star = inst_hours * capex_per_hour_at_full_use / margin
+    return {
+        "owned_offer_id": str(o["offer_id"]),
+        "rental_offer_id": str(rent["offer_id"]),
+        "rental_cost_usd": float(rent["cost_usd"]),
+        "utilization_break_even": u_star,
+        "note": ("capex is marked sunk: owning costs only power" if sunk else
+                 "running costs alone exceed renting: owning never wins" if u_star is None else
+                 f"owning beats renting when the machine is busy more than {u_star:.0%} of its life"
+                 + (" (never: > 100%)" if u_star > 1 else "")),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Monte Carlo
+
+
+def _attenuation_draws(rows: pd.DataFrame, uniforms: np.ndarray) -> np.ndarray:
+    """samples × candidates attenuation matrix from widened ranges (common random numbers)."""
+    low = rows["att_low"].to_numpy(float) * (1.0 - rows["uncertainty"].to_numpy(float))
+    high = np.minimum(rows["att_high"].to_numpy(float) * (1.0 + rows["uncertainty"].to_numpy(float)), 1.0)
+    return np.clip(low[None, :] + uniforms[:, None] * (high - low)[None, :], MIN_ATTENUATION, 1.0)
+
+
+def actual_hours_samples(planner: Planner, rows: pd.DataFrame, samples: int, seed: int) -> np.ndarray:
+    """samples × candidates matrix of actual hours (no buffer; spot overhead kept)."""
+    uniforms = np.random.default_rng(seed).random(samples)
+    att = _attenuation_draws(rows, uniforms)
+    out = np.empty_like(att)
+    scale = rows["scale_efficiency"].to_numpy(float)
+    overhead = np.where(rows["kind"].to_numpy() == "spot", rows["interruption_overhead"].fillna(0.0).to_numpy(float), 0.0)
+    for i in range(samples) if len(rows) > 1 else ():
+        seconds, _ = base_seconds_for(rows, planner.estimate, att[i], scale)
+        out[i] = seconds
+    if len(rows) == 1:  # the common case: vectorise over samples instead
+        frame = pd.DataFrame([rows.iloc[0]] * samples).reset_index(drop=True)
+        seconds, _ = base_seconds_for(frame, planner.estimate, att[:, 0], np.full(samples, scale[0]))
+        out[:, 0] = seconds
+    return out * (1.0 + overhead)[None, :] / 3600.0
+
+
+def monte_carlo(planner: Planner, chosen: pd.Series, samples: int, seed: int) -> Risk:
+    rows = pd.DataFrame([chosen]).reset_index(drop=True)
+    hours = actual_hours_samples(planner, rows, samples, seed)[:, 0]
+    billed = billed_hours(hours, np.full(samples, float(np.nan_to_num(chosen["billing_increment_hours"]))),
+                          np.full(samples, float(np.nan_to_num(chosen["min_hours"]))))
+    cost = float(chosen["instances"]) * float(chosen["hourly_cost_usd"]) * billed
+    c = planner.job.constraints
+    p_deadline = float(np.mean(hours <= c.deadline_hours)) if c.deadline_hours is not None else 1.0
+    p_budget = float(np.mean(cost <= c.budget_usd * (1 + 1e-12))) if c.budget_usd is not None else 1.0
+    return Risk(samples=samples, seed=seed, p_deadline=p_deadline, p_budget=p_budget,
+                hours_p50=float(np.percentile(hours, 50)), hours_p90=float(np.percentile(hours, 90)),
+                cost_p50=float(np.percentile(cost, 50)), cost_p90=float(np.percentile(cost, 90)))
+
+
+def plan_with_confidence(planner: Planner, confidence: float, samples: int, seed: int) -> Outcome:
+    """Cheapest plan whose sampled ``confidence``-quantile of actual hours meets the deadline
+    (a chance constraint P(hours ≤ deadline) ≥ confidence, via the sampled quantile)."""
+    deadline = planner.job.constraints.deadline_hours
+    cands = planner.assess(deadline_hours=None)
+    if deadline is None:
+        return planner.choose(cands)
+    t = cands.table.copy()
+    candidates = t[t["feasible"]]
+    if not candidates.empty:
+        hours = actual_hours_samples(planner, candidates.reset_index(drop=True), samples, seed)
+        quantile = np.quantile(hours, confidence, axis=0)
+        late = quantile > deadline + 1e-9
+        idx = candidates.index[late]
+        t.loc[idx, "feasible"] = False
+        t.loc[idx, "category"] = f"P{confidence * 100:.0f} hours miss deadline"
+        t.loc[idx, "reason"] = [f"P{confidence * 100:.0f} of actual hours is {q:,.0f} h, deadline {deadline:,.0f} h"
+                                for q in quantile[late]]
+    t["dominated"] = dominated_mask(t, None)
+    excluded = dict(cands.excluded)
+    excluded.pop("dominated (another plan is no slower and no dearer)", None)
+    for cat, n in t.loc[~t["feasible"], "category"].value_counts().items():
+        excluded[str(cat)] = int(n)
+    if t["dominated"].any():
+        excluded["dominated (another plan is no slower and no dearer)"] = int(t["dominated"].sum())
+    return planner.choose(CandidateSet(table=t, excluded=excluded))
+
+
+def analyse(planner: Planner, result: Result, *, samples: int, seed: int) -> Result:
+    """Attach pitfalls, stress tests, break-even points and the Monte Carlo risk."""
+    plan = result.plan
+    assert plan is not None
+    outcome = planner.plan()
+    chosen_mask = ((outcome.candidates.table["offer_id"] == plan.offer_id)
+                   & (outcome.candidates.table["instances"] == plan.instances)
+                   & (outcome.candidates.table["precision"] == plan.precision))
+    chosen = outcome.candidates.table[chosen_mask].iloc[0]
+    outcome = Outcome(outcome.candidates, outcome.solution, chosen)
+    items = tuple(pitfalls(planner, plan) + stress_tests(planner, plan))
+    return replace(result, sensitivity=items, break_even=break_even(planner, outcome, result),
+                   risk=monte_carlo(planner, chosen, samples, seed))
