@@ -152,7 +152,8 @@ def _cross_check(cat: dict[str, pd.DataFrame], problems: ProblemList) -> None:
     for idx in att.index[att["low"] > att["high"]]:
         add(att, idx, "low", f"low {att.at[idx, 'low']:g} is above high {att.at[idx, 'high']:g}")
     rental = offers["kind"].isin(schema.RENTAL_KINDS)
-    for idx in offers.index[rental & ~(offers["price_per_hour_usd"] > 0)]:
+    # Only an exact zero: negative and non-numeric prices were already reported cell by cell.
+    for idx in offers.index[rental & (offers["price_per_hour_usd"] == 0)]:
         add(offers, idx, "price_per_hour_usd",
             f"must be > 0 for a {offers.at[idx, 'kind']} offer (got {offers.at[idx, 'price_per_hour_usd']:g})")
     capex = offers["kind"].isin(schema.CAPEX_KINDS)

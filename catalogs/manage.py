@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..optimizer.errors import CatalogError, ProblemList
+from ..optimizer.errors import CatalogError, Problem, ProblemList
 from . import schema
 from .loader import Catalog, load_catalog, price_per_gpu_hour_usd, read_table, hourly_cost_usd
 from .paths import CATALOG_FILES, atomic_write_text, user_catalog_dir
@@ -30,6 +31,8 @@ def list_offers(catalog: Catalog, *, gpu: str | None = None, provider: str | Non
     ``gpu`` matches by prefix, case-insensitively, so ``H100`` finds H100-SXM, -PCIe and -NVL.
     """
     offers = catalog.offers.copy()
+    # Typed as float by the schema (so optional int columns can be empty); this one is required.
+    offers["gpus_per_instance"] = offers["gpus_per_instance"].astype(int)
     offers["price_per_hour_total_usd"] = hourly_cost_usd(offers)
     offers["price_per_gpu_hour_usd"] = price_per_gpu_hour_usd(offers)
     if gpu:
@@ -50,13 +53,34 @@ def detect_catalog_file(path: Path) -> str:
     problems.raise_if_any(CatalogError)
     assert raw is not None
     header = set(raw.columns)
-    for name, key in schema.KEYS.items():
-        if key[0] in header and (name != "attenuation.csv" or "low" in header):
-            if name == "gpus.csv" and "offer_id" in header:
-                continue
+    # Most specific first: offers and attenuation files have a gpu column too.
+    signatures = (("offers.csv", ("offer_id",)), ("attenuation.csv", ("scenario", "low")),
+                  ("gpus.csv", ("gpu", "memory_gb")), ("models.csv", ("name",)))
+    for name, needed in signatures:
+        if all(column in header for column in needed):
             return name
     raise CatalogError.at(str(path), "", "cannot tell which catalog this is: the header has none of "
                           "offer_id (offers), gpu+memory_gb (gpus), scenario+low (attenuation), name (models)")
+
+
+def _read_with_origin(path: Path) -> pd.DataFrame:
+    """Raw cells plus an ``_origin`` column: (file, CSV line) of every row."""
+    problems = ProblemList()
+    raw = schema.read_raw(str(path), problems)
+    problems.raise_if_any(CatalogError)
+    assert raw is not None
+    raw["_origin"] = [(str(path), int(index) + 2) for index in raw.index]
+    return raw
+
+
+def _relocate(problem: Problem, trial: str, origins: list[tuple[str, int]], incoming: str) -> Problem:
+    """Map a problem found in the merged scratch file back to the row's own file and line."""
+    if problem.file != trial:
+        return problem
+    if problem.row is not None and 2 <= problem.row < len(origins) + 2:
+        file, row = origins[problem.row - 2]
+        return dataclasses.replace(problem, file=file, row=row)
+    return dataclasses.replace(problem, file=incoming)
 
 
 @dataclass(frozen=True)
@@ -80,21 +104,26 @@ def import_file(path: Path) -> ImportReport:
     problems.raise_if_any(CatalogError)
     user_dir = user_catalog_dir()
     target = user_dir / name
-    raw_new = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw_new = _read_with_origin(path)
     if target.exists():
-        raw_old = pd.read_csv(target, dtype=str, keep_default_na=False)
+        raw_old = _read_with_origin(target)
         merged = pd.concat([raw_old, raw_new], ignore_index=True)
         merged = merged.drop_duplicates(subset=list(schema.KEYS[name]), keep="last")
     else:
         merged = raw_new
     columns = [c.name for c in schema.SCHEMAS[name] if c.name in merged.columns]
     text = merged[columns].to_csv(index=False)
+    origins: list[tuple[str, int]] = list(merged["_origin"])
     # Validate the would-be catalog (bundled + this user file) in a scratch folder first.
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
         trial = Path(scratch) / name
         trial.write_text(text, encoding="utf-8")
-        load_catalog(scratch)  # user layer too: its gpus.csv may define the GPUs used here
+        try:
+            load_catalog(scratch)  # user layer too: its gpus.csv may define the GPUs used here
+        except CatalogError as exc:
+            # Point at the file the user can fix, not at the scratch copy that is gone.
+            raise CatalogError([_relocate(p, str(trial), origins, str(path)) for p in exc.problems]) from None
     atomic_write_text(target, text)
     return ImportReport(target=target, catalog_file=name, rows_imported=len(incoming), rows_total=len(merged))

@@ -7,6 +7,7 @@ value and the rule it breaks — all of them at once, not the first one only.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
@@ -111,20 +112,52 @@ _TRUE = {"true", "yes", "1", "y"}
 _FALSE = {"false", "no", "0", "n", ""}
 
 
+HEADER_ROW = 1  # the header is line 1 of the file; problems with columns themselves point there
+
+
 def _row(index: int) -> int:
     return index + 2  # header is line 1 of the file
 
 
+def _record_lines(path: str) -> list[int]:
+    """The CSV line on which each data record starts.
+
+    pandas skips blank lines and lets a quoted cell span lines, so its row index
+    alone would point at the wrong line of the file.
+    """
+    lines: list[int] = []
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        end = 0
+        for record in reader:
+            start, end = end + 1, reader.line_num
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # a blank line, which pandas skips too
+            lines.append(start)
+    return lines[1:]  # the first record is the header
+
+
 def read_raw(path: str, problems: ProblemList) -> pd.DataFrame | None:
-    """Read a CSV as text cells; an unreadable file is one problem, not a traceback."""
+    """Read a CSV as text cells; an unreadable file is one problem, not a traceback.
+
+    The index is set so that ``index + 2`` is the record's line in the file (see ``_row``).
+    """
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
-                           comment=None, encoding="utf-8")
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                            comment=None, encoding="utf-8")
     except FileNotFoundError:
         problems.add(path, "", "file not found")
+        return None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
         problems.add(path, "", f"not a readable CSV file ({str(exc).splitlines()[0][:120]})")
-    return None
+        return None
+    try:
+        lines = _record_lines(path)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        lines = []
+    if len(lines) == len(frame):  # else keep pandas' numbering rather than guess
+        frame.index = pd.Index([line - 2 for line in lines])
+    return frame
 
 
 def coerce(raw: pd.DataFrame, columns: tuple[Column, ...], file: str, problems: ProblemList,
@@ -141,18 +174,21 @@ def coerce(raw: pd.DataFrame, columns: tuple[Column, ...], file: str, problems: 
 
             close = difflib.get_close_matches(str(name), list(known), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            problems.add(file, str(name), f"unknown column{hint} allowed: {', '.join(c.name for c in columns)}")
+            problems.add(file, str(name), f"unknown column{hint} allowed: {', '.join(c.name for c in columns)}",
+                         row=HEADER_ROW)
     today = today or dt.date.today()
     out = pd.DataFrame(index=raw.index)
     for col in columns:
-        if col.name not in raw.columns:
+        missing = col.name not in raw.columns
+        if missing:
             if col.required:
-                problems.add(file, col.name, "required column is missing")
+                # One problem for the header, not one more per row for the same cause.
+                problems.add(file, col.name, "required column is missing", row=HEADER_ROW)
             text = pd.Series([""] * len(raw), index=raw.index, dtype=str)
         else:
             text = raw[col.name].astype(str).str.strip()
         empty = text == ""
-        if col.required:
+        if col.required and not missing:
             for idx in text.index[empty]:
                 problems.add(file, col.name, "empty; a value is required", row=_row(int(idx)))
         if col.kind == "str":
@@ -191,7 +227,9 @@ def coerce(raw: pd.DataFrame, columns: tuple[Column, ...], file: str, problems: 
             dates = pd.to_datetime(text.where(~empty), errors="coerce", format="%Y-%m-%d")
             for idx in text.index[~empty & dates.isna()]:
                 problems.add(file, col.name, f"{text[idx]!r} is not a date YYYY-MM-DD", row=_row(int(idx)))
-            future = dates.notna() & (dates.dt.date > today)
+            # Compare as timestamps: ``.dt.date`` of an all-empty column stays datetime64,
+            # which cannot be compared with a date (a missing as_of column crashed here).
+            future = dates.notna() & (dates > pd.Timestamp(today))
             for idx in text.index[future]:
                 problems.add(file, col.name, f"{text[idx]} is in the future (today is {today})",
                              row=_row(int(idx)))

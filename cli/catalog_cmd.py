@@ -19,11 +19,22 @@ class SortKey(str, Enum):
     as_of = "as_of"
 
 
+class OfferKind(str, Enum):
+    """The ``kind`` values of offers.csv (optimizer.job.OFFER_KINDS); a typo is an error, not 0 offers."""
+
+    on_demand = "on_demand"
+    spot = "spot"
+    reserved = "reserved"
+    owned = "owned"
+    cluster_quote = "cluster_quote"
+    edge = "edge"
+
+
 @catalog_app.command("list")
 def list_(
     gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU name or prefix, e.g. H100 or A100-80GB."),
     provider: Optional[str] = typer.Option(None, "--provider", help="e.g. aws, gcp, lambda, owned."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="on_demand, spot, reserved, owned, cluster_quote, edge."),
+    kind: Optional[OfferKind] = typer.Option(None, "--kind", help="Offer kind, e.g. spot."),
     sort: SortKey = typer.Option(SortKey.price_per_gpu_hour, "--sort", help="Sort key."),
     catalog: Optional[Path] = CATALOG_OPTION,
     format: Format = FORMAT_OPTION,
@@ -38,7 +49,8 @@ def list_(
     from .render import render_offer_list
 
     cat = guarded(lambda: load_catalog(catalog))
-    table = guarded(lambda: list_offers(cat, gpu=gpu, provider=provider, kind=kind, sort=sort.value))
+    table = guarded(lambda: list_offers(cat, gpu=gpu, provider=provider,
+                                         kind=kind.value if kind else None, sort=sort.value))
     emit(render_offer_list(table, format.value), output)
     warning = cat.staleness_warning()
     if warning:

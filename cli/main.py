@@ -161,3 +161,5 @@ if __name__ == "__main__":  # pragma: no cover
 
 # Sub-command modules register themselves on ``app`` / ``catalog_app``.
 from . import catalog_cmd  # noqa: E402,F401
+from . import compare_cmd  # noqa: E402,F401
+from . import refresh_cmd  # noqa: E402,F401

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -98,8 +99,22 @@ class Risk(_Strict):
     @field_validator("buffer", mode="before")
     @classmethod
     def _percent(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().endswith("%"):
-            return float(value.strip()[:-1]) / 100.0
+        # Normalise here so a bad value gives one error on `risk.buffer` (not one per
+        # member of the "auto" | float union) and `true` is not read as a 100% buffer.
+        hint = f"must be 'auto' or a fraction in [0, 2], e.g. 0.3 or 30% (got {_describe(value)})"
+        if isinstance(value, bool):
+            raise ValueError(hint)
+        if isinstance(value, str):
+            text = value.strip()
+            if text == "auto":
+                return text
+            try:
+                number = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+            except ValueError:
+                raise ValueError(hint) from None
+            value = number
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(hint)
         return value
 
     @field_validator("buffer")
@@ -176,8 +191,14 @@ def _public_fields(model: type[BaseModel]) -> list[str]:
     return [name for name, info in model.model_fields.items() if not info.exclude]
 
 
+# Bounded repr: a few-hundred-byte YAML alias bomb expands to millions of list items,
+# and a plain repr() of such a value takes seconds to minutes and gigabytes.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+
+
 def _describe(value: Any) -> str:
-    text = repr(value)
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

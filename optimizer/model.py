@@ -31,9 +31,10 @@ import contextlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -70,6 +71,19 @@ class ModelSolution:
     seconds: float
 
 
+def _variable(prob: Any, name: str, low: float | None = None, cat: str = "Continuous") -> Any:
+    """PuLP ≥ 3.3 attaches variables to the problem (the 4.0 API); older PuLP builds them freely."""
+    import pulp
+
+    if hasattr(prob, "add_variable"):
+        return prob.add_variable(name, lowBound=low, cat=cat)
+    return pulp.LpVariable(name, lowBound=low, cat=cat)
+
+
+def _binary(prob: Any, name: str) -> Any:
+    return _variable(prob, name, cat="Binary")
+
+
 def _solver(name: SolverName) -> object:
     import pulp
 
@@ -78,7 +92,12 @@ def _solver(name: SolverName) -> object:
         if solver.available():
             return solver
         name = "cbc"  # HiGHS missing: fall back rather than fail
-    solver = pulp.PULP_CBC_CMD(msg=False)
+    solver = pulp.COIN_CMD(msg=False)
+    if not solver.available():
+        # PuLP 3.x still ships a CBC binary behind PULP_CBC_CMD, deprecated ahead of 4.0.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            solver = pulp.PULP_CBC_CMD(msg=False)
     if not solver.available():
         raise SolverError("no MILP solver available: install highspy (pip install highspy) or CBC")
     return solver
@@ -93,7 +112,7 @@ def solve_model(spec: ModelSpec, solver: SolverName = "highs") -> ModelSolution:
     engine = _solver(solver)
     prob = pulp.LpProblem("flopopt", pulp.LpMinimize)
     x = [
-        [pulp.LpVariable(f"x_{j}_{c}", cat="Binary") for c in range(len(job.cost_usd))]
+        [_binary(prob, f"x_{j}_{c}") for c in range(len(job.cost_usd))]
         for j, job in enumerate(spec.jobs)
     ]
     total_cost = pulp.lpSum(
@@ -104,7 +123,7 @@ def solve_model(spec: ModelSpec, solver: SolverName = "highs") -> ModelSolution:
         prob += pulp.lpSum(row) == 1, f"one_plan_{j}"
     makespan = None
     if spec.objective == "time":
-        makespan = pulp.LpVariable("T", lowBound=0)
+        makespan = _variable(prob, "T", low=0.0)
         # (2) makespan bounds every chosen plan's hours
         for j, job in enumerate(spec.jobs):
             prob += pulp.lpSum(float(job.hours[c]) * x[j][c] for c in range(len(job.hours))) <= makespan, f"makespan_{j}"

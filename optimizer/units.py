@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 
 _COUNT_SUFFIX = {
     "": 1.0,
@@ -33,19 +34,29 @@ class UnitError(ValueError):
     """A value that is not a number in any accepted notation."""
 
 
+# Bounded repr for messages: a YAML alias bomb can hand us a list of 10^8 items.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 60, 60
+
+
+def _show(value: object) -> str:
+    text = _REPR.repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _finite(value: float, text: object) -> float:
     if not math.isfinite(value):
-        raise UnitError(f"must be a finite number (got {text!r})")
+        raise UnitError(f"must be a finite number (got {_show(text)})")
     return value
 
 
 def _plain(value: object) -> float | None:
     if isinstance(value, bool):
-        raise UnitError(f"must be a number, not a boolean (got {value!r})")
+        raise UnitError(f"must be a number, not a boolean (got {_show(value)})")
     if isinstance(value, (int, float)):
         return _finite(float(value), value)
     if not isinstance(value, str):
-        raise UnitError(f"must be a number (got {type(value).__name__} {value!r})")
+        raise UnitError(f"must be a number (got {type(value).__name__} {_show(value)})")
     return None
 
 
@@ -57,7 +68,7 @@ def parse_count(value: object) -> float:
     match = _COUNT_RE.match(str(value))
     if not match:
         raise UnitError(
-            f"must be a number like 7B, 175M, 2T or 1.5e12 (got {value!r})"
+            f"must be a number like 7B, 175M, 2T or 1.5e12 (got {_show(value)})"
         )
     return _finite(float(match.group(1).replace("_", "")) * _COUNT_SUFFIX[match.group(2)], value)
 
@@ -69,7 +80,9 @@ def parse_money(value: object) -> float:
         return plain
     match = _MONEY_RE.match(str(value))
     if not match:
-        raise UnitError(f"must be an amount in USD like 50000, $50k or 2.5M (got {value!r})")
+        raise UnitError(
+            f"must be an amount in USD like 50000, $50k or 2.5M (got {_show(value)})"
+        )
     return _finite(float(match.group(1).replace("_", "")) * _COUNT_SUFFIX[match.group(2)], value)
 
 
@@ -81,7 +94,7 @@ def parse_hours(value: object) -> float:
     match = _DURATION_RE.match(str(value))
     if not match:
         raise UnitError(
-            f"must be a duration like 720, 720h, 30d, 2w or 90min (got {value!r})"
+            f"must be a duration like 720, 720h, 30d, 2w or 90min (got {_show(value)})"
         )
     unit = match.group(2) or "h"
     return _finite(float(match.group(1).replace("_", "")) * _DURATION_HOURS[unit], value)

@@ -1,0 +1,64 @@
+"""``flopopt compare``: one job, cloud vs local vs cluster quotes side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .main import (
+    CATALOG_OPTION,
+    EXIT_INFEASIBLE,
+    FORMAT_OPTION,
+    OUTPUT_OPTION,
+    Format,
+    _load,
+    app,
+    emit,
+    fail,
+    guarded,
+)
+
+
+@app.command()
+def compare(
+    job_file: Path = typer.Argument(..., help="Job YAML file (see examples/)."),
+    quotes: Optional[list[Path]] = typer.Option(
+        None, "--quotes", "-q",
+        help="Quotes CSV: offers.csv columns, or the short form provider,gpu,gpus,price_per_hour_usd,kind. "
+             "Repeat for several files."),
+    catalog: Optional[Path] = CATALOG_OPTION,
+    format: Format = FORMAT_OPTION,
+    output: Optional[Path] = OUTPUT_OPTION,
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Also write a PNG of cost vs time (Pareto front, deadline, budget, the choice)."),
+) -> None:
+    """Best plan per offer class (cloud on-demand, spot, owned, cluster quote, edge) and per quotes file,
+    the cost/time Pareto front, and what owning costs against renting.
+
+    Example:  flopopt compare examples/llama2-7b-pretrain.yaml --quotes examples/quotes/example-colo-quote-short.csv --plot compare.png
+
+    Exit codes: 0 a plan meets the limits, 2 invalid input, 3 nothing is feasible.
+    """
+    from ..optimizer.compare import compare as run_compare
+
+    def call() -> Any:
+        job, cat = _load(job_file, catalog)
+        return run_compare(job, cat, list(quotes or []))
+
+    comparison = guarded(call)
+    from .render_compare import render_compare
+
+    emit(render_compare(comparison, format.value), output)
+    if plot is not None:
+        from .plot import plot_comparison
+
+        try:
+            plot_comparison(comparison, plot)
+        except OSError as exc:
+            fail(f"{plot}: cannot write ({exc.strerror or exc})")
+        typer.echo(f"wrote {plot}", err=True)
+    if comparison.optimum is None:
+        typer.echo(f"infeasible: {comparison.binding}: {comparison.explanation}", err=True)
+        raise typer.Exit(EXIT_INFEASIBLE)

@@ -1,0 +1,326 @@
+"""``flopopt catalog refresh``: fetch live prices into the refresh cache and show what changed.
+
+Thin by design: ``catalogs.refresh.refresh`` does the work and returns a typed result;
+this module parses options, drives a progress bar, and renders. Rendering lives here
+rather than in ``cli/render.py`` because nothing else shows a refresh result.
+
+Exit codes (documented in the command's help):
+  0  every selected source refreshed (or was skipped for --region)
+  1  at least one source failed: one ``error:`` line each on stderr; its previously
+     cached prices are kept, the sources that worked were refreshed
+  2  the refresh could not run or be saved (bad --source/--url, another refresh
+     running, merged prices invalid, cache not writable): the cache is unchanged
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from .main import FORMAT_OPTION, Format, catalog_app, guarded
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from ..catalogs.refresh import OfferChange, RefreshProgress, RefreshResult
+
+EXIT_SOURCE_FAILED = 1
+MOVES_SHOWN = 10
+IDS_SHOWN = 5
+
+
+@catalog_app.command()
+def refresh(
+    source: list[str] | None = typer.Option(
+        None,
+        "--source",
+        "-s",
+        metavar="SOURCE",
+        help="Refresh only this source (repeatable): azure, skypilot, skypilot:<cloud> "
+        "(e.g. skypilot:aws), vast. Default: all.",
+    ),
+    region: str | None = typer.Option(
+        None,
+        "--region",
+        metavar="REGION",
+        help="Only this region, e.g. eastus or us-east-1; cached prices of other regions are kept.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Fetch and show what would change; write nothing."
+    ),
+    url: list[str] | None = typer.Option(
+        None,
+        "--url",
+        metavar="SOURCE=URL",
+        help="Fetch a source from another base URL, SOURCE=URL (repeatable), e.g. "
+        "azure=http://mirror/api/retail/prices, skypilot=http://mirror/catalogs/v7, "
+        "skypilot:gcp=http://mirror/gcp/vms.csv. Environment: FLOPOPT_AZURE_PRICES_URL, "
+        "FLOPOPT_SKYPILOT_CATALOG_URL, FLOPOPT_VAST_BUNDLES_URL.",
+    ),
+    format: Format = FORMAT_OPTION,
+) -> None:
+    """Fetch current GPU prices from public sources (no account needed) into the local price cache.
+
+    Sources: the Azure Retail Prices API, SkyPilot's public catalog CSVs (aws, gcp, azure,
+    lambda, runpod; FLOPOPT_SKYPILOT_CLOUDS changes the list) and the vast.ai marketplace
+    search. Refreshed prices override bundled ones; your imported rows (`catalog import`)
+    always win. Offline, `solve` keeps using the last good refresh, else the bundled catalog.
+
+    Example:  flopopt catalog refresh --source azure --region eastus --dry-run
+
+    Exit codes: 0 all sources refreshed; 1 some source failed (one error line each; its
+    previous prices are kept, the others were refreshed); 2 nothing could be done (bad
+    option, another refresh running, invalid result) and the cache is unchanged.
+    """
+    from ..catalogs.refresh import parse_url_overrides
+    from ..catalogs.refresh import refresh as run_refresh
+
+    overrides = guarded(lambda: parse_url_overrides(url or []))
+    with _ProgressBar() as on_progress:
+        result = guarded(
+            lambda: run_refresh(
+                source or None,
+                region=region,
+                dry_run=dry_run,
+                url_overrides=overrides,
+                progress=on_progress,
+            )
+        )
+    for outcome in result.failed:
+        typer.echo(f"error: {outcome.name}: {outcome.message}", err=True)
+    if format is Format.json:
+        typer.echo(json.dumps(result_dict(result), indent=2))
+    elif format is Format.markdown:
+        typer.echo(render_markdown(result), nl=False)
+    else:
+        render_table(result)
+    if result.failed:
+        raise typer.Exit(EXIT_SOURCE_FAILED)
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr, only when stderr is a terminal (never in pipes or CI logs)."""
+
+    def __enter__(self) -> Callable[[RefreshProgress], None] | None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            self._progress = None
+            return None
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} sources"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._progress.start()
+        task = self._progress.add_task("refreshing prices", total=None)
+        progress = self._progress
+
+        def update(event: RefreshProgress) -> None:
+            progress.update(
+                task,
+                total=event.feeds_total,
+                completed=event.feeds_done,
+                description=f"{event.feed}: {event.detail}",
+            )
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+# ---------------------------------------------------------------------------
+# rendering
+
+
+def _usd(value: float | None) -> str:
+    """Up to 4 decimals (cloud prices have them: 0.8107, 6.8021), never fewer than 2."""
+    if value is None:
+        return "—"
+    text = f"{value:,.4f}".rstrip("0")
+    return "$" + (text + "0" * (2 - len(text.split(".")[1])))
+
+
+def _pct(change: OfferChange) -> str:
+    pct = change.change_pct
+    if pct is None:
+        return "—"
+    return f"{pct:+.1f}%" if abs(pct) >= 1 else f"{pct:+.2f}%"
+
+
+def _ids(changes: tuple[OfferChange, ...]) -> str:
+    shown = ", ".join(c.offer_id for c in changes[:IDS_SHOWN])
+    more = f" … (+{len(changes) - IDS_SHOWN} more)" if len(changes) > IDS_SHOWN else ""
+    return shown + more
+
+
+def _outcome_note(result: RefreshResult, index: int) -> str:
+    outcome = result.outcomes[index]
+    if outcome.message:
+        return outcome.message
+    skipped = ", ".join(f"{n} {reason}" for reason, n in outcome.skipped[:3])
+    more = f" (+{len(outcome.skipped) - 3} more reasons)" if len(outcome.skipped) > 3 else ""
+    return f"skipped: {skipped}{more}" if skipped else ""
+
+
+def _summary_lines(result: RefreshResult) -> list[str]:
+    if not result.written and not result.dry_run:
+        return [f"no source refreshed: {result.cache_path} not changed"]
+    diff = result.diff
+    lines = [
+        f"{len(diff.added)} offer(s) added" + (f": {_ids(diff.added)}" if diff.added else ""),
+        f"{len(diff.removed)} offer(s) removed"
+        + (f": {_ids(diff.removed)}" if diff.removed else ""),
+        f"{len(diff.moves)} price(s) changed, {diff.unchanged} unchanged",
+    ]
+    if diff.replaced_as_of:
+        import datetime as dt
+
+        oldest, newest = diff.replaced_as_of
+        today = dt.date.fromisoformat(result.as_of)
+        ages = [(today - dt.date.fromisoformat(d)).days for d in (newest, oldest)]
+        span = oldest if oldest == newest else f"{oldest} … {newest}"
+        age = f"{ages[0]} days" if ages[0] == ages[1] else f"{ages[0]}–{ages[1]} days"
+        lines.append(f"replaced prices as of {span} ({age} old)")
+    if diff.replaced_cache_written_at:
+        lines.append(f"previous refresh written {diff.replaced_cache_written_at}")
+    if diff.shadowed_by_user:
+        lines.append(
+            f"{len(diff.shadowed_by_user)} refreshed offer(s) stay overridden by your imported "
+            "rows: " + ", ".join(diff.shadowed_by_user[:IDS_SHOWN])
+        )
+    if result.dry_run:
+        lines.append(
+            f"dry run: {result.cache_path} not changed ({result.rows_total} offers would be cached)"
+        )
+    else:
+        lines.append(f"wrote {result.rows_total} offers to {result.cache_path}")
+    return lines
+
+
+def render_table(result: RefreshResult) -> None:
+    """Rich tables on stdout: one row per source, then the biggest price moves, then a summary."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=False)
+    sources = Table(
+        title="Sources" + (f" (region {result.region})" if result.region else ""),
+        title_justify="left",
+    )
+    for column in ("source", "status", "offers", "last refresh", "note"):
+        sources.add_column(column, justify="right" if column == "offers" else "left")
+    for index, outcome in enumerate(result.outcomes):
+        sources.add_row(
+            outcome.name,
+            outcome.status.value,
+            str(outcome.offers) if outcome.offers else "—",
+            outcome.previous_refresh or "never",
+            _outcome_note(result, index),
+        )
+    console.print(sources)
+    if result.diff.moves:
+        moves = Table(
+            title=f"Biggest price moves (per instance-hour; top {MOVES_SHOWN})",
+            title_justify="left",
+        )
+        for column in ("offer", "gpu", "old", "new", "change", "old as_of"):
+            # Offer ids are what the user types next (`catalog show ID`): on a narrow
+            # terminal they fold onto a second line rather than losing characters.
+            moves.add_column(
+                column,
+                justify="right" if column in ("old", "new", "change") else "left",
+                overflow="fold" if column == "offer" else "ellipsis",
+                no_wrap=column != "offer",
+            )
+        for move in result.diff.moves[:MOVES_SHOWN]:
+            moves.add_row(
+                move.offer_id,
+                move.gpu,
+                _usd(move.old_price_per_hour_usd),
+                _usd(move.new_price_per_hour_usd),
+                _pct(move),
+                move.old_as_of or "—",
+            )
+        console.print(moves)
+    for line in _summary_lines(result):
+        console.print(line)
+
+
+def render_markdown(result: RefreshResult) -> str:
+    out = ["| source | status | offers | last refresh | note |", "|---|---|---:|---|---|"]
+    for index, outcome in enumerate(result.outcomes):
+        note = _outcome_note(result, index).replace("|", "\\|")
+        out.append(
+            f"| {outcome.name} | {outcome.status.value} | {outcome.offers} | "
+            f"{outcome.previous_refresh or 'never'} | {note} |"
+        )
+    if result.diff.moves:
+        out += [
+            "",
+            "| offer | gpu | old | new | change | old as_of |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        for move in result.diff.moves[:MOVES_SHOWN]:
+            out.append(
+                f"| {move.offer_id} | {move.gpu} | {_usd(move.old_price_per_hour_usd)} | "
+                f"{_usd(move.new_price_per_hour_usd)} | {_pct(move)} | {move.old_as_of or '—'} |"
+            )
+    out += [""] + [f"- {line}" for line in _summary_lines(result)]
+    return "\n".join(out) + "\n"
+
+
+def _change_dict(change: OfferChange) -> dict[str, Any]:
+    return {
+        "offer_id": change.offer_id,
+        "provider": change.provider,
+        "gpu": change.gpu,
+        "old_price_per_hour_usd": change.old_price_per_hour_usd,
+        "new_price_per_hour_usd": change.new_price_per_hour_usd,
+        "change_pct": change.change_pct,
+        "old_as_of": change.old_as_of,
+        "new_as_of": change.new_as_of,
+    }
+
+
+def result_dict(result: RefreshResult) -> dict[str, Any]:
+    """The JSON shape of a refresh (rows themselves are in the cache file, not repeated here)."""
+    diff = result.diff
+    return {
+        "as_of": result.as_of,
+        "region": result.region,
+        "dry_run": result.dry_run,
+        "written": result.written,
+        "cache_path": str(result.cache_path),
+        "rows_total": result.rows_total,
+        "sources": [
+            {
+                "name": o.name,
+                "status": o.status.value,
+                "url": o.url,
+                "offers": o.offers,
+                "pages": o.pages,
+                "skipped": dict(o.skipped),
+                "message": o.message,
+                "previous_refresh": o.previous_refresh,
+            }
+            for o in result.outcomes
+        ],
+        "diff": {
+            "added": [_change_dict(c) for c in diff.added],
+            "removed": [_change_dict(c) for c in diff.removed],
+            "moves": [_change_dict(c) for c in diff.moves],
+            "unchanged": diff.unchanged,
+            "replaced_as_of": list(diff.replaced_as_of) if diff.replaced_as_of else None,
+            "replaced_cache_written_at": diff.replaced_cache_written_at,
+            "shadowed_by_user": list(diff.shadowed_by_user),
+        },
+    }

@@ -1,0 +1,171 @@
+"""The integer program against brute force, plus the invariants an optimiser must keep."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import gpu_row, offer_row
+from flopopt.optimizer.job import parse_job
+from flopopt.optimizer.model import JobOptions, ModelSpec, solve_model
+from flopopt.optimizer.solve import solve
+
+SOLVERS = ["highs", "cbc"]
+
+# Interconnect efficiencies per doubling: the documented defaults of performance.py.
+EFFICIENCY = {"nvlink": 0.98, "infiniband": 0.97, "pcie": 0.93, "ethernet": 0.90}
+
+
+def oracle_hours(flops: float, buffer: float, gpus: int, per_instance: int, instances: int, peak_tflops: float,
+                 attenuation: float, interconnect: str) -> float:
+    """DESIGN.md §3, written out independently: FLOPs·(1+buffer)/(n·peak·att·scale)/3600."""
+    inter = "infiniband" if interconnect == "infiniband" or (interconnect == "nvlink" and per_instance >= 8) \
+        else "ethernet"
+    scale = EFFICIENCY[interconnect] ** math.log2(per_instance) * EFFICIENCY[inter] ** math.log2(instances)
+    return flops * (1 + buffer) / (gpus * peak_tflops * 1e12 * attenuation * scale) / 3600
+
+
+def oracle_cost(hours: float, instances: int, price: float, increment: float, minimum: float) -> float:
+    billed = math.ceil(hours / increment - 1e-9) * increment if increment > 0 else hours
+    return instances * price * max(billed, minimum)
+
+
+def counts(cap: int) -> list[int]:
+    out = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= cap]
+    return out + ([cap] if out[-1] != cap else [])
+
+
+offer_strategy = st.fixed_dictionaries({
+    "gpu": st.sampled_from(["G1", "G2", "G3"]),
+    "per_instance": st.sampled_from([1, 2, 4, 8]),
+    "price": st.floats(0.2, 40.0),
+    "increment": st.sampled_from([0.0, 1 / 60, 1.0]),
+    "minimum": st.sampled_from([0.0, 1.0, 10.0]),
+    "max_instances": st.integers(1, 6),
+    "kind": st.sampled_from(["on_demand", "owned"]),
+    "interconnect": st.sampled_from(["nvlink", "pcie", "infiniband", "ethernet"]),
+})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    offers=st.lists(offer_strategy, min_size=1, max_size=5),
+    total_flops=st.floats(1e17, 1e20),
+    deadline=st.floats(0.5, 500.0),
+    budget=st.floats(5.0, 5e4),
+    objective=st.sampled_from(["cost", "time"]),
+    solver=st.sampled_from(SOLVERS),
+)
+def test_milp_equals_brute_force(make_catalog: Any, offers: list[dict[str, Any]], total_flops: float,
+                                 deadline: float, budget: float, objective: str, solver: str) -> None:
+    peaks = {"G1": 20.0, "G2": 60.0, "G3": 150.0}
+    gpus = [gpu_row(g, peak_tflops_fp32=p) for g, p in peaks.items()]
+    rows = []
+    for i, o in enumerate(offers):
+        extra: dict[str, Any] = {}
+        if o["kind"] == "owned":  # owned: amortised capex + power is the hourly cost, no billing rounding
+            extra = dict(capex_usd=50000, amortization_years=4, utilization=0.5, power_kw=1.0,
+                         electricity_usd_per_kwh=0.1, sunk="false", price_per_hour_usd=0)
+        rows.append(offer_row(f"o{i}", o["gpu"], round(o["price"], 4), kind=o["kind"],
+                              gpus_per_instance=o["per_instance"], billing_increment_hours=o["increment"],
+                              min_hours=o["minimum"], max_instances=o["max_instances"],
+                              interconnect=o["interconnect"], **extra))
+    catalog = make_catalog(gpus, rows)
+    job = parse_job({"workload": {"kind": "custom", "total_flops": total_flops}, "precision": ["fp32"],
+                     "scenario": "cloud", "objective": objective,
+                     "constraints": {"deadline_hours": deadline, "budget_usd": budget}})
+    result = solve(job, catalog, solver=solver, sensitivity=False)  # type: ignore[arg-type]
+
+    # Brute force over every (offer, instances) candidate; cloud scenario: 0.3–0.5 → 0.4, buffer 0.35.
+    best: tuple[float, float] | None = None
+    for i, o in enumerate(offers):
+        hourly = o["price"] if o["kind"] != "owned" else 50000 / (4 * 8760 * 0.5) + 1.0 * 0.1
+        hourly = round(o["price"], 4) if o["kind"] != "owned" else hourly
+        for inst in counts(o["max_instances"]):
+            n = inst * o["per_instance"]
+            hours = oracle_hours(total_flops, 0.35, n, o["per_instance"], inst, peaks[o["gpu"]], 0.4,
+                                 o["interconnect"])
+            if o["kind"] == "owned":
+                cost = inst * hourly * hours
+            else:
+                cost = oracle_cost(hours, inst, hourly, o["increment"], o["minimum"])
+            if hours <= deadline and cost <= budget:
+                key = (cost, hours) if objective == "cost" else (hours, cost)
+                best = key if best is None or key < best else best
+    if best is None:
+        assert result.plan is None
+        assert result.binding is not None
+    else:
+        assert result.plan is not None
+        got = (result.plan.cost_usd, result.plan.hours) if objective == "cost" else (
+            result.plan.hours, result.plan.cost_usd)
+        assert got[0] == pytest.approx(best[0], rel=1e-6)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_portfolio_shared_quota_and_budget(solver: str) -> None:
+    """Two jobs both want offer A's single machine; the quota row forces one onto B."""
+    a = JobOptions("j1", np.array([10.0, 30.0]), np.array([5.0, 5.0]), np.array(["A", "B"]), np.array([1.0, 1.0]))
+    b = JobOptions("j2", np.array([12.0, 20.0]), np.array([5.0, 5.0]), np.array(["A", "B"]), np.array([1.0, 1.0]))
+    free = solve_model(ModelSpec([a, b]), solver)  # type: ignore[arg-type]
+    assert free.choice == (0, 0) and free.objective_value == pytest.approx(22.0)
+    shared = solve_model(ModelSpec([a, b], quotas={"A": 1}), solver)  # type: ignore[arg-type]
+    # Brute force: (A,B)=10+20=30, (B,A)=30+12=42 → j1 on A, j2 on B.
+    assert shared.choice == (0, 1) and shared.objective_value == pytest.approx(30.0)
+    broke = solve_model(ModelSpec([a, b], quotas={"A": 1}, budget_usd=29.0), solver)  # type: ignore[arg-type]
+    assert broke.status == "infeasible"
+
+
+def test_time_objective_breaks_ties_on_cost() -> None:
+    job = JobOptions("j", np.array([50.0, 20.0, 90.0]), np.array([3.0, 3.0, 7.0]), np.array(["A", "B", "C"]),
+                     np.array([1.0, 1.0, 1.0]))
+    sol = solve_model(ModelSpec([job], objective="time"))
+    assert sol.choice == (1,)
+
+
+def _simple(make_catalog: Any, prices: dict[str, float]) -> Any:
+    gpus = [gpu_row("G1", peak_tflops_fp32=20.0), gpu_row("G2", peak_tflops_fp32=60.0)]
+    offers = [offer_row(k, "G1" if k.startswith("slow") else "G2", v, max_instances=4) for k, v in prices.items()]
+    return make_catalog(gpus, offers)
+
+
+def _job(deadline: float | None = None, budget: float | None = None, flops: float = 1e18) -> Any:
+    limits = {k: v for k, v in {"deadline_hours": deadline, "budget_usd": budget}.items() if v is not None}
+    return parse_job({"workload": {"kind": "custom", "total_flops": flops}, "precision": ["fp32"],
+                      "scenario": "cloud", "constraints": limits})
+
+
+def test_more_budget_never_costs_more(make_catalog: Any) -> None:
+    catalog = _simple(make_catalog, {"slow": 1.0, "fast": 2.5})
+    costs = []
+    for budget in (40.0, 80.0, 1e6):
+        result = solve(_job(deadline=10.0, budget=budget), catalog, sensitivity=False)
+        costs.append(result.plan.cost_usd if result.plan else math.inf)
+    assert costs == sorted(costs, reverse=True)
+
+
+def test_tighter_deadline_never_costs_less(make_catalog: Any) -> None:
+    catalog = _simple(make_catalog, {"slow": 1.0, "fast": 2.5})
+    costs = []
+    for deadline in (100.0, 10.0, 3.0, 1.0):
+        result = solve(_job(deadline=deadline), catalog, sensitivity=False)
+        costs.append(result.plan.cost_usd if result.plan else math.inf)
+    assert costs == sorted(costs)
+
+
+def test_cheaper_copy_of_chosen_offer_wins(make_catalog: Any) -> None:
+    catalog = _simple(make_catalog, {"slow": 1.0, "fast": 2.5})
+    first = solve(_job(deadline=10.0), catalog, sensitivity=False)
+    assert first.plan is not None
+    chosen = first.plan
+    gpus = [gpu_row("G1", peak_tflops_fp32=20.0), gpu_row("G2", peak_tflops_fp32=60.0)]
+    offers = [offer_row("slow", "G1", 1.0, max_instances=4), offer_row("fast", "G2", 2.5, max_instances=4),
+              offer_row("copy", chosen.gpu, chosen.price_per_hour_usd * 0.9, max_instances=4)]
+    second = solve(_job(deadline=10.0), make_catalog(gpus, offers), sensitivity=False)
+    assert second.plan is not None and second.plan.offer_id == "copy"
+    assert second.plan.cost_usd == pytest.approx(chosen.cost_usd * 0.9)
