@@ -131,7 +131,7 @@ def _merge(base: pd.DataFrame | None, layer: pd.DataFrame, key: tuple[str, ...])
     return combined.drop_duplicates(subset=list(key), keep="last").reset_index(drop=True)
 
 
-def _cross_check(cat: dict[str, pd.DataFrame], problems: ProblemList) -> None:
+def cross_check(cat: dict[str, pd.DataFrame], problems: ProblemList) -> None:
     """Rules that span columns or files."""
     gpus, offers, att = cat["gpus.csv"], cat["offers.csv"], cat["attenuation.csv"]
     known = set(gpus["gpu"])
@@ -214,7 +214,7 @@ def load_catalog(
         for name, table in tables.items():
             merged[name] = _merge(merged[name], table, schema.KEYS[name])
     final = {name: (t if t is not None else pd.DataFrame()) for name, t in merged.items()}
-    _cross_check(final, problems)
+    cross_check(final, problems)
     problems.raise_if_any(CatalogError)
     gpus = final["gpus.csv"].set_index("gpu", drop=False)
     return Catalog(gpus=gpus, offers=final["offers.csv"], attenuation=final["attenuation.csv"],

@@ -13,7 +13,7 @@ from .main import (
     FORMAT_OPTION,
     OUTPUT_OPTION,
     Format,
-    _load,
+    load_inputs,
     app,
     emit,
     fail,
@@ -44,7 +44,7 @@ def compare(
     from ..optimizer.compare import compare as run_compare
 
     def call() -> Any:
-        job, cat = _load(job_file, catalog)
+        job, cat = load_inputs(job_file, catalog)
         return run_compare(job, cat, list(quotes or []))
 
     comparison = guarded(call)

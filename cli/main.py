@@ -87,7 +87,8 @@ def emit(text: str, output: Optional[Path]) -> None:
     typer.echo(f"wrote {output}", err=True)
 
 
-def _load(job_file: Path, catalog_dir: Optional[Path]) -> tuple[Any, Any]:
+def load_inputs(job_file: Path, catalog_dir: Optional[Path]) -> tuple[Any, Any]:
+    """Job and catalog, the inputs of every planning command."""
     from ..catalogs.loader import load_catalog
     from ..optimizer.job import load_job
 
@@ -118,7 +119,7 @@ def solve(
     from ..optimizer.solve import solve as run_solve
 
     def call() -> Any:
-        job, cat = _load(job_file, catalog)
+        job, cat = load_inputs(job_file, catalog)
         return run_solve(job, cat, solver=solver.value, sensitivity=not no_sensitivity,
                          samples=samples, seed=seed, confidence=confidence)
 
@@ -144,7 +145,7 @@ def estimate(
     """
     from ..optimizer.estimate import estimate_job
 
-    report = guarded(lambda: estimate_job(*_load(job_file, catalog)))
+    report = guarded(lambda: estimate_job(*load_inputs(job_file, catalog)))
     from .render import render_estimate
 
     emit(render_estimate(report, format.value), output)
@@ -155,11 +156,11 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 # Sub-command modules register themselves on ``app`` / ``catalog_app``.
 from . import catalog_cmd  # noqa: E402,F401
 from . import compare_cmd  # noqa: E402,F401
 from . import refresh_cmd  # noqa: E402,F401
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..catalogs import schema
-from ..catalogs.loader import HOURS_PER_YEAR, Catalog, _cross_check, read_table
+from ..catalogs.loader import HOURS_PER_YEAR, Catalog, cross_check, read_table
 from .candidates import CandidateSet
 from .errors import InputError, ProblemList
 from .flops import FlopEstimate
@@ -287,7 +287,7 @@ def read_quotes(path: Path, catalog: Catalog, problems: ProblemList) -> QuoteFil
         offers = _short_form_offers(raw, path, problems)
         form = "short"
     cross = ProblemList()
-    _cross_check({"gpus.csv": catalog.gpus, "offers.csv": offers,
+    cross_check({"gpus.csv": catalog.gpus, "offers.csv": offers,
                   "attenuation.csv": catalog.attenuation}, cross)
     problems.items.extend(p for p in cross.items if p.file == file)
     return QuoteFile(path, form, offers)

@@ -81,34 +81,37 @@ def realistic_assumptions(job: Job) -> Assumptions:
     )
 
 
+ATTENUATION_COLUMNS = ("att_low", "att_high", "uncertainty", "bottleneck", "att_source")
+
+
 def lookup_attenuation(
     attenuation: pd.DataFrame, scenario: np.ndarray, workload: str, gpu: np.ndarray
 ) -> pd.DataFrame:
     """Most specific row wins: (scenario, workload, gpu) > (scenario, workload) >
     (scenario, any, gpu) > (scenario, any). Returns low/high/uncertainty/bottleneck/source."""
-    table = attenuation
-    keys = pd.DataFrame({"scenario": scenario, "gpu": gpu})
-    unique = keys.drop_duplicates()
-    rows = []
-    for sc, g in unique.itertuples(index=False):
-        rows.append(_most_specific(table, str(sc), workload, str(g)))
-    found = pd.DataFrame(rows, index=pd.MultiIndex.from_frame(unique))
-    return found.reindex(pd.MultiIndex.from_frame(keys)).reset_index(drop=True)
+    index = {
+        (str(r["scenario"]), str(r["workload"]), str(r["gpu"])): r
+        for r in attenuation.to_dict("records")
+    }  # later rows (calibration, user layers) overwrite earlier ones with the same key
+    found: dict[tuple[str, str], tuple[object, ...]] = {}
+    columns: list[list[object]] = [[] for _ in ATTENUATION_COLUMNS]
+    for sc, g in zip(scenario, gpu):
+        key = (str(sc), str(g))
+        if key not in found:
+            found[key] = _most_specific(index, key[0], workload, key[1])
+        for column, value in zip(columns, found[key]):
+            column.append(value)
+    return pd.DataFrame(dict(zip(ATTENUATION_COLUMNS, columns)))
 
 
-def _most_specific(table: pd.DataFrame, scenario: str, workload: str, gpu: str) -> dict[str, object]:
-    in_scenario = table[table["scenario"] == scenario]
+def _most_specific(index: dict[tuple[str, str, str], dict[str, object]], scenario: str, workload: str,
+                   gpu: str) -> tuple[object, ...]:
     for wl, g in ((workload, gpu), (workload, ""), ("any", gpu), ("any", "")):
-        match = in_scenario[(in_scenario["workload"] == wl) & (in_scenario["gpu"] == g)]
-        if not match.empty:
-            row = match.iloc[-1]
-            return {
-                "att_low": float(row["low"]),
-                "att_high": float(row["high"]),
-                "uncertainty": float(row["uncertainty"]),
-                "bottleneck": str(row["bottleneck"]),
-                "att_source": f"{scenario}/{wl}" + (f"/{g}" if g else ""),
-            }
+        row = index.get((scenario, wl, g))
+        if row is not None:
+            source = f"{scenario}/{wl}" + (f"/{g}" if g else "")
+            return (float(row["low"]), float(row["high"]), float(row["uncertainty"]),  # type: ignore[arg-type]
+                    str(row["bottleneck"]), source)
     raise KeyError(f"no attenuation row for scenario {scenario!r}")
 
 

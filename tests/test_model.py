@@ -70,11 +70,12 @@ def test_milp_equals_brute_force(make_catalog: Any, offers: list[dict[str, Any]]
         extra: dict[str, Any] = {}
         if o["kind"] == "owned":  # owned: amortised capex + power is the hourly cost, no billing rounding
             extra = dict(capex_usd=50000, amortization_years=4, utilization=0.5, power_kw=1.0,
-                         electricity_usd_per_kwh=0.1, sunk="false", price_per_hour_usd=0)
+                         electricity_usd_per_kwh=0.1, sunk="false", price_per_hour_usd=0,
+                         billing_increment_hours=0, min_hours=0)
         rows.append(offer_row(f"o{i}", o["gpu"], round(o["price"], 4), kind=o["kind"],
-                              gpus_per_instance=o["per_instance"], billing_increment_hours=o["increment"],
-                              min_hours=o["minimum"], max_instances=o["max_instances"],
-                              interconnect=o["interconnect"], **extra))
+                              **{"gpus_per_instance": o["per_instance"], "billing_increment_hours": o["increment"],
+                                 "min_hours": o["minimum"], "max_instances": o["max_instances"],
+                                 "interconnect": o["interconnect"], **extra}))
     catalog = make_catalog(gpus, rows)
     job = parse_job({"workload": {"kind": "custom", "total_flops": total_flops}, "precision": ["fp32"],
                      "scenario": "cloud", "objective": objective,
