@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -124,8 +124,12 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+PLAN_FIELDS = tuple(f.name for f in fields(Plan))
+
+
 def plan_dict(plan: Plan | None) -> dict[str, Any] | None:
+    """Plan as a JSON-ready dict (flat, so no deep copy as ``asdict`` would make)."""
     if plan is None:
         return None
-    data = asdict(plan)
-    return {k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in data.items()}
+    values = ((name, getattr(plan, name)) for name in PLAN_FIELDS)
+    return {k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in values}

@@ -180,11 +180,17 @@ def stress_tests(planner: Planner, optimum: Plan) -> list[SensitivityItem]:
 
 
 def _hours_at(planner: Planner, row: pd.Series, attenuation: np.ndarray) -> np.ndarray:
-    """Planned hours of one candidate for each attenuation value (buffer and spot overhead kept)."""
-    frame = pd.DataFrame([row] * len(attenuation)).reset_index(drop=True)
-    seconds, _ = base_seconds_for(frame, planner.estimate, attenuation, np.full(len(attenuation), row["scale_efficiency"]))
-    overhead = float(row["interruption_overhead"]) if row["kind"] == "spot" and row["interruption_overhead"] == row["interruption_overhead"] else 0.0
-    return seconds * (1.0 + float(row["buffer"])) * (1.0 + overhead) / 3600.0
+    """Planned hours of one candidate for each attenuation value (buffer and spot overhead kept).
+
+    A one-row frame broadcasts against the attenuation vector, so this is one numpy pass.
+    """
+    frame = pd.DataFrame([row]).reset_index(drop=True)
+    seconds, _ = base_seconds_for(frame, planner.estimate, attenuation, np.asarray([row["scale_efficiency"]]))
+    return seconds * (1.0 + float(row["buffer"])) * (1.0 + _spot_overhead(frame)[0]) / 3600.0
+
+
+def _spot_overhead(rows: pd.DataFrame) -> np.ndarray:
+    return np.where(rows["kind"].to_numpy() == "spot", rows["interruption_overhead"].fillna(0.0).to_numpy(float), 0.0)
 
 
 def break_even(planner: Planner, outcome: Outcome, result: Result) -> dict[str, Any]:
@@ -270,17 +276,11 @@ def actual_hours_samples(planner: Planner, rows: pd.DataFrame, samples: int, see
     """samples × candidates matrix of actual hours (no buffer; spot overhead kept)."""
     uniforms = np.random.default_rng(seed).random(samples)
     att = _attenuation_draws(rows, uniforms)
-    out = np.empty_like(att)
     scale = rows["scale_efficiency"].to_numpy(float)
-    overhead = np.where(rows["kind"].to_numpy() == "spot", rows["interruption_overhead"].fillna(0.0).to_numpy(float), 0.0)
-    for i in range(samples) if len(rows) > 1 else ():
-        seconds, _ = base_seconds_for(rows, planner.estimate, att[i], scale)
-        out[i] = seconds
-    if len(rows) == 1:  # the common case: vectorise over samples instead
-        frame = pd.DataFrame([rows.iloc[0]] * samples).reset_index(drop=True)
-        seconds, _ = base_seconds_for(frame, planner.estimate, att[:, 0], np.full(samples, scale[0]))
-        out[:, 0] = seconds
-    return out * (1.0 + overhead)[None, :] / 3600.0
+    seconds = np.empty_like(att)
+    for j in range(len(rows)):  # one numpy pass per candidate, broadcasting over the samples
+        seconds[:, j], _ = base_seconds_for(rows.iloc[[j]], planner.estimate, att[:, j], scale[j:j + 1])
+    return seconds * (1.0 + _spot_overhead(rows))[None, :] / 3600.0
 
 
 def monte_carlo(planner: Planner, chosen: pd.Series, samples: int, seed: int) -> Risk:
