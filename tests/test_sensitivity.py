@@ -1,0 +1,174 @@
+"""Pitfalls, stress tests, break-even and Monte Carlo against hand-worked consequences (issue 6).
+
+Arithmetic shared by the cases: F = 1e18 FLOPs at fp32 on a 20 TFLOP/s GPU "G" at $1/h,
+cloud scenario 0.3–0.5 → 0.4 with buffer 0.35: one GPU needs 46.875 h. Several single-GPU
+instances scale over Ethernet at 0.90 per doubling.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from conftest import gpu_row, offer_row
+from flopopt.cli.main import app
+from flopopt.optimizer.job import parse_job
+from flopopt.optimizer.solve import Planner, solve
+
+GPUS = [gpu_row("G", peak_tflops_fp32=20.0, peak_tflops_tf32=40.0, peak_tflops_bf16=80.0),
+        gpu_row("H", peak_tflops_fp32=60.0)]
+
+
+def _job(**extra: Any) -> Any:
+    data: dict[str, Any] = {"workload": {"kind": "custom", "total_flops": 1e18}, "precision": ["fp32"],
+                            "scenario": "cloud"}
+    data.update(extra)
+    return parse_job(data)
+
+
+def _item(result: Any, name: str) -> Any:
+    return next(s for s in result.sensitivity if s.name == name)
+
+
+def test_over_optimism_underestimates_hours_by_attenuation_and_buffer(make_catalog: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("one", "G", 1.0, max_instances=1)])
+    item = _item(solve(_job(), catalog, samples=200), "over_optimism")
+    # Believed: 1e18 / 20e12 / 3600 = 13.889 h. Real: 46.875 h = 13.889 × (1/0.4) × 1.35 = 3.375×.
+    assert item.believed_hours == pytest.approx(1e18 / 20e12 / 3600)
+    assert item.hours == pytest.approx(46.875)
+    assert item.hours / item.believed_hours == pytest.approx(2.5 * 1.35)
+
+
+def test_over_optimism_misses_the_deadline(make_catalog: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=8)])
+    result = solve(_job(constraints={"deadline_hours": 20}), catalog, samples=200)
+    item = _item(result, "over_optimism")
+    # The optimist buys 1 GPU (13.9 h believed) which really needs 46.875 h: 134% late.
+    assert item.plan is not None and item.plan.gpu_count == 1
+    assert not item.deadline_met and item.within_budget
+    assert "misses the 20 h deadline by 134%" in item.summary
+    # The realistic optimum needs 4 GPUs: 46.875 / 4 / 0.9² = 14.47 h (2 GPUs: 26.0 h).
+    assert result.plan is not None and result.plan.gpu_count == 4
+
+
+def test_over_conservatism_overbuys(make_catalog: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=8)])
+    result = solve(_job(constraints={"deadline_hours": 60}), catalog, samples=200)
+    item = _item(result, "over_conservatism")
+    # Believed 1-GPU hours: 1e18 × 1.5 / (20e12 × 0.3) / 3600 = 69.4 h > 60 → buys 2 GPUs.
+    # Realistic cost of 2 GPUs: 2 × 46.875 / 2 / 0.9 = 52.08 GPU-h vs 46.875 → +11.1%.
+    assert item.plan is not None and item.plan.gpu_count == 2
+    assert item.delta_cost_pct == pytest.approx((1 / 0.9 - 1) * 100)
+    assert item.deadline_met
+
+
+def test_tech_bias_skipped_without_familiar_and_priced_with_it(make_catalog: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=1),
+                                  offer_row("h", "H", 6.0, max_instances=1)])
+    plain = _item(solve(_job(), catalog, samples=200), "tech_bias")
+    assert plain.skipped and "familiar" in plain.skipped
+    biased = _item(solve(_job(familiar={"gpu": "H"}), catalog, samples=200), "tech_bias")
+    # H: 15.625 h × $6 = $93.75 vs the optimum G: $46.875 → +100%.
+    assert biased.plan is not None and biased.plan.gpu == "H"
+    assert biased.delta_cost_pct == pytest.approx(100.0)
+
+
+def test_empiricism_reuses_the_history_scenario_factor(make_catalog: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=1)])
+    item = _item(solve(_job(history_scenario="lab"), catalog, samples=200), "empiricism")
+    # Lab factor 0.75 with its ±10% → 20% buffer: 1e18 × 1.2 / (20e12 × 0.75) / 3600 = 22.2 h believed.
+    assert item.believed_hours == pytest.approx(200 / 9)
+    assert item.hours == pytest.approx(46.875)
+
+
+def test_stress_tests(make_catalog: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=8)])
+    result = solve(_job(constraints={"deadline_hours": 60, "budget_usd": 60}), catalog, samples=200)
+    budget = _item(result, "budget_halved")
+    assert budget.plan is None and "budget_usd binds" in budget.summary  # $30 < $46.875
+    deadline = _item(result, "deadline_halved")
+    assert deadline.plan is not None and deadline.plan.hours <= 30 and deadline.deadline_met
+    precision = _item(result, "precision_up")
+    assert precision.skipped and "highest" in precision.skipped
+    bf16 = solve(parse_job({"workload": {"kind": "custom", "total_flops": 1e18}, "precision": ["bf16"],
+                            "scenario": "cloud"}), catalog, samples=200)
+    up = _item(bf16, "precision_up")
+    # bf16 80 TFLOP/s → tf32 40 TFLOP/s: twice the hours on one GPU, same $ per GPU-hour → +100%.
+    assert up.plan is not None and up.plan.precision == "tf32"
+    assert up.delta_cost_pct == pytest.approx(100.0)
+
+
+def test_break_even_attenuation(make_catalog: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=1)])
+    result = solve(_job(constraints={"deadline_hours": 60}), catalog, samples=200)
+    # hours = 46.875 × 0.4 / a ≤ 60 ⟺ a ≥ 0.3125 (on a 0.001 grid: 0.313).
+    assert result.break_even["attenuation_min"] == pytest.approx(0.3125, abs=1e-3)
+
+
+def test_monte_carlo_matches_the_uniform_distribution(make_catalog: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=1)])
+    result = solve(_job(constraints={"deadline_hours": 50}), catalog, samples=20000, seed=7)
+    # Widened cloud range [0.3 × 0.8, 0.5 × 1.2] = [0.24, 0.6]. Actual hours (no buffer) =
+    # 1e18 / (20e12 · a) / 3600 ≤ 50 ⟺ a ≥ 0.2778 → P = (0.6 − 0.2778) / 0.36 = 0.895.
+    a_star = 1e18 / (20e12 * 50 * 3600)
+    assert result.risk is not None
+    assert result.risk.p_deadline == pytest.approx((0.6 - a_star) / 0.36, abs=0.015)
+    again = solve(_job(constraints={"deadline_hours": 50}), catalog, samples=20000, seed=7)
+    assert again.risk == result.risk
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(deadline=st.floats(20, 200), more=st.floats(1.0, 3.0))
+def test_p_deadline_grows_when_the_deadline_is_relaxed(make_catalog: Any, deadline: float, more: float) -> None:
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=1)])
+    planner = Planner.build(_job(), catalog)
+    chosen = planner.plan().chosen
+    from flopopt.optimizer.sensitivity import monte_carlo
+
+    tight = monte_carlo(planner.with_limits(deadline_hours=deadline, budget_usd=None), chosen, 500, 3)
+    loose = monte_carlo(planner.with_limits(deadline_hours=deadline * more, budget_usd=None), chosen, 500, 3)
+    assert loose.p_deadline >= tight.p_deadline
+
+
+def test_confidence_picks_a_plan_whose_p90_meets_the_deadline(make_catalog: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=8)])
+    job = _job(constraints={"deadline_hours": 40})
+    plain = solve(job, catalog, samples=2000, seed=1)
+    sure = solve(job, catalog, samples=2000, seed=1, confidence=0.99)
+    assert plain.plan is not None and sure.plan is not None
+    # 2 GPUs: 46.875/2/0.9 = 26 h planned; worst sampled attenuation 0.24 → 26/1.35 × 0.4/0.24 = 32 h ≤ 40.
+    # 1 GPU does not fit the plan (46.9 h) — so both pick 2 GPUs; P(deadline) ≥ 0.99 must hold.
+    assert sure.risk is not None and sure.risk.p_deadline >= 0.99
+    assert sure.plan.cost_usd >= plain.plan.cost_usd
+
+
+def test_every_example_reports_all_pitfalls_and_stress_tests() -> None:
+    import glob
+
+    runner = CliRunner()
+    for path in sorted(glob.glob("examples/*.yaml")):
+        out = runner.invoke(app, ["solve", path, "--format", "json", "--samples", "300"])
+        assert out.exit_code in (0, 3), out.output
+        data = json.loads(out.stdout)
+        if data["status"] != "optimal":
+            continue
+        names = {s.get("pitfall") or s.get("stress") for s in data["sensitivity"]}
+        assert names == {"over_optimism", "over_conservatism", "tech_bias", "empiricism",
+                         "budget_halved", "deadline_halved", "precision_up"}, path
+        limits = data["job"]["constraints"]
+        for s in data["sensitivity"]:
+            assert set(s) >= {"assumption", "plan", "hours", "cost_usd", "delta_cost_pct", "deadline_met",
+                              "within_budget", "skipped", "summary"}
+            if s["skipped"] or s["hours"] is None or "pitfall" not in s:
+                continue
+            if limits["deadline_hours"] is not None:
+                assert s["deadline_met"] == (s["hours"] <= limits["deadline_hours"] + 1e-9), (path, s)
+            if limits["budget_usd"] is not None:
+                assert s["within_budget"] == (s["cost_usd"] <= limits["budget_usd"] * (1 + 1e-12)), (path, s)
+        assert 0.0 <= data["risk"]["p_deadline"] <= 1.0 and not math.isnan(data["risk"]["hours_p90"])
