@@ -124,9 +124,10 @@ def solve(
                          samples=samples, seed=seed, confidence=confidence)
 
     result = guarded(call)
+    from ..catalogs.refresh import cache_status
     from .render import render_solve
 
-    emit(render_solve(result, format.value), output)
+    emit(render_solve(result, format.value, price_note=cache_status()), output)
     if result.plan is None:
         typer.echo(f"infeasible: {result.binding}: {result.explanation}", err=True)
         raise typer.Exit(EXIT_INFEASIBLE)

@@ -153,7 +153,7 @@ def sensitivity_dict(item: SensitivityItem) -> dict[str, Any]:
     }
 
 
-def solve_dict(result: Result) -> dict[str, Any]:
+def solve_dict(result: Result, price_note: str | None = None) -> dict[str, Any]:
     return {
         "status": result.status.value,
         "job": result.job.model_dump(mode="json"),
@@ -170,7 +170,8 @@ def solve_dict(result: Result) -> dict[str, Any]:
         "alternatives": [plan_dict(p) for p in result.alternatives],
         "excluded": result.excluded,
         "model": asdict(result.stats),
-        "catalog": {"layers": list(result.catalog_layers), "warnings": list(result.warnings)},
+        "catalog": {"layers": list(result.catalog_layers), "warnings": list(result.warnings),
+                    "prices": price_note},
     }
 
 
@@ -205,9 +206,9 @@ PLAN_HEADERS = ("GPUs", "GPU", "prec.", "provider", "kind", "offer", "hours", "d
                 "buffer", "price as of")
 
 
-def render_solve(result: Result, fmt: str) -> str:
+def render_solve(result: Result, fmt: str, price_note: str | None = None) -> str:
     if fmt == "json":
-        return to_json(solve_dict(result), indent=None)
+        return to_json(solve_dict(result, price_note), indent=None)
     md = fmt == "markdown"
     est = result.estimate
     job = result.job
@@ -270,6 +271,8 @@ def render_solve(result: Result, fmt: str) -> str:
                f"{s.after_pruning:,} after pruning dominated ones; MILP {s.variables} binary variables, "
                f"{s.constraints} constraints, {s.solver} in {s.solve_seconds * 1000:.0f} ms; catalog: "
                f"{', '.join(result.catalog_layers)}" + ("_" if md else "") + "\n")
+    if price_note:
+        out.append(price_note + "\n")
     for w in result.warnings:
         out.append(w + "\n")
     return "".join(out)
