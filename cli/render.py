@@ -22,8 +22,13 @@ FORMATS = ("table", "json", "markdown")
 # number formatting
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf become null, tuples lists, nested."""
+    """JSON-safe: NaN/inf become null, tuples lists, numpy scalars Python numbers."""
+    if isinstance(value, _PLAIN):
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -153,6 +158,11 @@ def sensitivity_dict(item: SensitivityItem) -> dict[str, Any]:
     }
 
 
+# The plan fields of the DESIGN.md §5 contract; candidates carry these (plans carry more).
+CANDIDATE_FIELDS = ("offer_id", "provider", "kind", "gpu", "gpu_count", "instances", "precision", "scenario",
+                    "attenuation", "buffer", "hours", "cost_usd", "price_as_of")
+
+
 def solve_dict(result: Result, price_note: str | None = None) -> dict[str, Any]:
     return {
         "status": result.status.value,
@@ -160,7 +170,8 @@ def solve_dict(result: Result, price_note: str | None = None) -> dict[str, Any]:
         "estimate": estimate_dict(result.estimate),
         "plan": plan_dict(result.plan),
         "candidates": [
-            {**(plan_dict(c.plan) or {}), "feasible": c.feasible, "reason": c.reason} for c in result.candidates
+            {**{k: getattr(c.plan, k) for k in CANDIDATE_FIELDS}, "feasible": c.feasible, "reason": c.reason}
+            for c in result.candidates
         ],
         "sensitivity": [sensitivity_dict(s) for s in result.sensitivity],
         "break_even": result.break_even,

@@ -93,19 +93,17 @@ def lookup_attenuation(
         (str(r["scenario"]), str(r["workload"]), str(r["gpu"])): r
         for r in attenuation.to_dict("records")
     }  # later rows (calibration, user layers) overwrite earlier ones with the same key
-    found: dict[tuple[str, str], tuple[object, ...]] = {}
-    columns: list[list[object]] = [[] for _ in ATTENUATION_COLUMNS]
-    for sc, g in zip(scenario, gpu):
-        key = (str(sc), str(g))
-        if key not in found:
-            found[key] = _most_specific(index, key[0], workload, key[1])
-        for column, value in zip(columns, found[key]):
-            column.append(value)
-    return pd.DataFrame(dict(zip(ATTENUATION_COLUMNS, columns)))
+    keys = pd.MultiIndex.from_arrays([np.asarray(scenario, dtype=object).astype(str),
+                                      np.asarray(gpu, dtype=object).astype(str)])
+    codes, uniques = keys.factorize()
+    found = [_most_specific(index, str(sc), str(g), workload=workload) for sc, g in uniques]
+    columns = {name: np.array([f[i] for f in found], dtype=object)[codes] if found else np.array([], dtype=object)
+               for i, name in enumerate(ATTENUATION_COLUMNS)}
+    return pd.DataFrame(columns).astype({"att_low": float, "att_high": float, "uncertainty": float})
 
 
-def _most_specific(index: dict[tuple[str, str, str], dict[str, object]], scenario: str, workload: str,
-                   gpu: str) -> tuple[object, ...]:
+def _most_specific(index: dict[tuple[str, str, str], dict[str, object]], scenario: str, gpu: str, *,
+                   workload: str) -> tuple[object, ...]:
     for wl, g in ((workload, gpu), (workload, ""), ("any", gpu), ("any", "")):
         row = index.get((scenario, wl, g))
         if row is not None:

@@ -1,0 +1,135 @@
+"""Time flopopt's solve path; print one line per measurement (see benchmarks/README.md).
+
+    python benchmarks/bench_solve.py            # all measurements
+    python benchmarks/bench_solve.py --quick    # skip the 5,000-offer catalog
+
+Targets (DESIGN.md §6): `flopopt --help` ≤ 0.3 s; `flopopt solve` on the bundled catalog with
+sensitivity ≤ 1.5 s wall; one job on 5,000 offers ≤ 3 s; Monte Carlo of 2,000 samples ≤ 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN_JOB = ROOT / "examples" / "llama2-7b-pretrain.yaml"
+
+
+def best_of(runs: int, fn: Callable[[], Any]) -> tuple[float, float]:
+    """(best, median) wall seconds over ``runs`` calls."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times), median(times)
+
+
+def cli(*args: str) -> Callable[[], None]:
+    exe = shutil.which("flopopt") or str(Path(sys.executable).with_name("flopopt"))
+
+    def run() -> None:
+        subprocess.run([exe, *args], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    return run
+
+
+def generated_catalog(folder: Path, offers: int, seed: int = 0) -> Path:
+    """``offers`` synthetic rentals over the bundled GPUs: random providers, sizes and prices
+    around each GPU's bundled median $/GPU-h (×0.5–2), so pruning has real work to do."""
+    import numpy as np
+
+    from flopopt.catalogs.loader import load_catalog, price_per_gpu_hour_usd
+
+    bundled = load_catalog(use_user_dir=False, use_cache=False)
+    rentals = bundled.offers[bundled.offers["kind"].isin(["on_demand", "spot"])]
+    per_gpu = price_per_gpu_hour_usd(rentals).groupby(rentals["gpu"]).median()
+    rng = np.random.default_rng(seed)
+    gpus = per_gpu.index.to_numpy()
+    header = [c for c in bundled.offers.columns if c not in ("origin_file", "origin_row")]
+    with (folder / "offers.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        for i in range(offers):
+            gpu = str(rng.choice(gpus))
+            size = int(rng.choice([1, 2, 4, 8]))
+            kind = str(rng.choice(["on_demand", "spot"]))
+            price = float(per_gpu[gpu]) * size * float(rng.uniform(0.5, 2.0))
+            writer.writerow({
+                "offer_id": f"gen-{i}", "provider": f"gen{i % 40}", "kind": kind, "region": f"r{i % 7}",
+                "instance_type": f"{size}x{gpu}", "gpu": gpu, "gpus_per_instance": size,
+                "price_per_hour_usd": f"{price:.4f}", "billing_increment_hours": "0.000277778",
+                "min_hours": "0", "max_instances": str(int(rng.choice([4, 16, 64, 256]))),
+                "interconnect": "nvlink" if size == 8 else "pcie",
+                "interruption_overhead": "0.15" if kind == "spot" else "",
+                "source": "benchmarks/bench_solve.py synthetic", "as_of": "2026-01-01",
+            })
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--offers", type=int, default=5000)
+    args = parser.parse_args()
+
+    best, med = best_of(5, cli("--help"))
+    print(f"flopopt --help (wall, incl. start-up):                 best {best:.2f} s, median {med:.2f} s")
+    best, med = best_of(5, cli("solve", str(MAIN_JOB), "--format", "json"))
+    print(f"flopopt solve main job, sensitivity (wall):          best {best:.2f} s, median {med:.2f} s")
+    best, med = best_of(5, cli("solve", str(MAIN_JOB), "--no-sensitivity"))
+    print(f"flopopt solve main job, --no-sensitivity (wall):     best {best:.2f} s, median {med:.2f} s")
+
+    from flopopt.catalogs.loader import load_catalog
+    from flopopt.optimizer.job import load_job
+    from flopopt.optimizer.sensitivity import monte_carlo
+    from flopopt.optimizer.solve import Planner, solve
+
+    job = load_job(MAIN_JOB)
+    catalog = load_catalog(use_user_dir=False, use_cache=False)
+    best, _ = best_of(20, lambda: load_catalog(use_user_dir=False, use_cache=False))
+    print(f"load bundled catalog (in process):                   {best * 1000:.0f} ms")
+    for solver in ("highs", "cbc"):
+        best, _ = best_of(5, lambda: solve(job, catalog, solver=solver, sensitivity=False))  # type: ignore[arg-type]
+        print(f"solve in process, {solver:5}, no sensitivity:              {best * 1000:.0f} ms")
+    best, _ = best_of(5, lambda: solve(job, catalog))
+    print(f"solve in process, highs, with sensitivity:           {best * 1000:.0f} ms")
+    planner = Planner.build(job, catalog)
+    chosen = planner.plan().chosen
+    best, _ = best_of(20, lambda: monte_carlo(planner, chosen, 2000, 0))
+    print(f"Monte Carlo, 2,000 samples:                          {best * 1000:.1f} ms")
+    s = solve(job, catalog, sensitivity=False).stats
+    print(f"model size, bundled: {s.enumerated} candidates → {s.feasible} feasible → "
+          f"{s.after_pruning} after pruning = {s.variables} binaries, {s.constraints} constraints")
+
+    if args.quick:
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = generated_catalog(Path(scratch), args.offers)
+        big = load_catalog(folder, use_user_dir=False, use_cache=False)
+        print(f"generated catalog: {len(big.offers)} offers")
+        for solver in ("highs", "cbc"):
+            best, _ = best_of(3, lambda: solve(job, big, solver=solver, sensitivity=False))  # type: ignore[arg-type]
+            print(f"solve {len(big.offers)} offers in process, {solver:5}:            {best:.2f} s")
+        s = solve(job, big, sensitivity=False).stats
+        print(f"model size, {len(big.offers)} offers: {s.enumerated} candidates → {s.feasible} feasible → "
+              f"{s.after_pruning} after pruning = {s.variables} binaries "
+              f"(without pruning the MILP would have {s.feasible} binaries)")
+        best, med = best_of(3, cli("solve", str(MAIN_JOB), "--catalog", str(folder), "--no-sensitivity",
+                                   "--format", "json"))
+        print(f"flopopt solve --catalog {args.offers} offers (wall):        best {best:.2f} s, median {med:.2f} s")
+        best, med = best_of(3, cli("solve", str(MAIN_JOB), "--catalog", str(folder), "--format", "json"))
+        print(f"  … with sensitivity (wall):                         best {best:.2f} s, median {med:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
