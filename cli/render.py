@@ -269,8 +269,7 @@ def render_solve(result: Result, fmt: str, price_note: str | None = None) -> str
                 out.append(f" {flag} {s.name:<17} {s.assumption}: {s.skipped or s.summary}\n")
             out.append("\n")
     if result.break_even:
-        out.append(grid(fmt, "Break-even points", ("quantity", "value"),
-                        [(k, _be_text(v)) for k, v in result.break_even.items()]))
+        out.append(grid(fmt, "Break-even points", ("quantity", "value"), _break_even_rows(result.break_even)))
     if result.risk:
         r = result.risk
         out.append(("### " if md else "") + f"Risk (Monte Carlo, {r.samples:,} samples, seed {r.seed})\n" + ("\n" if md else ""))
@@ -280,7 +279,7 @@ def render_solve(result: Result, fmt: str, price_note: str | None = None) -> str
     s = result.stats
     out.append(("_" if md else "") + f"model: {s.enumerated:,} candidates → {s.feasible:,} feasible → "
                f"{s.after_pruning:,} after pruning dominated ones; MILP {s.variables} binary variables, "
-               f"{s.constraints} constraints, {s.solver} in {s.solve_seconds * 1000:.0f} ms; catalog: "
+               f"{s.constraints} constraint(s), {s.solver} in {s.solve_seconds * 1000:.0f} ms; catalog: "
                f"{', '.join(result.catalog_layers)}" + ("_" if md else "") + "\n")
     if price_note:
         out.append(price_note + "\n")
@@ -289,12 +288,17 @@ def render_solve(result: Result, fmt: str, price_note: str | None = None) -> str
     return "".join(out)
 
 
-def _be_text(value: Any) -> str:
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_be_text(v)}" for k, v in value.items())
-    if isinstance(value, float):
-        return f"{value:,.4g}"
-    return str(value)
+def _break_even_rows(break_even: dict[str, Any]) -> list[tuple[str, str]]:
+    """One readable line per break-even point: its sentence when it has one."""
+    rows = []
+    for key, value in break_even.items():
+        if key.endswith("_note"):
+            continue
+        if isinstance(value, dict):
+            rows.append((key, str(value.get("note", value))))
+        else:
+            rows.append((key, str(break_even.get(f"{key}_note", value))))
+    return rows
 
 
 # ---------------------------------------------------------------------------

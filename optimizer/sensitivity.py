@@ -213,14 +213,20 @@ def break_even(planner: Planner, outcome: Outcome, result: Result) -> dict[str, 
         r = rivals.iloc[0]
         runner_units = float(r["instances"]) * float(r["billed_hours"])
         plan_units = plan.instances * plan.billed_hours
+        wins_below = plan.cost_usd / runner_units if runner_units > 0 else None
+        loses_above = float(r["cost_usd"]) / plan_units if plan_units > 0 else None
         out["runner_up"] = {
             "offer_id": str(r["offer_id"]),
             "gpu": str(r["gpu"]),
             "gpu_count": int(r["gpu_count"]),
             "cost_usd": float(r["cost_usd"]),
             "price_per_hour_usd": float(r["hourly_cost_usd"]),
-            "wins_below_price_per_hour_usd": plan.cost_usd / runner_units if runner_units > 0 else None,
-            "chosen_loses_above_price_per_hour_usd": float(r["cost_usd"]) / plan_units if plan_units > 0 else None,
+            "wins_below_price_per_hour_usd": wins_below,
+            "chosen_loses_above_price_per_hour_usd": loses_above,
+            "note": (f"{r['offer_id']} ({int(r['gpu_count'])}×{r['gpu']}, ${float(r['cost_usd']):,.0f}) becomes "
+                     f"the cheaper choice if its price falls below ${wins_below or 0:,.2f}/instance-h "
+                     f"(now ${float(r['hourly_cost_usd']):,.2f}) or this plan's rises above "
+                     f"${loses_above or 0:,.2f}/instance-h (now ${plan.price_per_hour_usd:,.2f})"),
         }
     owned = feasible[feasible["kind"].isin(("owned", "edge"))]
     rentals = feasible[~feasible["kind"].isin(("owned", "edge"))]
@@ -236,7 +242,9 @@ def own_vs_rent_break_even(owned: pd.DataFrame, rentals: pd.DataFrame) -> dict[s
     Setting it equal to the rental cost R gives u* = I·h·capex/(Y·8760) / (R − I·h·(power + fee)).
     Owning wins above u*; sunk capex counts as zero, so u* = 0 for sunk machines.
     """
-    o = owned.sort_values("cost_usd").iloc[0]
+    # A machine whose capex still counts is the informative case ("should we buy one?");
+    # fall back to sunk machines only when that is all there is.
+    o = owned.assign(_sunk=owned["sunk"].astype(bool)).sort_values(["_sunk", "cost_usd"]).iloc[0]
     rent = rentals.sort_values("cost_usd").iloc[0]
     inst_hours = float(o["instances"]) * float(o["billed_hours"])
     sunk = bool(o["sunk"])
