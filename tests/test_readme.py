@@ -1,0 +1,40 @@
+"""The README shows real output and true set-up commands (docs are checked like code)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from flopopt.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_example_output_is_what_solve_prints() -> None:
+    result = CliRunner().invoke(app, ["solve", "examples/llama2-7b-pretrain.yaml"])
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.splitlines()
+    for marker in ("PLAN  ", "  FLOPs: ", " !! over_optimism", " ok tech_bias", "  P(deadline met)"):
+        line = next(line for line in printed if line.startswith(marker))
+        assert line in README, f"README is stale; now prints:\n{line}"
+
+
+def test_readme_setup_commands_match_ci() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "pip install . && .venv/bin/flopopt solve examples/llama2-7b-pretrain.yaml" in README
+    assert '.venv/bin/pip install ".[test]" && .venv/bin/python -m pytest' in README
+    assert "pip install --quiet ." in ci and "flopopt solve examples/llama2-7b-pretrain.yaml" in ci
+    assert 'pip install --quiet ".[test]"' in ci and "python -m pytest" in ci
+
+
+def test_readme_mentions_every_command() -> None:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    commands = getattr(group, "commands")  # typer vendors click; duck-type the group
+    assert {"solve", "estimate", "compare", "catalog"} <= set(commands)
+    for name in commands:
+        assert re.search(rf"flopopt {name}\b", README), name
