@@ -88,6 +88,12 @@ def main() -> None:
     print(f"flopopt solve main job, sensitivity (wall):          best {best:.2f} s, median {med:.2f} s")
     best, med = best_of(5, cli("solve", str(MAIN_JOB), "--no-sensitivity"))
     print(f"flopopt solve main job, --no-sensitivity (wall):     best {best:.2f} s, median {med:.2f} s")
+    quotes = sorted(str(p) for p in (ROOT / "examples" / "quotes").glob("*.csv"))
+    with tempfile.TemporaryDirectory() as scratch:
+        args_compare = ["compare", str(MAIN_JOB), *[a for q in quotes for a in ("--quotes", q)],
+                        "--plot", str(Path(scratch) / "plot.png")]
+        best, med = best_of(3, cli(*args_compare))
+    print(f"flopopt compare main job, 2 quote files + plot:      best {best:.2f} s, median {med:.2f} s")
 
     from flopopt.catalogs.loader import load_catalog
     from flopopt.optimizer.job import load_job
