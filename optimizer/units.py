@@ -60,41 +60,29 @@ def _plain(value: object) -> float | None:
     return None
 
 
-def parse_count(value: object) -> float:
-    """``7B`` → 7e9; ``1.5e12`` → 1.5e12; plain numbers pass through."""
+def _parse(value: object, pattern: re.Pattern[str], multipliers: dict[str, float], default_unit: str,
+           examples: str) -> float:
+    """A plain number passes through; text must match ``pattern`` (number, unit)."""
     plain = _plain(value)
     if plain is not None:
         return plain
-    match = _COUNT_RE.match(str(value))
+    match = pattern.match(str(value))
     if not match:
-        raise UnitError(
-            f"must be a number like 7B, 175M, 2T or 1.5e12 (got {_show(value)})"
-        )
-    return _finite(float(match.group(1).replace("_", "")) * _COUNT_SUFFIX[match.group(2)], value)
+        raise UnitError(f"must be {examples} (got {_show(value)})")
+    unit = match.group(2) or default_unit
+    return _finite(float(match.group(1).replace("_", "")) * multipliers[unit], value)
+
+
+def parse_count(value: object) -> float:
+    """``7B`` → 7e9; ``1.5e12`` → 1.5e12; plain numbers pass through."""
+    return _parse(value, _COUNT_RE, _COUNT_SUFFIX, "", "a number like 7B, 175M, 2T or 1.5e12")
 
 
 def parse_money(value: object) -> float:
     """``$50k`` → 50000.0; ``2.0e6`` → 2e6."""
-    plain = _plain(value)
-    if plain is not None:
-        return plain
-    match = _MONEY_RE.match(str(value))
-    if not match:
-        raise UnitError(
-            f"must be an amount in USD like 50000, $50k or 2.5M (got {_show(value)})"
-        )
-    return _finite(float(match.group(1).replace("_", "")) * _COUNT_SUFFIX[match.group(2)], value)
+    return _parse(value, _MONEY_RE, _COUNT_SUFFIX, "", "an amount in USD like 50000, $50k or 2.5M")
 
 
 def parse_hours(value: object) -> float:
     """``30d`` → 720.0 hours; a plain number is already hours."""
-    plain = _plain(value)
-    if plain is not None:
-        return plain
-    match = _DURATION_RE.match(str(value))
-    if not match:
-        raise UnitError(
-            f"must be a duration like 720, 720h, 30d, 2w or 90min (got {_show(value)})"
-        )
-    unit = match.group(2) or "h"
-    return _finite(float(match.group(1).replace("_", "")) * _DURATION_HOURS[unit], value)
+    return _parse(value, _DURATION_RE, _DURATION_HOURS, "h", "a duration like 720, 720h, 30d, 2w or 90min")
