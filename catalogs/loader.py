@@ -200,6 +200,9 @@ def load_catalog(
         if not directory.is_dir():
             raise CatalogError.at(str(directory), "", "catalog folder not found (give a folder holding "
                                   "gpus.csv / offers.csv / attenuation.csv / models.csv)")
+        if not any((directory / name).exists() for name in CATALOG_FILES):
+            raise CatalogError.at(str(directory), "", "holds none of gpus.csv, offers.csv, attenuation.csv, "
+                                  "models.csv — nothing to load (a typo in the folder name?)")
         layers.append((str(directory), directory, CATALOG_FILES))
 
     merged: dict[str, pd.DataFrame | None] = {name: None for name in CATALOG_FILES}

@@ -96,6 +96,8 @@ def import_file(path: Path) -> ImportReport:
 
     A bad file changes nothing: validation runs on the merged result before the rename.
     """
+    if path.is_dir():
+        raise CatalogError.at(str(path), "", "is a directory; give one CSV file")
     if not path.is_file():
         raise CatalogError.at(str(path), "", "file not found")
     name = detect_catalog_file(path)

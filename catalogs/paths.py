@@ -47,8 +47,19 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
+    """Write via a temp file in the same folder and rename, so readers never see half a file.
+
+    A symlink is followed (its target is replaced, the link kept); a device or FIFO such as
+    /dev/null is written to directly — renaming over it would replace the device node.
+    """
+    import stat
     import tempfile
+
+    path = Path(os.path.realpath(path))
+    if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+        with open(path, "wb") as special:
+            special.write(data)
+        return
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from ..optimizer.errors import ProblemList
@@ -90,6 +91,7 @@ MODELS = (
     Column("layers", "int", required=False, low=1),
     Column("d_model", "int", required=False, low=1),
     Column("n_heads", "int", required=False, low=1),
+    Column("n_kv_heads", "int", required=False, low=1),
     Column("seq_len", "int", required=False, low=1),
     Column("flops_per_sample", "float", required=False, above=0),
     Column("source"),
@@ -148,6 +150,12 @@ def read_raw(path: str, problems: ProblemList) -> pd.DataFrame | None:
     except FileNotFoundError:
         problems.add(path, "", "file not found")
         return None
+    except IsADirectoryError:
+        problems.add(path, "", "is a directory; give a CSV file")
+        return None
+    except OSError as exc:
+        problems.add(path, "", f"cannot read ({exc.strerror or exc})")
+        return None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
         problems.add(path, "", f"not a readable CSV file ({str(exc).splitlines()[0][:120]})")
         return None
@@ -200,6 +208,7 @@ def coerce(raw: pd.DataFrame, columns: tuple[Column, ...], file: str, problems: 
             out[col.name] = text
         elif col.kind in ("float", "int"):
             values = pd.to_numeric(text.where(~empty), errors="coerce")
+            values = values.where(np.isfinite(values.astype(float)))  # "inf" is not a price
             bad_number = ~empty & values.isna()
             for idx in text.index[bad_number]:
                 problems.add(file, col.name, f"{text[idx]!r} is not a number", row=_row(int(idx)))

@@ -105,7 +105,8 @@ def solve(
     solver: Solver = typer.Option(Solver.highs, "--solver", help="MILP solver: highs (default) or cbc."),
     no_sensitivity: bool = typer.Option(False, "--no-sensitivity", help="Skip pitfalls, stress tests and Monte Carlo."),
     samples: int = typer.Option(2000, "--samples", min=10, max=1_000_000, help="Monte Carlo samples."),
-    seed: int = typer.Option(0, "--seed", help="Monte Carlo random seed (results are reproducible)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,
+                             help="Monte Carlo random seed (results are reproducible)."),
     confidence: Optional[float] = typer.Option(
         None, "--confidence", min=0.5, max=0.999,
         help="Choose the cheapest plan whose sampled hours meet the deadline with this probability, e.g. 0.9."),

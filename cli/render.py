@@ -196,6 +196,8 @@ def plan_summary(plan: Plan) -> str:
 
 def plan_assumptions(plan: Plan) -> str:
     extra = "; decode bound by memory bandwidth (roofline)" if plan.roofline_bound else ""
+    if plan.capex_sunk:
+        extra += "; capex treated as sunk (zero marginal cost): only power is charged"
     return (f"scenario {plan.scenario} · attenuation {plan.attenuation:.2f} "
             f"(range {plan.attenuation_low:.2f}–{plan.attenuation_high:.2f}, row {plan.attenuation_source}, "
             f"bottleneck: {plan.bottleneck}) · buffer {plan.buffer:.0%} · scale-out efficiency "
@@ -273,9 +275,11 @@ def render_solve(result: Result, fmt: str, price_note: str | None = None) -> str
     if result.risk:
         r = result.risk
         out.append(("### " if md else "") + f"Risk (Monte Carlo, {r.samples:,} samples, seed {r.seed})\n" + ("\n" if md else ""))
-        out.append(("- " if md else "  ") + f"P(deadline met) = {r.p_deadline:.0%}, P(within budget) = {r.p_budget:.0%}\n")
-        out.append(("- " if md else "  ") + f"hours P50 {hours_text(r.hours_p50)}, P90 {hours_text(r.hours_p90)}; "
-                   f"cost P50 {usd(r.cost_p50)}, P90 {usd(r.cost_p90)}\n\n")
+        p_deadline = "n/a (no deadline)" if r.p_deadline is None else f"{r.p_deadline:.0%}"
+        p_budget = "n/a (no budget)" if r.p_budget is None else f"{r.p_budget:.0%}"
+        out.append(("- " if md else "  ") + f"P(deadline met) = {p_deadline}, P(within budget) = {p_budget}\n")
+        out.append(("- " if md else "  ") + f"actual hours (buffer excluded) P50 {hours_text(r.hours_p50)}, "
+                   f"P90 {hours_text(r.hours_p90)}; cost P50 {usd(r.cost_p50)}, P90 {usd(r.cost_p90)}\n\n")
     s = result.stats
     out.append(("_" if md else "") + f"model: {s.enumerated:,} candidates → {s.feasible:,} feasible → "
                f"{s.after_pruning:,} after pruning dominated ones; MILP {s.variables} binary variables, "

@@ -127,13 +127,14 @@ def assess(
     *,
     deadline_hours: float | None,
     budget_usd: float | None,
-    prune_by: str | None = None,
+    prune_by: list[str] | None = None,
 ) -> CandidateSet:
     """Evaluate hours and cost, mark infeasible candidates with a reason, prune dominated.
 
-    ``prune_by`` names a column whose groups are pruned separately (a portfolio prunes
-    per offer, because offers carry shared quotas); None prunes globally, which is exact
-    for one job: the optimum is on the cost/hours Pareto front.
+    ``prune_by`` names columns whose groups are pruned separately; None prunes globally,
+    which is exact for one job: the optimum is on the cost/hours Pareto front. Jobs that
+    share quotas must prune per (offer_id, instances): a dearer candidate that occupies fewer
+    instances of a shared offer can be the one that fits next to another job.
     """
     t = evaluate(expansion.table, estimate, job, catalog.attenuation, assumptions)
     fits = t["need_gb_per_gpu"] <= t["memory_gb"] + 1e-9
@@ -160,6 +161,7 @@ def assess(
     t["reason"] = reason
     t["category"] = category
     t["dominated"] = dominated_mask(t, prune_by)
+    t.loc[t["dominated"], "reason"] = "dominated: another plan is no slower and no dearer"
     counts = dict(expansion.excluded)
     for cat, n in pd.Series(category).dropna().value_counts().items():
         counts[str(cat)] = int(n)
@@ -169,7 +171,7 @@ def assess(
     return CandidateSet(table=t, excluded=counts)
 
 
-def dominated_mask(t: pd.DataFrame, group: str | None) -> pd.Series:
+def dominated_mask(t: pd.DataFrame, group: list[str] | None) -> pd.Series:
     """Feasible candidates with another feasible one at most as dear and at most as slow.
 
     Sort by (cost, hours); walking in that order a candidate survives only if it is

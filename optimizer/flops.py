@@ -38,6 +38,7 @@ class ResolvedWorkload:
     layers: int | None = None
     d_model: int | None = None
     n_heads: int | None = None
+    n_kv_heads: int | None = None
     recompute: bool = False
     micro_batch_size: int = 1
     requests: float | None = None
@@ -70,8 +71,9 @@ class FlopEstimate:
     decode_tokens: float = 0.0
 
 
-_MODEL_NUMERIC = ("params", "active_params", "layers", "d_model", "n_heads", "seq_len", "flops_per_sample")
-_INT_FIELDS = ("layers", "d_model", "n_heads", "seq_len")
+_MODEL_NUMERIC = ("params", "active_params", "layers", "d_model", "n_heads", "n_kv_heads", "seq_len",
+                  "flops_per_sample")
+_INT_FIELDS = ("layers", "d_model", "n_heads", "n_kv_heads", "seq_len")
 
 
 def resolve_workload(

@@ -70,6 +70,7 @@ class Workload(_Strict):
     layers: PositiveInt | None = None
     d_model: PositiveInt | None = None
     n_heads: PositiveInt | None = None
+    n_kv_heads: PositiveInt | None = None
     recompute: bool = False
     micro_batch_size: PositiveInt = 1
     requests: PositiveCount | None = None

@@ -9,8 +9,9 @@ Sources:
   in Large Transformer Models", §4.1 (no tensor parallelism; each GPU holds its micro-batch).
   The 5·a·s/h term is the stored attention-score matrix; FlashAttention (Dao et al. 2022)
   never materialises it, and every current training stack uses it, so it is dropped.
-- Inference: weights at the serving precision plus the KV cache, 2·L·d·C·B values
-  (K and V per layer, context C, batch B), both split across the GPUs (tensor parallel).
+- Inference: weights at the serving precision plus the KV cache, 2·L·d_kv·C·B values
+  (K and V per layer, context C, batch B; d_kv = d·n_kv_heads/n_heads with grouped-query
+  attention), both split across the GPUs (tensor parallel).
 """
 
 from __future__ import annotations
@@ -35,12 +36,19 @@ def activation_bytes_per_gpu(w: ResolvedWorkload) -> float:
 
 
 def kv_cache_bytes(w: ResolvedWorkload) -> float:
-    """KV cache of one full batch at the full context."""
+    """KV cache of one full batch at the full context.
+
+    With grouped-query attention (Ainslie et al. 2023; Llama-2-70B, Llama-3, Mistral) only
+    n_kv_heads of the n_heads keep keys and values, so the cache is d·n_kv/n_heads wide.
+    """
     if not (w.layers and w.d_model):
         return 0.0
     context = float(w.context or (w.prompt_tokens or 0.0) + (w.output_tokens or 0.0) or w.tokens or 0.0)
     batch = float(w.batch_size or DEFAULT_SERVING_BATCH)
-    return 2.0 * float(w.layers) * float(w.d_model) * context * batch * KV_CACHE_BYTES_PER_VALUE
+    kv_width = float(w.d_model)
+    if w.n_kv_heads and w.n_heads:
+        kv_width *= float(w.n_kv_heads) / float(w.n_heads)
+    return 2.0 * float(w.layers) * kv_width * context * batch * KV_CACHE_BYTES_PER_VALUE
 
 
 def bytes_per_gpu(w: ResolvedWorkload, precision: np.ndarray, gpu_count: np.ndarray) -> np.ndarray:

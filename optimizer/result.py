@@ -47,6 +47,7 @@ class Plan:
     price_as_of: str
     need_gb_per_gpu: float
     memory_gb: float
+    capex_sunk: bool = False      # owned hardware whose capex is counted as already spent
 
     @property
     def label(self) -> str:
@@ -93,8 +94,8 @@ class SensitivityItem:
 class Risk:
     samples: int
     seed: int
-    p_deadline: float
-    p_budget: float
+    p_deadline: float | None     # None: the job has no deadline
+    p_budget: float | None       # None: the job has no budget
     hours_p50: float
     hours_p90: float
     cost_p50: float

@@ -62,11 +62,13 @@ def _pitfall(planner: Planner, optimum: Plan, name: str, assumption: str,
              mistaken: Outcome, realistic: Assumptions) -> SensitivityItem:
     c = planner.job.constraints
     if mistaken.chosen is None:
+        summary = ("under this belief no plan looks feasible, so the job would be wrongly declared "
+                   "impossible (or over-scoped)" if name != "tech_bias" else
+                   "no candidate on the familiar GPU/provider can run this job at all (see the candidates' "
+                   "reasons, e.g. GPU memory)")
         return SensitivityItem(
             name=name, category="pitfall", assumption=assumption, plan=None, hours=math.nan, cost_usd=math.nan,
-            delta_cost_pct=math.nan, deadline_met=False, within_budget=False, skipped=None,
-            summary="under this belief no plan looks feasible, so the job would be wrongly declared "
-                    "impossible (or over-scoped)",
+            delta_cost_pct=math.nan, deadline_met=False, within_budget=False, skipped=None, summary=summary,
         )
     believed = mistaken.plan
     assert believed is not None
@@ -118,8 +120,11 @@ def pitfalls(planner: Planner, optimum: Plan) -> list[SensitivityItem]:
             mask &= t["provider"].str.lower() == familiar.provider.lower()
         what = " on ".join(x for x in (familiar.gpu, familiar.provider) if x)
         biased = planner.restricted(mask)
-        items.append(_pitfall(planner, optimum, "tech_bias", f"only {what} is considered",
-                              biased.plan(realistic), realistic))
+        outcome = biased.plan(realistic)
+        if outcome.chosen is None:
+            # The habit cannot do this job at all: show its best attempt and what it misses.
+            outcome = biased.plan(realistic, deadline_hours=None, budget_usd=None)
+        items.append(_pitfall(planner, optimum, "tech_bias", f"only {what} is considered", outcome, realistic))
     history = job.history_scenario or "lab"
     note = "" if job.history_scenario else " (no history_scenario given: lab benchmarks assumed)"
     items.append(_pitfall(planner, optimum, "empiricism",
@@ -154,16 +159,19 @@ def _stress(planner: Planner, optimum: Plan, name: str, assumption: str, stresse
 
 def stress_tests(planner: Planner, optimum: Plan) -> list[SensitivityItem]:
     c = planner.job.constraints
-    budget = c.budget_usd if c.budget_usd is not None else optimum.cost_usd
-    deadline = c.deadline_hours if c.deadline_hours is not None else optimum.hours
-    b_note = "" if c.budget_usd is not None else " (no budget given: half the optimum's cost)"
-    d_note = "" if c.deadline_hours is not None else " (no deadline given: half the optimum's hours)"
-    items = [
-        _stress(planner, optimum, "budget_halved", f"budget × 0.5 = ${budget * 0.5:,.0f}{b_note}",
-                planner.with_limits(deadline_hours=c.deadline_hours, budget_usd=budget * 0.5)),
-        _stress(planner, optimum, "deadline_halved", f"deadline × 0.5 = {deadline * 0.5:,.1f} h{d_note}",
-                planner.with_limits(deadline_hours=deadline * 0.5, budget_usd=c.budget_usd)),
-    ]
+    items = []
+    if c.budget_usd is None:
+        items.append(_skipped("budget_halved", "stress", "budget × 0.5",
+                              "skipped: the job sets no budget_usd to halve"))
+    else:
+        items.append(_stress(planner, optimum, "budget_halved", f"budget × 0.5 = ${c.budget_usd * 0.5:,.0f}",
+                             planner.with_limits(deadline_hours=c.deadline_hours, budget_usd=c.budget_usd * 0.5)))
+    if c.deadline_hours is None:
+        items.append(_skipped("deadline_halved", "stress", "deadline × 0.5",
+                              "skipped: the job sets no deadline_hours to halve"))
+    else:
+        items.append(_stress(planner, optimum, "deadline_halved", f"deadline × 0.5 = {c.deadline_hours * 0.5:,.1f} h",
+                             planner.with_limits(deadline_hours=c.deadline_hours * 0.5, budget_usd=c.budget_usd)))
     raised = list(dict.fromkeys(PRECISION_UP[p] for p in planner.job.precision))
     if raised == list(planner.job.precision):
         items.append(_skipped("precision_up", "stress", "precision one step up",
@@ -179,14 +187,15 @@ def stress_tests(planner: Planner, optimum: Plan) -> list[SensitivityItem]:
 # Break-even points
 
 
-def _hours_at(planner: Planner, row: pd.Series, attenuation: np.ndarray) -> np.ndarray:
-    """Planned hours of one candidate for each attenuation value (buffer and spot overhead kept).
+def _actual_hours_at(planner: Planner, row: pd.Series, attenuation: np.ndarray) -> np.ndarray:
+    """Actual hours of one candidate for each attenuation value: no buffer (it is a planning
+    reserve, not work), spot overhead kept — the same quantity the Monte Carlo samples.
 
     A one-row frame broadcasts against the attenuation vector, so this is one numpy pass.
     """
     frame = pd.DataFrame([row]).reset_index(drop=True)
     seconds, _ = base_seconds_for(frame, planner.estimate, attenuation, np.asarray([row["scale_efficiency"]]))
-    return seconds * (1.0 + float(row["buffer"])) * (1.0 + _spot_overhead(frame)[0]) / 3600.0
+    return seconds * (1.0 + _spot_overhead(frame)[0]) / 3600.0
 
 
 def _spot_overhead(rows: pd.DataFrame) -> np.ndarray:
@@ -201,12 +210,18 @@ def break_even(planner: Planner, outcome: Outcome, result: Result) -> dict[str, 
     if job.constraints.deadline_hours is not None:
         deadline = job.constraints.deadline_hours
         grid = np.linspace(MIN_ATTENUATION, 1.0, 991)
-        hours = _hours_at(planner, chosen, grid)
+        hours = _actual_hours_at(planner, chosen, grid)
         ok = grid[hours <= deadline]
         out["attenuation_min"] = float(ok.min()) if ok.size else None
-        out["attenuation_min_note"] = (
-            f"below attenuation {ok.min():.2f} the chosen plan misses the {deadline:,.0f} h deadline "
-            f"(planned at {plan.attenuation:.2f})" if ok.size else "misses the deadline at any attenuation")
+        if not ok.size:
+            note = "misses the deadline at any attenuation"
+        elif ok.min() <= MIN_ATTENUATION:
+            note = f"meets the {deadline:,.0f} h deadline at any attenuation ≥ {MIN_ATTENUATION}"
+        else:
+            note = (f"below attenuation {ok.min():.2f} the chosen plan's actual work (buffer excluded) overruns "
+                    f"the {deadline:,.0f} h deadline; planned at {plan.attenuation:.2f} with a "
+                    f"{plan.buffer:.0%} buffer")
+        out["attenuation_min_note"] = note
     feasible = outcome.candidates.feasible
     rivals = feasible[feasible["offer_id"] != plan.offer_id].sort_values(["cost_usd", "hours"])
     if not rivals.empty:
@@ -284,11 +299,10 @@ def actual_hours_samples(planner: Planner, rows: pd.DataFrame, samples: int, see
     """samples × candidates matrix of actual hours (no buffer; spot overhead kept)."""
     uniforms = np.random.default_rng(seed).random(samples)
     att = _attenuation_draws(rows, uniforms)
-    scale = rows["scale_efficiency"].to_numpy(float)
-    seconds = np.empty_like(att)
+    hours = np.empty_like(att)
     for j in range(len(rows)):  # one numpy pass per candidate, broadcasting over the samples
-        seconds[:, j], _ = base_seconds_for(rows.iloc[[j]], planner.estimate, att[:, j], scale[j:j + 1])
-    return seconds * (1.0 + _spot_overhead(rows))[None, :] / 3600.0
+        hours[:, j] = _actual_hours_at(planner, rows.iloc[j], att[:, j])
+    return hours
 
 
 def monte_carlo(planner: Planner, chosen: pd.Series, samples: int, seed: int) -> Risk:
@@ -298,8 +312,8 @@ def monte_carlo(planner: Planner, chosen: pd.Series, samples: int, seed: int) ->
                           np.full(samples, float(np.nan_to_num(chosen["min_hours"]))))
     cost = float(chosen["instances"]) * float(chosen["hourly_cost_usd"]) * billed
     c = planner.job.constraints
-    p_deadline = float(np.mean(hours <= c.deadline_hours)) if c.deadline_hours is not None else 1.0
-    p_budget = float(np.mean(cost <= c.budget_usd * (1 + 1e-12))) if c.budget_usd is not None else 1.0
+    p_deadline = float(np.mean(hours <= c.deadline_hours)) if c.deadline_hours is not None else None
+    p_budget = float(np.mean(cost <= c.budget_usd * (1 + 1e-12))) if c.budget_usd is not None else None
     return Risk(samples=samples, seed=seed, p_deadline=p_deadline, p_budget=p_budget,
                 hours_p50=float(np.percentile(hours, 50)), hours_p90=float(np.percentile(hours, 90)),
                 cost_p50=float(np.percentile(cost, 50)), cost_p90=float(np.percentile(cost, 90)))
@@ -317,6 +331,8 @@ def plan_with_confidence(planner: Planner, confidence: float, samples: int, seed
     if not candidates.empty:
         hours = actual_hours_samples(planner, candidates.reset_index(drop=True), samples, seed)
         quantile = np.quantile(hours, confidence, axis=0)
+        t.loc[candidates.index, "hours_quantile"] = quantile
+        t["quantile_label"] = f"P{confidence * 100:g}"
         late = quantile > deadline + 1e-9
         idx = candidates.index[late]
         t.loc[idx, "feasible"] = False

@@ -16,6 +16,7 @@ import pandas as pd
 from ..catalogs.loader import Catalog
 from .candidates import CandidateSet, Expansion, assess, expand
 from .flops import FlopEstimate, estimate_flops
+from .errors import InputError
 from .job import Job
 from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
 from .performance import Assumptions, realistic_assumptions
@@ -27,7 +28,7 @@ __all__ = ["solve", "Result", "Status", "Planner", "explain_infeasible", "plan_f
 _ROW_COLUMNS = ("offer_id", "provider", "kind", "region", "instance_type", "gpu", "gpu_count", "instances",
                 "gpus_per_instance", "precision", "scenario", "attenuation", "att_low", "att_high", "att_source",
                 "bottleneck", "buffer", "scale_efficiency", "roofline_bound", "hours", "billed_hours", "cost_usd",
-                "hourly_cost_usd", "as_of", "need_gb_per_gpu", "memory_gb", "feasible", "reason")
+                "hourly_cost_usd", "as_of", "need_gb_per_gpu", "memory_gb", "feasible", "reason", "sunk")
 
 
 def row_records(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -69,6 +70,7 @@ def plan_from_row(row: dict[str, Any]) -> Plan:
         price_as_of=str(row["as_of"]),
         need_gb_per_gpu=float(row["need_gb_per_gpu"]),
         memory_gb=float(row["memory_gb"]),
+        capex_sunk=bool(row.get("sunk", False)) and str(row["kind"]) in ("owned", "edge"),
     )
 
 
@@ -96,6 +98,7 @@ class Planner:
 
     @classmethod
     def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs") -> "Planner":
+        check_familiar(job, catalog)
         estimate = estimate_flops(job.workload, catalog.model_table(), job.source_file)
         return cls(job, catalog, estimate, expand(job, catalog, estimate), solver)
 
@@ -148,6 +151,23 @@ class Planner:
         return one.assess(assumptions, deadline_hours=None, budget_usd=None).table.iloc[0]
 
 
+def check_familiar(job: Job, catalog: Catalog) -> None:
+    """The tech-bias pitfall needs a real GPU/provider; a typo would silently report nonsense."""
+    if job.familiar is None:
+        return
+    import difflib
+
+    known = {"gpu": sorted(catalog.gpus.index.astype(str)), "provider": sorted(set(catalog.offers["provider"]))}
+    for field_name, value in (("gpu", job.familiar.gpu), ("provider", job.familiar.provider)):
+        names = known[field_name]
+        if value is None or value.lower() in {n.lower() for n in names}:
+            continue
+        close = difflib.get_close_matches(value, names, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise InputError.at(job.source_file, f"familiar.{field_name}",
+                            f"unknown {field_name} {value!r}; {hint}known: {', '.join(names)}")
+
+
 def _ranked(feasible: pd.DataFrame, objective: str) -> pd.DataFrame:
     keys = ["cost_usd", "hours"] if objective == "cost" else ["hours", "cost_usd"]
     return feasible.sort_values(keys, kind="mergesort")
@@ -169,21 +189,30 @@ def explain_infeasible(planner: Planner, cands: CandidateSet) -> tuple[str, str]
                 f"{worst['memory_gb']:,.0f} GB — allow more GPUs (max_gpus), a lower precision "
                 "or activation recomputation")
     deadline, budget = c.deadline_hours, c.budget_usd
-    fastest = fits.sort_values(["hours", "cost_usd"]).iloc[0]
-    if deadline is not None and fastest["hours"] > deadline:
-        need = float(fastest["hours"])
-        text = (f"the fastest plan ({int(fastest['gpu_count'])}×{fastest['gpu']} {fastest['precision']}, "
-                f"{fastest['provider']} {fastest['kind']}) needs {need:,.0f} h; deadline is "
-                f"{deadline:,.0f} h — raise the deadline to {math.ceil(need):,} h "
-                f"(+{(need / deadline - 1) * 100:.0f}%)")
+    # Under --confidence the deadline is judged on a sampled quantile of actual hours.
+    quantile = "hours_quantile" if "hours_quantile" in fits.columns else None
+    hours_col = quantile or "hours"
+    fastest = fits.sort_values([hours_col, "cost_usd"]).iloc[0]
+    if deadline is not None and fastest[hours_col] > deadline:
+        need = float(fastest[hours_col])
+        what = (f"{int(fastest['gpu_count'])}×{fastest['gpu']} {fastest['precision']}, "
+                f"{fastest['provider']} {fastest['kind']}")
+        if quantile:
+            label = str(fastest["quantile_label"])
+            return ("confidence", f"no plan meets the deadline with the requested confidence: the fastest "
+                    f"({what}) has a {label} of {need:,.0f} h of actual work against a {deadline:,.0f} h "
+                    f"deadline — lower --confidence or raise the deadline to {math.ceil(need):,} h")
+        text = (f"the fastest plan ({what}) needs {need:,.0f} h; deadline is {deadline:,.0f} h — raise the "
+                f"deadline to {math.ceil(need):,} h (+{(need / deadline - 1) * 100:.0f}%)")
         more = _gpus_needed_for_deadline(planner, deadline)
         if more is not None:
             text += f" or max_gpus to {more:,}"
         return ("deadline_hours", text)
-    on_time = fits if deadline is None else fits[fits["hours"] <= deadline + 1e-9]
+    on_time = fits if deadline is None else fits[fits[hours_col] <= deadline + 1e-9]
+    if budget is None or on_time.empty:
+        return ("unknown", "no candidate passed every filter; see the candidates' reasons")
     cheapest = on_time.sort_values(["cost_usd", "hours"]).iloc[0]
     cost = float(cheapest["cost_usd"])
-    assert budget is not None  # only budget is left to bind
     return ("budget_usd", f"the cheapest plan meeting the deadline ({int(cheapest['gpu_count'])}×"
             f"{cheapest['gpu']}, {cheapest['provider']} {cheapest['kind']}) costs ${cost:,.0f}; budget is "
             f"${budget:,.0f} — raise the budget by ${cost - budget:,.0f} (+{(cost / budget - 1) * 100:.0f}%)")
@@ -218,7 +247,7 @@ def solve(
     """Cheapest (or fastest) plan meeting the job's limits, with its sensitivity."""
     planner = Planner.build(job, catalog, solver)
     outcome = planner.plan()
-    if confidence is not None and outcome.chosen is not None:
+    if confidence is not None:
         from .sensitivity import plan_with_confidence
 
         outcome = plan_with_confidence(planner, confidence, samples, seed)

@@ -104,3 +104,7 @@ def test_inference_memory_per_gpu() -> None:
     assert kv_cache_bytes(w) == pytest.approx(kv)
     need = bytes_per_gpu(w, np.array(["fp8", "bf16"]), np.array([4, 4]))
     assert need == pytest.approx([(70e9 + kv) / 4, (140e9 + kv) / 4])
+    # Grouped-query attention: Llama-3-70B keeps K/V for 8 of its 64 heads → an 8× smaller cache (13.1 GB).
+    gqa = ResolvedWorkload(kind="transformer_inference", params=70e9, layers=80, d_model=8192, n_heads=64,
+                           n_kv_heads=8, prompt_tokens=1000, output_tokens=250, batch_size=32)
+    assert kv_cache_bytes(gqa) == pytest.approx(kv / 8)
