@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..optimizer.errors import CatalogError, Problem, ProblemList
 from . import schema
-from .loader import Catalog, load_catalog, price_per_gpu_hour_usd, read_table, hourly_cost_usd
+from .loader import Catalog, hourly_cost_usd, load_catalog, price_per_gpu_hour_usd, read_table
 from .paths import CATALOG_FILES, atomic_write_text, user_catalog_dir
 
 SORT_KEYS = {

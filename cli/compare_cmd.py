@@ -13,11 +13,11 @@ from .main import (
     FORMAT_OPTION,
     OUTPUT_OPTION,
     Format,
-    load_inputs,
     app,
     emit,
     fail,
     guarded,
+    load_inputs,
 )
 
 

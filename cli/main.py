@@ -159,10 +159,7 @@ def main() -> None:
 
 
 # Sub-command modules register themselves on ``app`` / ``catalog_app``.
-from . import catalog_cmd  # noqa: E402,F401
-from . import compare_cmd  # noqa: E402,F401
-from . import refresh_cmd  # noqa: E402,F401
-
+from . import catalog_cmd, compare_cmd, refresh_cmd  # noqa: E402,F401,I001
 
 if __name__ == "__main__":  # pragma: no cover
     main()

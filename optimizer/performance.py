@@ -128,7 +128,6 @@ def evaluate(
     """
     out = table.copy()
     instances = out["instances"].to_numpy(dtype=float)
-    n = out["gpu_count"].to_numpy(dtype=float)
     if job.scenario == "auto":
         scenario = auto_scenario(out["kind"], instances)
     else:

@@ -10,13 +10,12 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..catalogs.loader import Catalog
 from .candidates import CandidateSet, Expansion, assess, expand
-from .flops import FlopEstimate, estimate_flops
 from .errors import InputError
+from .flops import FlopEstimate, estimate_flops
 from .job import Job
 from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
 from .performance import Assumptions, realistic_assumptions
