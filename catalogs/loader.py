@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ..optimizer.errors import CatalogError, ProblemList
+from ..optimizer.job import SCENARIOS
 from . import schema
 from .paths import BUNDLED_DIR, CATALOG_FILES, refreshed_offers_path, user_catalog_dir
 
@@ -165,7 +166,7 @@ def cross_check(cat: dict[str, pd.DataFrame], problems: ProblemList) -> None:
     for idx in gpus.index[peaks.isna().all(axis=1)]:
         add(gpus, idx, "peak_tflops_fp32", "a GPU needs at least one peak_tflops_* value")
     scenarios_any = set(att.loc[att["workload"] == "any", "scenario"])
-    missing = [s for s in schema.SCENARIOS if s not in scenarios_any]
+    missing = [s for s in SCENARIOS if s not in scenarios_any]
     if missing and not att.empty:
         problems.add(str(att["origin_file"].iloc[-1]), "scenario",
                      f"no (scenario, any) row for {', '.join(missing)}; every scenario needs a default")

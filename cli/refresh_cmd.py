@@ -1,7 +1,8 @@
 """``flopopt catalog refresh``: fetch live prices into the refresh cache and show what changed.
 
 Thin by design: ``catalogs.refresh.refresh`` does the work and returns a typed result;
-this module parses options, drives a progress bar, and renders. Rendering lives here
+this module parses options, drives a progress bar, and renders. JSON goes through
+``render.to_json`` like every command's; the table and markdown renderings live here
 rather than in ``cli/render.py`` because nothing else shows a refresh result.
 
 Exit codes (documented in the command's help):
@@ -14,7 +15,6 @@ Exit codes (documented in the command's help):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ import typer
 from .main import FORMAT_OPTION, Format, catalog_app, guarded
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from ..catalogs.refresh import OfferChange, RefreshProgress, RefreshResult
+    from ..catalogs.refresh import FeedOutcome, OfferChange, RefreshProgress, RefreshResult
 
 EXIT_SOURCE_FAILED = 1
 MOVES_SHOWN = 10
@@ -73,8 +73,9 @@ def refresh(
     previous prices are kept, the others were refreshed); 2 nothing could be done (bad
     option, another refresh running, invalid result) and the cache is unchanged.
     """
-    from ..catalogs.refresh import parse_url_overrides
+    from ..catalogs.fetch import parse_url_overrides
     from ..catalogs.refresh import refresh as run_refresh
+    from .render import to_json
 
     overrides = guarded(lambda: parse_url_overrides(url or []))
     with _ProgressBar() as on_progress:
@@ -90,7 +91,7 @@ def refresh(
     for outcome in result.failed:
         typer.echo(f"error: {outcome.name}: {outcome.message}", err=True)
     if format is Format.json:
-        typer.echo(json.dumps(result_dict(result), indent=2))
+        typer.echo(to_json(result_dict(result)), nl=False)
     elif format is Format.markdown:
         typer.echo(render_markdown(result), nl=False)
     else:
@@ -141,6 +142,8 @@ class _ProgressBar:
 # rendering
 
 
+# Not render.usd / render.pct: those round a plan's total cost to cents or dollars, but a
+# per-hour price move needs the cents' fractions (0.8107 → 0.7950 is a 1.9% move).
 def _usd(value: float | None) -> str:
     """Up to 4 decimals (cloud prices have them: 0.8107, 6.8021), never fewer than 2."""
     if value is None:
@@ -162,13 +165,45 @@ def _ids(changes: tuple[OfferChange, ...]) -> str:
     return shown + more
 
 
-def _outcome_note(result: RefreshResult, index: int) -> str:
-    outcome = result.outcomes[index]
+def _outcome_note(outcome: FeedOutcome) -> str:
     if outcome.message:
         return outcome.message
     skipped = ", ".join(f"{n} {reason}" for reason, n in outcome.skipped[:3])
     more = f" (+{len(outcome.skipped) - 3} more reasons)" if len(outcome.skipped) > 3 else ""
     return f"skipped: {skipped}{more}" if skipped else ""
+
+
+# The two tables of a refresh, shared by the table and markdown renderings.
+SOURCE_COLUMNS = ("source", "status", "offers", "last refresh", "note")
+MOVE_COLUMNS = ("offer", "gpu", "old", "new", "change", "old as_of")
+RIGHT_ALIGNED = frozenset({"offers", "old", "new", "change"})
+
+
+def _source_rows(result: RefreshResult, no_offers: str) -> list[tuple[str, ...]]:
+    return [
+        (
+            outcome.name,
+            outcome.status.value,
+            str(outcome.offers) if outcome.offers else no_offers,
+            outcome.previous_refresh or "never",
+            _outcome_note(outcome),
+        )
+        for outcome in result.outcomes
+    ]
+
+
+def _move_rows(result: RefreshResult) -> list[tuple[str, ...]]:
+    return [
+        (
+            move.offer_id,
+            move.gpu,
+            _usd(move.old_price_per_hour_usd),
+            _usd(move.new_price_per_hour_usd),
+            _pct(move),
+            move.old_as_of or "—",
+        )
+        for move in result.diff.moves[:MOVES_SHOWN]
+    ]
 
 
 def _summary_lines(result: RefreshResult) -> list[str]:
@@ -216,64 +251,44 @@ def render_table(result: RefreshResult) -> None:
         title="Sources" + (f" (region {result.region})" if result.region else ""),
         title_justify="left",
     )
-    for column in ("source", "status", "offers", "last refresh", "note"):
-        sources.add_column(column, justify="right" if column == "offers" else "left")
-    for index, outcome in enumerate(result.outcomes):
-        sources.add_row(
-            outcome.name,
-            outcome.status.value,
-            str(outcome.offers) if outcome.offers else "—",
-            outcome.previous_refresh or "never",
-            _outcome_note(result, index),
-        )
+    for column in SOURCE_COLUMNS:
+        sources.add_column(column, justify="right" if column in RIGHT_ALIGNED else "left")
+    for cells in _source_rows(result, no_offers="—"):
+        sources.add_row(*cells)
     console.print(sources)
     if result.diff.moves:
         moves = Table(
             title=f"Biggest price moves (per instance-hour; top {MOVES_SHOWN})",
             title_justify="left",
         )
-        for column in ("offer", "gpu", "old", "new", "change", "old as_of"):
+        for column in MOVE_COLUMNS:
             # Offer ids are what the user types next (`catalog show ID`): on a narrow
             # terminal they fold onto a second line rather than losing characters.
             moves.add_column(
                 column,
-                justify="right" if column in ("old", "new", "change") else "left",
+                justify="right" if column in RIGHT_ALIGNED else "left",
                 overflow="fold" if column == "offer" else "ellipsis",
                 no_wrap=column != "offer",
             )
-        for move in result.diff.moves[:MOVES_SHOWN]:
-            moves.add_row(
-                move.offer_id,
-                move.gpu,
-                _usd(move.old_price_per_hour_usd),
-                _usd(move.new_price_per_hour_usd),
-                _pct(move),
-                move.old_as_of or "—",
-            )
+        for cells in _move_rows(result):
+            moves.add_row(*cells)
         console.print(moves)
     for line in _summary_lines(result):
         console.print(line)
 
 
+def _markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """Header, alignment row (numbers right-aligned) and rows; cells are used as given."""
+    align = "".join("---:|" if column in RIGHT_ALIGNED else "---|" for column in columns)
+    return [f"| {' | '.join(columns)} |", f"|{align}", *(f"| {' | '.join(r)} |" for r in rows)]
+
+
 def render_markdown(result: RefreshResult) -> str:
-    out = ["| source | status | offers | last refresh | note |", "|---|---|---:|---|---|"]
-    for index, outcome in enumerate(result.outcomes):
-        note = _outcome_note(result, index).replace("|", "\\|")
-        out.append(
-            f"| {outcome.name} | {outcome.status.value} | {outcome.offers} | "
-            f"{outcome.previous_refresh or 'never'} | {note} |"
-        )
+    # Only the note is free text (error messages, skip reasons) that may hold a "|".
+    sources = [(*r[:-1], r[-1].replace("|", "\\|")) for r in _source_rows(result, no_offers="0")]
+    out = _markdown_table(SOURCE_COLUMNS, sources)
     if result.diff.moves:
-        out += [
-            "",
-            "| offer | gpu | old | new | change | old as_of |",
-            "|---|---|---:|---:|---:|---|",
-        ]
-        for move in result.diff.moves[:MOVES_SHOWN]:
-            out.append(
-                f"| {move.offer_id} | {move.gpu} | {_usd(move.old_price_per_hour_usd)} | "
-                f"{_usd(move.new_price_per_hour_usd)} | {_pct(move)} | {move.old_as_of or '—'} |"
-            )
+        out += ["", *_markdown_table(MOVE_COLUMNS, _move_rows(result))]
     out += [""] + [f"- {line}" for line in _summary_lines(result)]
     return "\n".join(out) + "\n"
 

@@ -9,11 +9,14 @@ import io
 import json
 import math
 from dataclasses import asdict
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..optimizer.estimate import EstimateReport
 from ..optimizer.flops import FlopEstimate
 from ..optimizer.result import Plan, Result, SensitivityItem, plan_dict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("table", "json", "markdown")
 
@@ -280,10 +283,10 @@ def render_solve(result: Result, fmt: str, price_note: str | None = None) -> str
         out.append(("- " if md else "  ") + f"P(deadline met) = {p_deadline}, P(within budget) = {p_budget}\n")
         out.append(("- " if md else "  ") + f"actual hours (buffer excluded) P50 {hours_text(r.hours_p50)}, "
                    f"P90 {hours_text(r.hours_p90)}; cost P50 {usd(r.cost_p50)}, P90 {usd(r.cost_p90)}\n\n")
-    s = result.stats
-    out.append(("_" if md else "") + f"model: {s.enumerated:,} candidates → {s.feasible:,} feasible → "
-               f"{s.after_pruning:,} after pruning dominated ones; MILP {s.variables} binary variables, "
-               f"{s.constraints} constraint(s), {s.solver} in {s.solve_seconds * 1000:.0f} ms; catalog: "
+    st = result.stats
+    out.append(("_" if md else "") + f"model: {st.enumerated:,} candidates → {st.feasible:,} feasible → "
+               f"{st.after_pruning:,} after pruning dominated ones; MILP {st.variables} binary variables, "
+               f"{st.constraints} constraint(s), {st.solver} in {st.solve_seconds * 1000:.0f} ms; catalog: "
                f"{', '.join(result.catalog_layers)}" + ("_" if md else "") + "\n")
     if price_note:
         out.append(price_note + "\n")
@@ -309,7 +312,7 @@ def _break_even_rows(break_even: dict[str, Any]) -> list[tuple[str, str]]:
 # catalog
 
 
-def render_offer_list(table: "pd.DataFrame", fmt: str) -> str:  # noqa: F821
+def render_offer_list(table: pd.DataFrame, fmt: str) -> str:
     if fmt == "json":
         return to_json({"offers": table.to_dict("records")})
     rows = [

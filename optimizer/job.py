@@ -143,7 +143,7 @@ class Performance(_Strict):
 class Job(_Strict):
     name: str = "job"
     workload: Workload
-    precision: list[Precision] = Field(default_factory=lambda: ["bf16"], min_length=1)
+    precision: list[Precision] = Field(default_factory=lambda: list[Precision](["bf16"]), min_length=1)
     scenario: Literal["auto", "lab", "cloud", "edge", "cluster"] = "auto"
     constraints: Constraints = Field(default_factory=Constraints)
     risk: Risk = Field(default_factory=Risk)

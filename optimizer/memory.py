@@ -57,7 +57,7 @@ def bytes_per_gpu(w: ResolvedWorkload, precision: np.ndarray, gpu_count: np.ndar
     params = float(w.params or 0.0)
     if w.is_training:
         activations = activation_bytes_per_gpu(w)
-        return ADAM_MIXED_PRECISION_BYTES_PER_PARAM * params / count + activations
+        return np.asarray(ADAM_MIXED_PRECISION_BYTES_PER_PARAM * params / count + activations, dtype=float)
     value_bytes = np.array([BYTES_PER_VALUE[p] for p in precision], dtype=float)
     kv = kv_cache_bytes(w) if w.kind == "transformer_inference" else 0.0
-    return (value_bytes * params + kv) / count
+    return np.asarray((value_bytes * params + kv) / count, dtype=float)

@@ -74,7 +74,7 @@ class Assumptions:
 
 def realistic_assumptions(job: Job) -> Assumptions:
     scale = dict(DEFAULT_SCALE_EFFICIENCY_PER_DOUBLING)
-    scale.update(job.performance.scale_efficiency_per_doubling)
+    scale.update({str(k): float(v) for k, v in job.performance.scale_efficiency_per_doubling.items()})
     buffer = None if job.risk.buffer == "auto" else float(job.risk.buffer)
     return Assumptions(
         attenuation_override=job.performance.attenuation, buffer_override=buffer, scale_efficiency=scale
@@ -179,8 +179,8 @@ def scale_out_efficiency(out: pd.DataFrame, per_doubling: dict[str, float]) -> n
     intra = out["interconnect"].map(per_doubling).fillna(1.0).to_numpy(float)
     inter_fabric = inter_node_fabric(out["interconnect"], out["gpus_per_instance"])
     inter = np.array([per_doubling.get(f, 1.0) for f in inter_fabric], dtype=float)
-    return np.power(intra, np.log2(np.maximum(per_instance, 1.0))) * np.power(
-        inter, np.log2(np.maximum(instances, 1.0)))
+    return np.asarray(np.power(intra, np.log2(np.maximum(per_instance, 1.0))) * np.power(
+        inter, np.log2(np.maximum(instances, 1.0))), dtype=float)
 
 
 def base_seconds_for(
@@ -227,7 +227,7 @@ def billed_hours(hours: np.ndarray, increment: np.ndarray, minimum: np.ndarray) 
     safe = np.where(increment > 0, increment, 1.0)
     # subtract a hair so 2.0000000001 increments of float noise do not bill a third one
     rounded = np.where(increment > 0, np.ceil(hours / safe - 1e-9) * safe, hours)
-    return np.maximum(rounded, minimum)
+    return np.asarray(np.maximum(rounded, minimum), dtype=float)
 
 
 def days(hours: float) -> float:

@@ -195,7 +195,7 @@ def _actual_hours_at(planner: Planner, row: pd.Series, attenuation: np.ndarray) 
     """
     frame = pd.DataFrame([row]).reset_index(drop=True)
     seconds, _ = base_seconds_for(frame, planner.estimate, attenuation, np.asarray([row["scale_efficiency"]]))
-    return seconds * (1.0 + _spot_overhead(frame)[0]) / 3600.0
+    return np.asarray(seconds * (1.0 + _spot_overhead(frame)[0]) / 3600.0, dtype=float)
 
 
 def _spot_overhead(rows: pd.DataFrame) -> np.ndarray:
@@ -292,7 +292,8 @@ def _attenuation_draws(rows: pd.DataFrame, uniforms: np.ndarray) -> np.ndarray:
     """samples × candidates attenuation matrix from widened ranges (common random numbers)."""
     low = rows["att_low"].to_numpy(float) * (1.0 - rows["uncertainty"].to_numpy(float))
     high = np.minimum(rows["att_high"].to_numpy(float) * (1.0 + rows["uncertainty"].to_numpy(float)), 1.0)
-    return np.clip(low[None, :] + uniforms[:, None] * (high - low)[None, :], MIN_ATTENUATION, 1.0)
+    return np.asarray(np.clip(low[None, :] + uniforms[:, None] * (high - low)[None, :], MIN_ATTENUATION, 1.0),
+                      dtype=float)
 
 
 def actual_hours_samples(planner: Planner, rows: pd.DataFrame, samples: int, seed: int) -> np.ndarray:

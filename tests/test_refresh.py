@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flopopt.catalogs import paths
+from flopopt.catalogs import fetch, paths, price_sources
 from flopopt.catalogs import refresh as rf
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.main import app
@@ -110,8 +110,8 @@ def serve_vast(server: HTTPServer) -> None:
 
 def settings_for(
     server: HTTPServer, *, clouds: tuple[str, ...] = ("aws", "gcp", "runpod"), **changes: Any
-) -> rf.RefreshSettings:
-    base = rf.RefreshSettings(
+) -> fetch.RefreshSettings:
+    base = fetch.RefreshSettings(
         urls={
             "azure": server.url_for(AZURE_PATH),
             "skypilot": server.url_for("/skypilot/v7"),
@@ -123,7 +123,7 @@ def settings_for(
         backoff_base_s=0.5,
         backoff_cap_s=1.0,
     )
-    return rf.RefreshSettings(**{**base.__dict__, **changes})
+    return fetch.RefreshSettings(**{**base.__dict__, **changes})
 
 
 def serve_everything(server: HTTPServer) -> None:
@@ -172,13 +172,14 @@ def previous_cache(httpserver: HTTPServer) -> Iterator[bytes]:
 def test_every_mapping_table_targets_a_gpu_of_gpus_csv() -> None:
     with GPUS_CSV.open(newline="", encoding="utf-8") as handle:
         known = {row["gpu"] for row in csv.DictReader(handle)}
-    targets = {shape.gpu for shape in rf.AZURE_GPU_VMS.values()}
-    targets |= {gpu for gpu, _ in rf.SKYPILOT_ACCELERATORS.values()}
-    targets |= {gpu for gpu in rf.VAST_GPUS.values() if gpu != "A100"} | {"A100-40GB", "A100-80GB"}
+    targets = {shape.gpu for shape in price_sources.AZURE_GPU_VMS.values()}
+    targets |= {gpu for gpu, _ in price_sources.SKYPILOT_ACCELERATORS.values()}
+    targets |= {gpu for gpu in price_sources.VAST_GPUS.values() if gpu != "A100"}
+    targets |= {"A100-40GB", "A100-80GB"}
     targets |= {"TPU-v5p", "TPU-v5e"}
     assert targets - known == set()
-    interconnects = {s.interconnect for s in rf.AZURE_GPU_VMS.values()}
-    interconnects |= {i for _, i in rf.SKYPILOT_ACCELERATORS.values()}
+    interconnects = {s.interconnect for s in price_sources.AZURE_GPU_VMS.values()}
+    interconnects |= {i for _, i in price_sources.SKYPILOT_ACCELERATORS.values()}
     assert interconnects <= {"nvlink", "pcie", "infiniband", "ethernet"}
 
 
@@ -194,7 +195,7 @@ def test_every_mapping_table_targets_a_gpu_of_gpus_csv() -> None:
     ],
 )
 def test_azure_sku_table(sku: str, gpu: str, count: int, interconnect: str) -> None:
-    assert rf.AZURE_GPU_VMS[sku] == rf.VmShape(gpu, count, interconnect)
+    assert price_sources.AZURE_GPU_VMS[sku] == price_sources.VmShape(gpu, count, interconnect)
 
 
 @pytest.mark.parametrize(
@@ -221,7 +222,7 @@ def test_azure_sku_table(sku: str, gpu: str, count: int, interconnect: str) -> N
 def test_skypilot_accelerator_table(
     cloud: str, name: str, instance: str, expected: tuple[str, str] | None
 ) -> None:
-    assert rf._resolve_accelerator(cloud, name, instance) == expected
+    assert price_sources._resolve_accelerator(cloud, name, instance) == expected
 
 
 # ---------------------------------------------------------------------------
@@ -230,7 +231,7 @@ def test_skypilot_accelerator_table(
 
 def test_azure_adapter_classifies_meters_and_divides_reservations() -> None:
     items = json.loads(fixture_text("azure_page1.json"))["Items"]
-    adapted = rf.adapt_azure_items(
+    adapted = price_sources.adapt_azure_items(
         items, base_url="https://prices.example/api/retail/prices", as_of=TODAY
     )
     rows = {r["offer_id"]: r for r in adapted.rows}
@@ -278,7 +279,7 @@ def test_azure_adapter_classifies_meters_and_divides_reservations() -> None:
 
 def test_azure_adapter_skips_unmapped_sizes_and_non_primary_meters() -> None:
     items = json.loads(fixture_text("azure_page2.json"))["Items"]
-    adapted = rf.adapt_azure_items(items, base_url="https://x/p", as_of=TODAY)
+    adapted = price_sources.adapt_azure_items(items, base_url="https://x/p", as_of=TODAY)
     rows = {r["offer_id"]: r for r in adapted.rows}
     assert rows["azure-standard_nc24ads_a100_v4-eastus-ondemand"]["price_per_hour_usd"] == "3.673"
     assert rows["azure-standard_nc96ads_a100_v4-westeurope-ondemand"]["gpus_per_instance"] == "4"
@@ -287,20 +288,25 @@ def test_azure_adapter_skips_unmapped_sizes_and_non_primary_meters() -> None:
 
 
 def test_azure_filter_names_every_size_and_the_region() -> None:
-    text = rf.azure_filter(["Standard_A", "Standard_B"], "eastus")
+    text = price_sources.azure_filter(["Standard_A", "Standard_B"], "eastus")
     assert text == (
         "serviceName eq 'Virtual Machines' and (armSkuName eq 'Standard_A' or "
         "armSkuName eq 'Standard_B') and armRegionName eq 'eastus'"
     )
 
 
-def test_skypilot_aws_dedupes_zones_and_skips_what_it_cannot_price() -> None:
-    adapted = rf.adapt_skypilot_csv(
-        fixture_text("skypilot_aws_vms.csv"),
-        cloud="aws",
-        source_url="https://mirror/aws/vms.csv",
+def adapt_skypilot_fixture(cloud: str) -> price_sources.Adapted:
+    """The fixture vms.csv of ``cloud``, adapted as if fetched from a mirror."""
+    return price_sources.adapt_skypilot_csv(
+        fixture_text(f"skypilot_{cloud}_vms.csv"),
+        cloud=cloud,
+        source_url=f"https://mirror/{cloud}/vms.csv",
         as_of=TODAY,
     )
+
+
+def test_skypilot_aws_dedupes_zones_and_skips_what_it_cannot_price() -> None:
+    adapted = adapt_skypilot_fixture("aws")
     rows = {r["offer_id"]: r for r in adapted.rows}
     # One row per AZ in the file → one offer per (instance, region); spot = cheapest AZ.
     assert rows["aws-p5.48xlarge-us-east-1-ondemand"]["price_per_hour_usd"] == "98.32"
@@ -319,12 +325,7 @@ def test_skypilot_aws_dedupes_zones_and_skips_what_it_cannot_price() -> None:
 
 
 def test_skypilot_gcp_assembles_host_and_gpu_rows() -> None:
-    adapted = rf.adapt_skypilot_csv(
-        fixture_text("skypilot_gcp_vms.csv"),
-        cloud="gcp",
-        source_url="https://mirror/gcp/vms.csv",
-        as_of=TODAY,
-    )
+    adapted = adapt_skypilot_fixture("gcp")
     rows = {r["offer_id"]: r for r in adapted.rows}
     a2 = "gcp-a2-highgpu-1g-us-central1"
     # host (vCPU + RAM) 0.73948 + one A100 2.933908 = 3.673388; spot: cheapest zone of each part.
@@ -352,12 +353,7 @@ def test_skypilot_gcp_assembles_host_and_gpu_rows() -> None:
 
 
 def test_skypilot_columns_are_read_by_name_not_position() -> None:
-    adapted = rf.adapt_skypilot_csv(
-        fixture_text("skypilot_runpod_vms.csv"),
-        cloud="runpod",
-        source_url="https://mirror/runpod/vms.csv",
-        as_of=TODAY,
-    )
+    adapted = adapt_skypilot_fixture("runpod")
     rows = {r["offer_id"]: r for r in adapted.rows}
     one = rows["runpod-1x_a100-80gb_secure-us-ondemand"]
     assert (one["price_per_hour_usd"], one["interconnect"], one["billing_increment_hours"]) == (
@@ -372,9 +368,9 @@ def test_skypilot_columns_are_read_by_name_not_position() -> None:
 
 def test_skypilot_rejects_a_file_that_is_not_a_catalog() -> None:
     with pytest.raises(
-        rf.FetchError, match=r"not a SkyPilot vms.csv \(missing column\(s\) InstanceType"
+        fetch.FetchError, match=r"not a SkyPilot vms.csv \(missing column\(s\) InstanceType"
     ):
-        rf.adapt_skypilot_csv(
+        price_sources.adapt_skypilot_csv(
             "<html>rate limited</html>\n",
             cloud="aws",
             source_url="https://x/aws/vms.csv",
@@ -384,7 +380,7 @@ def test_skypilot_rejects_a_file_that_is_not_a_catalog() -> None:
 
 def test_vast_uses_the_median_of_enough_listings() -> None:
     payload = json.loads(fixture_text("vast_bundles.json"))
-    adapted = rf.adapt_vast_offers(
+    adapted = price_sources.adapt_vast_offers(
         payload, source_url="https://vast/bundles", as_of=TODAY, min_offers=3
     )
     rows = {r["offer_id"]: r for r in adapted.rows}
@@ -403,8 +399,8 @@ def test_vast_uses_the_median_of_enough_listings() -> None:
     assert all(r["region"] == "marketplace" and r["interconnect"] == "pcie" for r in rows.values())
     assert adapted.skipped["unknown GPU RTX 3060"] == 1
     assert adapted.skipped["fewer than 3 listings for one GPU/count"] == 1
-    with pytest.raises(rf.FetchError, match="expected a JSON object with an 'offers' list"):
-        rf.adapt_vast_offers([], source_url="https://vast/bundles", as_of=TODAY)
+    with pytest.raises(fetch.FetchError, match="expected a JSON object with an 'offers' list"):
+        price_sources.adapt_vast_offers([], source_url="https://vast/bundles", as_of=TODAY)
 
 
 # ---------------------------------------------------------------------------
@@ -641,7 +637,7 @@ def test_ownership_is_guessed_when_the_sidecar_is_lost(
 def test_a_feed_with_invalid_rows_fails_alone(
     httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(rf.SKYPILOT_ACCELERATORS, "A10G", ("A10G-typo", "pcie"))
+    monkeypatch.setitem(price_sources.SKYPILOT_ACCELERATORS, "A10G", ("A10G-typo", "pcie"))
     serve_skypilot(httpserver, clouds=("aws", "gcp"))
     settings = settings_for(httpserver, clouds=("aws", "gcp"))
     result = rf.refresh(["skypilot"], settings=settings, sleep=Sleeps())
@@ -767,7 +763,7 @@ def test_two_refreshes_cannot_run_at_once(httpserver: HTTPServer) -> None:
 
     paths.cache_dir().mkdir(parents=True)
     busy = "another `flopopt catalog refresh` is running"
-    with FileLock(str(rf.lock_path())), pytest.raises(rf.RefreshError, match=busy):
+    with FileLock(str(rf.lock_path())), pytest.raises(fetch.RefreshError, match=busy):
         rf.refresh(settings=settings_for(httpserver), sleep=Sleeps())
     assert not httpserver.log  # refused before any network traffic
 
@@ -780,16 +776,16 @@ def test_settings_come_from_env_then_url_flags(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("FLOPOPT_AZURE_PRICES_URL", "http://env/azure")
     monkeypatch.setenv("FLOPOPT_SKYPILOT_CLOUDS", "aws, lambda")
     monkeypatch.setenv("FLOPOPT_REFRESH_BACKOFF_S", "0.01")
-    settings = rf.RefreshSettings.from_env(rf.parse_url_overrides(["vast=http://flag/vast"]))
+    settings = fetch.RefreshSettings.from_env(fetch.parse_url_overrides(["vast=http://flag/vast"]))
     assert (
         settings.urls["azure"] == "http://env/azure" and settings.urls["vast"] == "http://flag/vast"
     )
     assert settings.skypilot_clouds == ("aws", "lambda") and settings.backoff_base_s == 0.01
     feeds = {f.name: f.url for f in rf.feeds_for(settings)}
-    assert feeds["skypilot:lambda"] == rf.DEFAULT_URLS["skypilot"] + "/lambda/vms.csv"
+    assert feeds["skypilot:lambda"] == fetch.DEFAULT_URLS["skypilot"] + "/lambda/vms.csv"
     monkeypatch.setenv("FLOPOPT_REFRESH_RETRIES", "many")
-    with pytest.raises(rf.RefreshError, match="FLOPOPT_REFRESH_RETRIES='many' is not a number"):
-        rf.RefreshSettings.from_env()
+    with pytest.raises(fetch.RefreshError, match="FLOPOPT_REFRESH_RETRIES='many' is not a number"):
+        fetch.RefreshSettings.from_env()
 
 
 @pytest.mark.parametrize(
@@ -801,13 +797,13 @@ def test_settings_come_from_env_then_url_flags(monkeypatch: pytest.MonkeyPatch) 
     ],
 )
 def test_bad_url_overrides_are_refused(item: str, message: str) -> None:
-    with pytest.raises(rf.RefreshError, match=message):
-        rf.parse_url_overrides([item])
+    with pytest.raises(fetch.RefreshError, match=message):
+        fetch.parse_url_overrides([item])
 
 
 def test_unknown_source_suggests_the_right_one() -> None:
-    with pytest.raises(rf.RefreshError, match="unknown source; did you mean 'skypilot'"):
-        rf.refresh(["skypilott"], settings=rf.RefreshSettings(), sleep=Sleeps())
+    with pytest.raises(fetch.RefreshError, match="unknown source; did you mean 'skypilot'"):
+        rf.refresh(["skypilott"], settings=fetch.RefreshSettings(), sleep=Sleeps())
 
 
 # ---------------------------------------------------------------------------
