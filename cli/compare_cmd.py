@@ -37,7 +37,7 @@ def compare(
     """Best plan per offer class (cloud on-demand, spot, owned, cluster quote, edge) and per quotes file,
     the cost/time Pareto front, and what owning costs against renting.
 
-    Example:  flopopt compare examples/llama2-7b-pretrain.yaml --quotes examples/quotes/example-colo-quote-short.csv --plot compare.png
+    Example:  flopopt compare examples/llama2-7b-pretrain.yaml --quotes quote.csv --plot compare.png
 
     Exit codes: 0 a plan meets the limits, 2 invalid input, 3 nothing is feasible.
     """

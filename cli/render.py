@@ -130,7 +130,8 @@ def render_estimate(report: EstimateReport, fmt: str) -> str:
             f"  terms: {_terms_text(est)}\n"
             "  hours = FLOPs × (1 + buffer) / (GPUs × peak × attenuation × scale-out) / 3600\n\n")
     if fmt == "markdown":
-        head = f"## {report.job.name}: FLOP estimate\n\n" + "\n".join(f"    {line}" for line in head.splitlines()) + "\n\n"
+        indented = "\n".join(f"    {line}" for line in head.splitlines())
+        head = f"## {report.job.name}: FLOP estimate\n\n{indented}\n\n"
     rows = [
         (g.gpu, g.precision, f"{g.peak_tflops:,.1f}", g.scenario,
          f"{g.attenuation:.2f} ({g.attenuation_low:.2f}–{g.attenuation_high:.2f})", pct(g.buffer * 100, False),
@@ -277,7 +278,8 @@ def render_solve(result: Result, fmt: str, price_note: str | None = None) -> str
         out.append(grid(fmt, "Break-even points", ("quantity", "value"), _break_even_rows(result.break_even)))
     if result.risk:
         r = result.risk
-        out.append(("### " if md else "") + f"Risk (Monte Carlo, {r.samples:,} samples, seed {r.seed})\n" + ("\n" if md else ""))
+        title = f"Risk (Monte Carlo, {r.samples:,} samples, seed {r.seed})"
+        out.append(f"### {title}\n\n" if md else f"{title}\n")
         p_deadline = "n/a (no deadline)" if r.p_deadline is None else f"{r.p_deadline:.0%}"
         p_budget = "n/a (no budget)" if r.p_budget is None else f"{r.p_budget:.0%}"
         out.append(("- " if md else "  ") + f"P(deadline met) = {p_deadline}, P(within budget) = {p_budget}\n")

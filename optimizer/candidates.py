@@ -108,7 +108,8 @@ def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
     repeat = [instance_counts(int(c)) for c in cap]
     lengths = np.array([len(r) for r in repeat], dtype=int)
     table = base.loc[base.index.repeat(lengths)].reset_index(drop=True)
-    table["instances"] = np.concatenate(repeat).astype(int) if len(repeat) and lengths.sum() else np.array([], dtype=int)
+    counts = np.concatenate(repeat) if len(repeat) and lengths.sum() else np.array([], dtype=int)
+    table["instances"] = counts.astype(int)
     table["gpu_count"] = table["instances"] * table["gpus_per_instance"].astype(int)
     table["memory_gb"] = table["gpu"].map(gpus["memory_gb"]).astype(float)
     table["mem_bandwidth_gbs"] = table["gpu"].map(gpus["mem_bandwidth_gbs"]).astype(float)

@@ -126,7 +126,8 @@ def solve_model(spec: ModelSpec, solver: SolverName = "highs") -> ModelSolution:
         makespan = _variable(prob, "T", low=0.0)
         # (2) makespan bounds every chosen plan's hours
         for j, job in enumerate(spec.jobs):
-            prob += pulp.lpSum(float(job.hours[c]) * x[j][c] for c in range(len(job.hours))) <= makespan, f"makespan_{j}"
+            hours = pulp.lpSum(float(job.hours[c]) * x[j][c] for c in range(len(job.hours)))
+            prob += hours <= makespan, f"makespan_{j}"
     # (3) shared budget
     if spec.budget_usd is not None:
         prob += total_cost <= spec.budget_usd, "shared_budget"

@@ -81,7 +81,8 @@ def _pitfall(planner: Planner, optimum: Plan, name: str, assumption: str,
         optimum.offer_id, optimum.instances, optimum.precision)
     summary = (f"plans {believed.label} for {believed.hours:,.0f} h at ${believed.cost_usd:,.0f}; "
                f"realistically needs {real.hours:,.0f} h and ${real.cost_usd:,.0f} "
-               f"({delta:+.0f}% vs the optimum) and {_limits_text(real.hours, real.cost_usd, c.deadline_hours, c.budget_usd)}")
+               f"({delta:+.0f}% vs the optimum) and "
+               f"{_limits_text(real.hours, real.cost_usd, c.deadline_hours, c.budget_usd)}")
     if same:
         summary += " — same choice as the realistic plan, only the forecast is off"
     return SensitivityItem(
