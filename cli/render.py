@@ -211,6 +211,29 @@ def plan_assumptions(plan: Plan) -> str:
             f"{plan.memory_gb:,.0f} GB per GPU{extra}")
 
 
+def recommendation(result: Result) -> str:
+    """A review-ready paragraph: the decision, its odds, and the costliest way to get it wrong."""
+    p = result.plan
+    assert p is not None
+    parts = [f"Use {p.gpu_count}×{p.gpu} at {p.precision} ({p.provider} {p.kind}, {p.offer_id}) for about "
+             f"{hours_text(p.hours)} and {usd(p.cost_usd)}, a plan that already includes a {p.buffer:.0%} buffer "
+             f"on attenuation {p.attenuation:.2f}."]
+    r = result.risk
+    if r is not None and r.p_deadline is not None:
+        parts.append(f"Simulated over the attenuation range it meets the deadline with probability "
+                     f"{r.p_deadline:.0%} (P90 of actual work {hours_text(r.hours_p90)}).")
+    failing = [s for s in result.sensitivity if s.category == "pitfall" and not s.skipped and s.plan is not None
+               and not (s.deadline_met and s.within_budget)]
+    costly = [s for s in result.sensitivity if s.category == "pitfall" and not s.skipped and s.plan is not None
+              and s.delta_cost_pct == s.delta_cost_pct and s.delta_cost_pct > 0]
+    if failing:
+        parts.append(f"Watch for {failing[0].name.replace('_', ' ')}: {failing[0].summary}.")
+    elif costly:
+        worst = max(costly, key=lambda s: s.delta_cost_pct)
+        parts.append(f"The costliest mistake is {worst.name.replace('_', ' ')}: {pct(worst.delta_cost_pct)} cost.")
+    return " ".join(parts)
+
+
 def _plan_rows(plans: Iterable[Plan]) -> list[tuple[str, ...]]:
     return [
         (str(p.gpu_count), p.gpu, p.precision, p.provider, p.kind, p.offer_id, hours_text(p.hours),
@@ -248,6 +271,8 @@ def render_solve(result: Result, fmt: str, price_note: str | None = None) -> str
         p = result.plan
         out.append(("**Plan:** " if md else "PLAN  ") + plan_summary(p) + "\n")
         out.append(("\n_Assumptions:_ " if md else "      ") + plan_assumptions(p) + "\n\n")
+        if md:
+            out.append(f"**Recommendation.** {recommendation(result)}\n\n")
     else:
         out.append(("**No plan.** " if md else "NO PLAN  ") + f"binding: {result.binding}\n")
         out.append(("" if md else "  ") + f"{result.explanation}\n\n")

@@ -66,3 +66,15 @@ def test_dominated_candidates_say_so() -> None:
     dominated = [c for c in feasible if c["reason"]]
     assert dominated and all(c["reason"].startswith("dominated") for c in dominated)
     assert len(feasible) - len(dominated) == data["model"]["after_pruning"]
+
+
+def test_markdown_report_opens_with_a_recommendation_from_the_numbers() -> None:
+    md = runner.invoke(app, ["solve", "examples/llama2-7b-pretrain.yaml", "--format", "markdown",
+                             "--samples", "500"])
+    data = json.loads(runner.invoke(app, ["solve", "examples/llama2-7b-pretrain.yaml", "--format", "json",
+                                          "--samples", "500"]).stdout)
+    assert md.exit_code == 0
+    line = next(x for x in md.stdout.splitlines() if x.startswith("**Recommendation.**"))
+    assert data["plan"]["offer_id"] in line
+    assert f"probability {data['risk']['p_deadline']:.0%}" in line
+    assert "### What could go wrong" in md.stdout and "| over_optimism |" in md.stdout
