@@ -173,17 +173,33 @@ def assess(
 
 
 def dominated_mask(t: pd.DataFrame, group: list[str] | None) -> pd.Series:
-    """Feasible candidates with another feasible one at most as dear and at most as slow.
-
-    Sort by (cost, hours); walking in that order a candidate survives only if it is
-    strictly faster than everything cheaper. Exact ties keep the first.
-    """
+    """Feasible candidates with another feasible one at most as dear and at most as slow
+    (everything feasible that is not on its group's Pareto front)."""
     mask = pd.Series(False, index=t.index)
     feasible = t[t["feasible"]]
     groups = [feasible] if group is None else [g for _, g in feasible.groupby(group, sort=False)]
     for g in groups:
-        ordered = g.sort_values(["cost_usd", "hours"], kind="mergesort")
-        hours = ordered["hours"].to_numpy()
-        best_before = np.minimum.accumulate(np.concatenate([[np.inf], hours[:-1]]))
-        mask.loc[ordered.index[hours >= best_before]] = True
+        front = pareto_front(g["cost_usd"].to_numpy(float), g["hours"].to_numpy(float))
+        off_front = np.ones(len(g), dtype=bool)
+        off_front[front] = False
+        mask.loc[g.index[off_front]] = True
     return mask
+
+
+def pareto_front(cost_usd: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    """Indices of the cost/hours Pareto front, ordered by cost ascending.
+
+    Point i is on the front when no point j is at most as dear *and* at most as slow
+    while strictly better in one of the two. Exact duplicates are one plan offered
+    twice, so only the first (lowest index) is kept. Walking the points sorted by
+    (cost, hours, index), a point is on the front iff it is strictly faster than every
+    point before it — O(n log n) instead of the O(n²) definition.
+    """
+    cost = np.asarray(cost_usd, dtype=float)
+    time = np.asarray(hours, dtype=float)
+    if cost.size == 0:
+        return np.zeros(0, dtype=int)
+    order = np.lexsort((np.arange(cost.size), time, cost))
+    ordered_hours = time[order]
+    fastest_before = np.minimum.accumulate(np.concatenate([[np.inf], ordered_hours[:-1]]))
+    return order[ordered_hours < fastest_before].astype(int)

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ..catalogs import schema
-from ..catalogs.loader import HOURS_PER_YEAR, Catalog, cross_check, read_table
-from .candidates import CandidateSet
+from ..catalogs.loader import HOURS_PER_YEAR, Catalog, break_even_utilization, cross_check, read_table
+from .candidates import CandidateSet, pareto_front
 from .errors import InputError, ProblemList
 from .flops import FlopEstimate
 from .job import Job
@@ -212,47 +212,6 @@ class Comparison:
 
 # ---------------------------------------------------------------------------
 # Pareto front (pure)
-
-
-def pareto_front(cost_usd: np.ndarray, hours: np.ndarray) -> np.ndarray:
-    """Indices of the cost/hours Pareto front, ordered by cost ascending.
-
-    Point i is on the front when no point j is at most as dear *and* at most as slow
-    while strictly better in one of the two. Exact duplicates are one plan offered
-    twice, so only the first (lowest index) is kept. Walking the points sorted by
-    (cost, hours, index), a point is on the front iff it is strictly faster than every
-    point before it — O(n log n) instead of the O(n²) definition.
-    """
-    cost = np.asarray(cost_usd, dtype=float)
-    time = np.asarray(hours, dtype=float)
-    if cost.size == 0:
-        return np.zeros(0, dtype=int)
-    order = np.lexsort((np.arange(cost.size), time, cost))
-    ordered_hours = time[order]
-    fastest_before = np.minimum.accumulate(np.concatenate([[np.inf], ordered_hours[:-1]]))
-    return order[ordered_hours < fastest_before].astype(int)
-
-
-# ---------------------------------------------------------------------------
-# break-even (pure)
-
-
-def break_even_utilization(capex_per_hour_usd: float, running_per_hour_usd: float,
-                           rental_equivalent_per_hour_usd: float) -> float | None:
-    """The utilisation u at which owning costs the same as renting the same throughput.
-
-    Owning charges capex over the hours the machine is busy, so one busy hour costs
-        own(u) = K / u + R          K = capex / (years · 8,760 h)   [USD per calendar hour]
-                                    R = power_kw · USD/kWh + fee     [USD per busy hour]
-    while renting the same work costs V per hour (the cheapest rental's USD per PFLOP ×
-    the machine's PFLOP per hour). own(u) ≤ V  ⇔  u ≥ K / (V − R).
-    Returns None when V ≤ R (running the machine alone costs more than renting: never);
-    a value above 1 means owning cannot win at any achievable utilisation.
-    """
-    margin = rental_equivalent_per_hour_usd - running_per_hour_usd
-    if margin <= 0:
-        return None
-    return capex_per_hour_usd / margin
 
 
 # ---------------------------------------------------------------------------

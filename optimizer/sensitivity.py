@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..catalogs.loader import HOURS_PER_YEAR, break_even_utilization
 from .candidates import CandidateSet, dominated_mask
 from .performance import Assumptions, base_seconds_for, billed_hours, realistic_assumptions
 from .result import Plan, Result, Risk, SensitivityItem
@@ -254,9 +255,10 @@ def break_even(planner: Planner, outcome: Outcome, result: Result) -> dict[str, 
 def own_vs_rent_break_even(owned: pd.DataFrame, rentals: pd.DataFrame) -> dict[str, Any]:
     """Utilisation u* at which the cheapest owned plan costs the same as the cheapest rental.
 
-    Owned cost at utilisation u: I·h·(capex/(Y·8760·u) + power + fee), I instances, h hours.
-    Setting it equal to the rental cost R gives u* = I·h·capex/(Y·8760) / (R − I·h·(power + fee)).
-    Owning wins above u*; sunk capex counts as zero, so u* = 0 for sunk machines.
+    Owned cost at utilisation u: I·h·(K/u + R) with K = capex/(Y·8760), R = power + fee, I instances,
+    h hours. Setting it equal to the rental cost C gives u* = K / (C/(I·h) − R)
+    (``loader.break_even_utilization`` with V = C/(I·h)). Owning wins above u*; sunk capex
+    counts as zero, so u* = 0 for sunk machines.
     """
     # A machine whose capex still counts is the informative case ("should we buy one?");
     # fall back to sunk machines only when that is all there is.
@@ -264,15 +266,11 @@ def own_vs_rent_break_even(owned: pd.DataFrame, rentals: pd.DataFrame) -> dict[s
     rent = rentals.sort_values("cost_usd").iloc[0]
     inst_hours = float(o["instances"]) * float(o["billed_hours"])
     sunk = bool(o["sunk"])
-    capex_per_hour_at_full_use = 0.0 if sunk else float(o["capex_usd"]) / (float(o["amortization_years"]) * 8760.0)
+    capex_per_hour_at_full_use = float(o["capex_usd"]) / (float(o["amortization_years"]) * HOURS_PER_YEAR)
     running = float(o["power_kw"]) * float(o["electricity_usd_per_kwh"]) + float(o["price_per_hour_usd"])
-    margin = float(rent["cost_usd"]) - inst_hours * running
-    if sunk:
-        u_star: float | None = 0.0
-    elif margin <= 0:
-        u_star = None
-    else:
-        u_star = inst_hours * capex_per_hour_at_full_use / margin
+    # Renting this job's work costs C in total, i.e. C / (I·h) per machine-hour of the owned plan.
+    u_star = 0.0 if sunk else break_even_utilization(
+        capex_per_hour_at_full_use, running, float(rent["cost_usd"]) / inst_hours)
     return {
         "owned_offer_id": str(o["offer_id"]),
         "rental_offer_id": str(rent["offer_id"]),
