@@ -160,6 +160,7 @@ def main() -> None:
 
 # Sub-command modules register themselves on ``app`` / ``catalog_app``.
 from . import catalog_cmd, compare_cmd, refresh_cmd  # noqa: E402,F401,I001
+from . import calibrate_cmd  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

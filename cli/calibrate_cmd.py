@@ -1,0 +1,167 @@
+"""``flopopt calibrate`` and ``flopopt backtest``: learn attenuation from past runs, and check it.
+
+The commands parse, call ``optimizer.calibration``, render. Rendering lives here rather
+than in render.py only because it is specific to these two reports; it uses the shared
+``grid``/``to_json`` helpers so the three formats look like every other command's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+
+from .main import CATALOG_OPTION, FORMAT_OPTION, OUTPUT_OPTION, Format, app, emit, guarded
+
+if TYPE_CHECKING:
+    from ..optimizer.calibration import Backtest, Calibration
+
+
+@app.command()
+def calibrate(
+    history_file: Path = typer.Argument(..., help="History CSV: one finished run per row (see examples/history.csv)."),
+    catalog: Optional[Path] = CATALOG_OPTION,
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o",
+        help="Write the calibrated rows to FILE.csv (attenuation.csv format) instead of merging them "
+             "into the user catalog folder."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the fitted ranges; write nothing."),
+    format: Format = FORMAT_OPTION,
+) -> None:
+    """Fit attenuation ranges from past runs and store them above the bundled catalog.
+
+    Per run: implied attenuation = FLOPs / (GPUs × peak × scale-out × measured seconds).
+    Per (scenario, workload[, gpu]) group: range = 10th–90th percentile (mean ± the
+    catalog's uncertainty with fewer than 3 runs). The rows are merged into the user
+    catalog folder's attenuation.csv, so every later `flopopt solve` uses them.
+
+    Example:  flopopt calibrate examples/history.csv --dry-run
+    """
+    from ..catalogs.loader import load_catalog
+    from ..optimizer.calibration import calibrate as run_calibrate
+    from ..optimizer.calibration import default_calibration_path, write_calibration
+
+    cal = guarded(lambda: run_calibrate(history_file, load_catalog(catalog)))
+    target = output if output is not None else default_calibration_path()
+    written: Path | None = None
+    if not dry_run:
+        written = guarded(lambda: write_calibration(cal, output))
+    emit(render_calibration(cal, format.value, written=written, would_write=target), None)
+    if format == Format.json:  # the table and markdown reports say it themselves
+        typer.echo(f"wrote {len(cal.groups)} calibrated row(s) to {written}" if written is not None
+                   else f"dry run: nothing written (would write {target})", err=True)
+
+
+@app.command()
+def backtest(
+    runs_file: Path = typer.Argument(..., help="History CSV of finished runs (same format as for calibrate)."),
+    catalog: Optional[Path] = CATALOG_OPTION,
+    format: Format = FORMAT_OPTION,
+    output: Optional[Path] = OUTPUT_OPTION,
+) -> None:
+    """How well the current catalog predicts past runs: predicted vs measured hours per run,
+    and the seed's decision-quality metrics (estimate within ±20%, time within 80–120% of
+    the plan, cost within 90–110% of budget). Predictions include the risk buffer, as the
+    plan did; the error without it is shown too.
+
+    Example:  flopopt backtest examples/history.csv --format json
+    """
+    from ..catalogs.loader import load_catalog
+    from ..optimizer.calibration import backtest as run_backtest
+
+    result = guarded(lambda: run_backtest(runs_file, load_catalog(catalog)))
+    emit(render_backtest(result, format.value), output)
+
+
+# ---------------------------------------------------------------------------
+# rendering
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def calibration_dict(cal: Calibration, written: Path | None) -> dict[str, Any]:
+    return {
+        "history": cal.history_file,
+        "created": cal.created,
+        "runs": [{"name": r.name, "row": r.row, "workload": r.kind, "scenario": r.scenario,
+                  "scenario_given": r.scenario_given, "gpu": r.gpu, "gpu_count": r.gpu_count,
+                  "precision": r.precision, "total_flops": r.total_flops, "measured_hours": r.measured_hours,
+                  "mfu": r.mfu, "scale_efficiency": r.scale_efficiency,
+                  "implied_attenuation": r.implied_attenuation, "source": r.source} for r in cal.runs],
+        "groups": [{"scenario": g.scenario, "workload": g.workload, "gpu": g.gpu or None, "n": g.n,
+                    "median": g.median, "low": g.low, "high": g.high, "uncertainty": g.uncertainty,
+                    "method": g.method, "source": cal.source_for(g), "runs": list(g.run_names),
+                    "current": {"low": g.current_low, "high": g.current_high,
+                                "uncertainty": g.current_uncertainty, "row": g.current_source}}
+                   for g in cal.groups],
+        "written": str(written) if written is not None else None,
+    }
+
+
+def render_calibration(cal: Calibration, fmt: str, *, written: Path | None, would_write: Path) -> str:
+    from .render import grid, hours_text, to_json
+
+    if fmt == "json":
+        return to_json(calibration_dict(cal, written))
+    run_rows = [(r.name, r.scenario + ("" if r.scenario_given else "*"), f"{r.gpu_count} × {r.gpu}",
+                 r.precision, f"{r.total_flops:.3g}", hours_text(r.measured_hours), f"{r.mfu:.2f}",
+                 f"{r.scale_efficiency:.2f}", f"{r.implied_attenuation:.3f}") for r in cal.runs]
+    group_rows = [(g.scenario, g.workload, g.gpu or "any", str(g.n), f"{g.median:.3f}",
+                   f"{g.low:.3f}–{g.high:.3f}", f"±{g.uncertainty * 100:.0f}%",
+                   f"{g.current_low:.2f}–{g.current_high:.2f} ±{g.current_uncertainty * 100:.0f}% ({g.current_source})",
+                   g.method) for g in cal.groups]
+    text = grid(fmt, f"Runs in {cal.history_file}: implied attenuation = FLOPs / (GPUs × peak × scale-out × seconds)",
+                ("run", "scenario", "GPUs", "precision", "FLOPs", "measured", "MFU", "scale-out",
+                 "attenuation"), run_rows)
+    if any(not r.scenario_given for r in cal.runs):
+        text += "* scenario not given: 1 GPU → lab, several → cluster\n\n"
+    text += grid(fmt, "Fitted attenuation vs the catalog today",
+                 ("scenario", "workload", "gpu", "runs", "median", "fitted", "±", "current (row)", "fit"), group_rows)
+    if written is not None:
+        text += f"Written to {written}: these rows now come first in every solve.\n"
+    else:
+        text += f"Dry run: nothing written (would write {would_write}).\n"
+    return text
+
+
+def backtest_dict(result: Backtest) -> dict[str, Any]:
+    return {
+        "runs": [{"name": r.name, "predicted_hours": r.predicted_hours, "measured_hours": r.measured_hours,
+                  "error_pct": r.error_pct, "predicted_hours_no_buffer": r.predicted_hours_no_buffer,
+                  "error_pct_no_buffer": r.error_pct_no_buffer, "scenario": r.scenario, "gpu": r.gpu,
+                  "gpu_count": r.gpu_count, "precision": r.precision, "attenuation": r.attenuation,
+                  "attenuation_source": r.attenuation_source, "buffer": r.buffer,
+                  "scale_efficiency": r.scale_efficiency, "total_flops": r.total_flops,
+                  "cost_usd": r.cost_usd, "budget_usd": r.budget_usd} for r in result.runs],
+        "summary": result.summary.as_dict(),
+    }
+
+
+def render_backtest(result: Backtest, fmt: str) -> str:
+    from .render import grid, hours_text, pct, to_json
+
+    if fmt == "json":
+        return to_json(backtest_dict(result))
+    rows = [(r.name, f"{r.gpu_count} × {r.gpu}", r.attenuation_source, f"{r.attenuation:.2f}",
+             pct(r.buffer * 100, False),
+             hours_text(r.predicted_hours), hours_text(r.measured_hours), pct(r.error_pct),
+             pct(r.error_pct_no_buffer)) for r in result.runs]
+    text = grid(fmt, f"Backtest of {result.history_file}: predicted (with buffer) vs measured hours",
+                ("run", "GPUs", "attenuation row", "attenuation", "buffer", "predicted", "measured", "error",
+                 "error w/o buffer"), rows)
+    s = result.summary
+    cost = (f"{_pct(s.cost_within_90_110pct)} of {s.cost_runs} run(s) with cost_usd and budget_usd"
+            if s.cost_within_90_110pct is not None else "— (no run gives both cost_usd and budget_usd)")
+    lines = [
+        f"runs: {s.n}",
+        f"estimate within ±20% of measured: {_pct(s.within_20pct)} of runs",
+        f"median |error|: {s.median_abs_error_pct:.0f}%",
+        f"measured time within 80–120% of the plan: {_pct(s.time_within_80_120pct)} of runs",
+        f"cost within 90–110% of budget: {cost}",
+    ]
+    if fmt == "markdown":
+        return text + "\n".join(f"- {line}" for line in lines) + "\n"
+    return text + "\n".join(lines) + "\n"
