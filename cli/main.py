@@ -163,4 +163,8 @@ from . import catalog_cmd, compare_cmd, refresh_cmd  # noqa: E402,F401,I001
 from . import calibrate_cmd  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # Run through the canonical module: sub-commands registered themselves on
+    # ``flopopt.cli.main.app``, not on this ``__main__`` copy of it.
+    from flopopt.cli.main import main as canonical_main
+
+    canonical_main()

@@ -78,3 +78,14 @@ def test_markdown_report_opens_with_a_recommendation_from_the_numbers() -> None:
     assert data["plan"]["offer_id"] in line
     assert f"probability {data['risk']['p_deadline']:.0%}" in line
     assert "### What could go wrong" in md.stdout and "| over_optimism |" in md.stdout
+
+
+def test_python_dash_m_runs_every_subcommand() -> None:
+    import subprocess
+    import sys
+
+    for module in ("flopopt", "flopopt.cli.main"):
+        done = subprocess.run([sys.executable, "-m", module, "catalog", "list", "--gpu", "H100-SXM",
+                               "--format", "json"], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, (module, done.stderr)
+        assert all(o["gpu"] == "H100-SXM" for o in json.loads(done.stdout)["offers"])

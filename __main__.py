@@ -1,0 +1,5 @@
+"""``python -m flopopt`` runs the command line."""
+
+from flopopt.cli.main import main
+
+main()
