@@ -161,6 +161,7 @@ def main() -> None:
 # Sub-command modules register themselves on ``app`` / ``catalog_app``.
 from . import catalog_cmd, compare_cmd, refresh_cmd  # noqa: E402,F401,I001
 from . import calibrate_cmd  # noqa: E402,F401
+from . import plan_cmd  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     # Run through the canonical module: sub-commands registered themselves on

@@ -173,33 +173,46 @@ def assess(
 
 
 def dominated_mask(t: pd.DataFrame, group: list[str] | None) -> pd.Series:
-    """Feasible candidates with another feasible one at most as dear and at most as slow
-    (everything feasible that is not on its group's Pareto front)."""
+    """Feasible candidates with another feasible one (of the same ``group``) at most as dear
+    and at most as slow — everything feasible that is off its group's Pareto front."""
     mask = pd.Series(False, index=t.index)
     feasible = t[t["feasible"]]
-    groups = [feasible] if group is None else [g for _, g in feasible.groupby(group, sort=False)]
-    for g in groups:
-        front = pareto_front(g["cost_usd"].to_numpy(float), g["hours"].to_numpy(float))
-        off_front = np.ones(len(g), dtype=bool)
-        off_front[front] = False
-        mask.loc[g.index[off_front]] = True
+    if feasible.empty:
+        return mask
+    keys = (np.zeros(len(feasible), dtype=int) if group is None
+            else feasible.groupby(group, sort=False, dropna=False).ngroup().to_numpy())
+    dominated = dominated_in_groups(feasible["cost_usd"].to_numpy(float), feasible["hours"].to_numpy(float), keys)
+    mask.loc[feasible.index[dominated]] = True
     return mask
 
 
-def pareto_front(cost_usd: np.ndarray, hours: np.ndarray) -> np.ndarray:
-    """Indices of the cost/hours Pareto front, ordered by cost ascending.
+def dominated_in_groups(cost_usd: np.ndarray, hours: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Boolean mask: some other point of the same group is at most as dear and at most as slow.
 
-    Point i is on the front when no point j is at most as dear *and* at most as slow
-    while strictly better in one of the two. Exact duplicates are one plan offered
-    twice, so only the first (lowest index) is kept. Walking the points sorted by
-    (cost, hours, index), a point is on the front iff it is strictly faster than every
-    point before it — O(n log n) instead of the O(n²) definition.
+    Sort by (group, cost, hours, position); walking in that order a point survives only if it
+    is strictly faster than everything before it in its group, so exact duplicates keep the
+    first. One vectorised pass (a Python loop over thousands of groups took seconds).
     """
     cost = np.asarray(cost_usd, dtype=float)
     time = np.asarray(hours, dtype=float)
     if cost.size == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((np.arange(cost.size), time, cost, group))
+    sorted_hours = pd.Series(time[order])
+    sorted_group = np.asarray(group)[order]
+    fastest_before = sorted_hours.groupby(sorted_group).cummin().groupby(sorted_group).shift(1)
+    dominated = np.zeros(cost.size, dtype=bool)
+    dominated[order] = sorted_hours.to_numpy() >= fastest_before.fillna(np.inf).to_numpy()
+    return dominated
+
+
+def pareto_front(cost_usd: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    """Indices of the cost/hours Pareto front, ordered by cost ascending (exact duplicates:
+    the lowest index is kept)."""
+    cost = np.asarray(cost_usd, dtype=float)
+    time = np.asarray(hours, dtype=float)
+    if cost.size == 0:
         return np.zeros(0, dtype=int)
+    dominated = dominated_in_groups(cost, time, np.zeros(cost.size, dtype=int))
     order = np.lexsort((np.arange(cost.size), time, cost))
-    ordered_hours = time[order]
-    fastest_before = np.minimum.accumulate(np.concatenate([[np.inf], ordered_hours[:-1]]))
-    return order[ordered_hours < fastest_before].astype(int)
+    return np.asarray(order[~dominated[order]], dtype=int)

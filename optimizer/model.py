@@ -71,7 +71,7 @@ class ModelSolution:
     seconds: float
 
 
-def _variable(prob: Any, name: str, low: float | None = None, cat: str = "Continuous") -> Any:
+def variable(prob: Any, name: str, low: float | None = None, cat: str = "Continuous") -> Any:
     """PuLP ≥ 3.3 attaches variables to the problem (the 4.0 API); older PuLP builds them freely."""
     import pulp
 
@@ -80,11 +80,11 @@ def _variable(prob: Any, name: str, low: float | None = None, cat: str = "Contin
     return pulp.LpVariable(name, lowBound=low, cat=cat)
 
 
-def _binary(prob: Any, name: str) -> Any:
-    return _variable(prob, name, cat="Binary")
+def binary_variable(prob: Any, name: str) -> Any:
+    return variable(prob, name, cat="Binary")
 
 
-def _solver(name: SolverName) -> object:
+def make_solver(name: SolverName) -> object:
     import pulp
 
     if name == "highs":
@@ -109,10 +109,10 @@ def solve_model(spec: ModelSpec, solver: SolverName = "highs") -> ModelSolution:
     started = time.perf_counter()
     if any(len(j.cost_usd) == 0 for j in spec.jobs):
         return ModelSolution("infeasible", (), None, 0, 0, solver, time.perf_counter() - started)
-    engine = _solver(solver)
+    engine = make_solver(solver)
     prob = pulp.LpProblem("flopopt", pulp.LpMinimize)
     x = [
-        [_binary(prob, f"x_{j}_{c}") for c in range(len(job.cost_usd))]
+        [binary_variable(prob, f"x_{j}_{c}") for c in range(len(job.cost_usd))]
         for j, job in enumerate(spec.jobs)
     ]
     total_cost = pulp.lpSum(
@@ -123,7 +123,7 @@ def solve_model(spec: ModelSpec, solver: SolverName = "highs") -> ModelSolution:
         prob += pulp.lpSum(row) == 1, f"one_plan_{j}"
     makespan = None
     if spec.objective == "time":
-        makespan = _variable(prob, "T", low=0.0)
+        makespan = variable(prob, "T", low=0.0)
         # (2) makespan bounds every chosen plan's hours
         for j, job in enumerate(spec.jobs):
             hours = pulp.lpSum(float(job.hours[c]) * x[j][c] for c in range(len(job.hours)))
@@ -141,14 +141,14 @@ def solve_model(spec: ModelSpec, solver: SolverName = "highs") -> ModelSolution:
         if terms:
             prob += pulp.lpSum(terms) <= quota, f"quota_{offer}"
     prob += (makespan if makespan is not None else total_cost)
-    status = _run(prob, engine)
+    status = run_solver(prob, engine)
     if status == "optimal" and makespan is not None:
         best = pulp.value(makespan)
         # solver tolerances report T a hair under the true makespan; fixing it exactly can
         # make the second solve infeasible, so allow 1e-6 relative slack
         prob += makespan <= best * (1 + 1e-6) + 1e-6, "makespan_fixed"
         prob.setObjective(total_cost)
-        status = _run(prob, engine)
+        status = run_solver(prob, engine)
     seconds = time.perf_counter() - started
     n_vars, n_cons = prob.numVariables(), prob.numConstraints()
     if status != "optimal":
@@ -177,7 +177,7 @@ def _quiet_stdout() -> Iterator[None]:
         os.close(saved)
 
 
-def _run(prob: object, engine: object) -> str:
+def run_solver(prob: object, engine: object) -> str:
     import pulp
 
     try:
