@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 import pandas  # noqa: F401  (imported before timing on purpose)
-
 from flopopt.catalogs.loader import load_catalog
 
 RUNS = 20

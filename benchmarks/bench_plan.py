@@ -12,7 +12,6 @@ after pruning. Timings are reported, never asserted (tests do not time anything)
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_solve import best_of  # noqa: E402
+from bench_solve import best_of, generated_catalog  # noqa: E402
 
 
 def generated_offers(folder: Path, offers: int, seed: int) -> None:
@@ -34,36 +33,12 @@ def generated_offers(folder: Path, offers: int, seed: int) -> None:
     ``offers`` synthetic rentals priced around each GPU's bundled median $/GPU-h (×0.8–2.5).
     Nine in ten carry a small quota (1–8 instances), so jobs of one period compete for the
     cheap ones and buying hardware has something to beat."""
-    import numpy as np
-    from flopopt.catalogs.loader import load_catalog, price_per_gpu_hour_usd
     from flopopt.catalogs.paths import BUNDLED_DIR
 
     for name in ("gpus.csv", "attenuation.csv", "models.csv"):
         shutil.copy(BUNDLED_DIR / name, folder / name)
-    bundled = load_catalog(use_user_dir=False, use_cache=False)
-    rentals = bundled.offers[bundled.offers["kind"].isin(["on_demand", "spot"])]
-    per_gpu = price_per_gpu_hour_usd(rentals).groupby(rentals["gpu"]).median()
-    rng = np.random.default_rng(seed)
-    gpus = per_gpu.index.to_numpy()
-    header = [c for c in bundled.offers.columns if c not in ("origin_file", "origin_row")]
-    with (folder / "offers.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header)
-        writer.writeheader()
-        for i in range(offers):
-            gpu = str(rng.choice(gpus))
-            size = int(rng.choice([1, 2, 4, 8]))
-            kind = str(rng.choice(["on_demand", "spot"]))
-            price = float(per_gpu[gpu]) * size * float(rng.uniform(0.8, 2.5))
-            quota = str(int(rng.choice([1, 2, 4, 8]))) if rng.uniform() < 0.9 else ""
-            writer.writerow({
-                "offer_id": f"gen-{i}", "provider": f"gen{i % 40}", "kind": kind, "region": f"r{i % 7}",
-                "instance_type": f"{size}x{gpu}", "gpu": gpu, "gpus_per_instance": size,
-                "price_per_hour_usd": f"{price:.4f}", "billing_increment_hours": "0.000277778",
-                "min_hours": "0", "max_instances": quota,
-                "interconnect": "nvlink" if size == 8 else "pcie",
-                "interruption_overhead": "0.15" if kind == "spot" else "",
-                "source": "benchmarks/bench_plan.py synthetic", "as_of": "2026-01-01",
-            })
+    generated_catalog(folder, offers, seed, price_span=(0.8, 2.5), quotas=(1, 2, 4, 8), quota_share=0.9,
+                      source="benchmarks/bench_plan.py synthetic")
 
 
 def generated_portfolio(jobs: int, periods: int, seed: int) -> dict[str, Any]:

@@ -43,11 +43,13 @@ def cli(*args: str) -> Callable[[], None]:
     return run
 
 
-def generated_catalog(folder: Path, offers: int, seed: int = 0) -> Path:
+def generated_catalog(folder: Path, offers: int, seed: int = 0, *, price_span: tuple[float, float] = (0.5, 2.0),
+                      quotas: tuple[int, ...] = (4, 16, 64, 256), quota_share: float = 1.0,
+                      source: str = "benchmarks synthetic") -> Path:
     """``offers`` synthetic rentals over the bundled GPUs: random providers, sizes and prices
-    around each GPU's bundled median $/GPU-h (×0.5–2), so pruning has real work to do."""
+    around each GPU's bundled median $/GPU-h (× ``price_span``), so pruning has real work to do.
+    A ``quota_share`` of the offers get a quota drawn from ``quotas`` (the rest none)."""
     import numpy as np
-
     from flopopt.catalogs.loader import load_catalog, price_per_gpu_hour_usd
 
     bundled = load_catalog(use_user_dir=False, use_cache=False)
@@ -63,15 +65,19 @@ def generated_catalog(folder: Path, offers: int, seed: int = 0) -> Path:
             gpu = str(rng.choice(gpus))
             size = int(rng.choice([1, 2, 4, 8]))
             kind = str(rng.choice(["on_demand", "spot"]))
-            price = float(per_gpu[gpu]) * size * float(rng.uniform(0.5, 2.0))
+            price = float(per_gpu[gpu]) * size * float(rng.uniform(*price_span))
+            if quota_share >= 1.0:
+                quota = str(int(rng.choice(quotas)))
+            else:
+                quota = str(int(rng.choice(quotas))) if rng.uniform() < quota_share else ""
             writer.writerow({
                 "offer_id": f"gen-{i}", "provider": f"gen{i % 40}", "kind": kind, "region": f"r{i % 7}",
                 "instance_type": f"{size}x{gpu}", "gpu": gpu, "gpus_per_instance": size,
                 "price_per_hour_usd": f"{price:.4f}", "billing_increment_hours": "0.000277778",
-                "min_hours": "0", "max_instances": str(int(rng.choice([4, 16, 64, 256]))),
+                "min_hours": "0", "max_instances": quota,
                 "interconnect": "nvlink" if size == 8 else "pcie",
                 "interruption_overhead": "0.15" if kind == "spot" else "",
-                "source": "benchmarks/bench_solve.py synthetic", "as_of": "2026-01-01",
+                "source": source, "as_of": "2026-01-01",
             })
     return folder
 
@@ -105,7 +111,7 @@ def main() -> None:
     best, _ = best_of(20, lambda: load_catalog(use_user_dir=False, use_cache=False))
     print(f"load bundled catalog (in process):                   {best * 1000:.0f} ms")
     for solver in ("highs", "cbc"):
-        best, _ = best_of(5, lambda: solve(job, catalog, solver=solver, sensitivity=False))  # type: ignore[arg-type]
+        best, _ = best_of(5, lambda s=solver: solve(job, catalog, solver=s, sensitivity=False))  # type: ignore[misc]
         print(f"solve in process, {solver:5}, no sensitivity:              {best * 1000:.0f} ms")
     best, _ = best_of(5, lambda: solve(job, catalog))
     print(f"solve in process, highs, with sensitivity:           {best * 1000:.0f} ms")
@@ -124,7 +130,7 @@ def main() -> None:
         big = load_catalog(folder, use_user_dir=False, use_cache=False)
         print(f"generated catalog: {len(big.offers)} offers")
         for solver in ("highs", "cbc"):
-            best, _ = best_of(3, lambda: solve(job, big, solver=solver, sensitivity=False))  # type: ignore[arg-type]
+            best, _ = best_of(3, lambda s=solver: solve(job, big, solver=s, sensitivity=False))  # type: ignore[misc]
             print(f"solve {len(big.offers)} offers in process, {solver:5}:            {best:.2f} s")
         s = solve(job, big, sensitivity=False).stats
         print(f"model size, {len(big.offers)} offers: {s.enumerated} candidates → {s.feasible} feasible → "
