@@ -107,6 +107,7 @@ GPUS_PER_NODE = 8
 INTRA_NODE_FABRIC = "nvlink"
 
 MIN_RUNS = 3                      # fewer runs give no spread worth a percentile
+MIN_PLAUSIBLE_ATTENUATION = 1e-3  # a run at 0.1% of peak is a unit mistake, not a measurement
 LOW_PERCENTILE, HIGH_PERCENTILE = 10.0, 90.0
 UNCERTAINTY_BOUNDS = (0.05, 0.5)  # ±5% is as tight as any history supports; ±50% is the buffer's cap
 
@@ -479,8 +480,13 @@ def read_history(path: str | Path, catalog: Catalog) -> History:
         seconds = hours * 3600.0
         attenuation = _implied_attenuation(frame, estimate, scale, seconds)
         mfu = estimate.total_flops / (count * peak * 1e12 * seconds)
+        if attenuation < MIN_PLAUSIBLE_ATTENUATION:
+            add(hours_column, f"{hours:.4g} h on {count} × {gpu} at {precision} implies {attenuation * 100:.3g}% of "
+                f"peak ({estimate.total_flops:.3g} FLOPs); below {MIN_PLAUSIBLE_ATTENUATION:.1%} is not a real run — "
+                "check hours vs gpu_hours, gpu_count and the workload numbers")
+            continue
         if attenuation > 1.0:
-            add(hours_column, f"{hours:.4g} h on {count} × {gpu} at {precision} implies {attenuation:.0%} of peak "
+            add(hours_column, f"{hours:.4g} h on {count} × {gpu} at {precision} implies {attenuation * 100:.3g}% of peak "
                 f"({estimate.total_flops:.3g} FLOPs, scale-out {scale:.2f}); above 100% is impossible — "
                 "check hours vs gpu_hours, gpu_count, precision and the workload numbers")
             continue
@@ -528,7 +534,7 @@ def _fit(values: list[float], current_uncertainty: float) -> tuple[float, float,
         low, high = mean * (1.0 - current_uncertainty), mean * (1.0 + current_uncertainty)
         method = "mean ± catalog uncertainty"
     low = max(low, 1e-6)   # attenuation.csv requires low > 0 …
-    high = min(high, 1.0)  # … and high ≤ 1
+    high = min(max(high, low), 1.0)  # … and low ≤ high ≤ 1
     spread = (high - low) / (high + low)
     uncertainty = min(max(spread, UNCERTAINTY_BOUNDS[0]), UNCERTAINTY_BOUNDS[1])
     return low, high, uncertainty, method

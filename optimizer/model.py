@@ -185,4 +185,7 @@ def run_solver(prob: object, engine: object) -> str:
             code = prob.solve(engine)  # type: ignore[attr-defined]
     except pulp.PulpSolverError as exc:
         raise SolverError(f"the MILP solver failed: {exc}") from None
+    except (ArithmeticError, IndexError, ValueError) as exc:  # e.g. HiGHS on absurdly scaled numbers
+        raise SolverError(f"the MILP solver failed on this problem ({exc.__class__.__name__}: {exc}); "
+                          "check for extreme numbers in the inputs") from None
     return "optimal" if code == pulp.LpStatusOptimal else "infeasible"

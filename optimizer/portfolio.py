@@ -134,7 +134,7 @@ class Horizon(_Strict):
     """Planning periods; 12 × 730 h is a year of months (8,760 h / 12)."""
 
     periods: Periods = 12
-    period_hours: Hours = 730.0
+    period_hours: Annotated[Hours, Field(le=8784.0)] = 730.0  # at most a (leap) year per period
 
 
 class PurchaseOption(_Strict):

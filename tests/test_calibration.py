@@ -440,3 +440,15 @@ def test_example_history_is_sourced_and_runs(bundled: Catalog) -> None:
     result = invoke("backtest", str(EXAMPLE_HISTORY), "--format", "markdown")
     assert result.exit_code == 0, result.output
     assert "| llama2-7b |" in result.stdout
+
+
+def test_a_run_far_below_any_real_utilisation_is_rejected(tmp_path: Path) -> None:
+    # 9.37e22 FLOPs over 1e308 GPU-hours is ~1e-301 of peak: a unit slip, not a measurement.
+    source = EXAMPLE_HISTORY.read_text(encoding="utf-8").splitlines()
+    header, first = source[0], source[1].replace(",184320,", ",1e308,")
+    bad = tmp_path / "huge.csv"
+    bad.write_text(header + "\n" + first + "\n", encoding="utf-8")
+    result = invoke("calibrate", str(bad), "--output", str(tmp_path / "att.csv"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "row 2: gpu_hours:" in result.stderr and "below 0.1% is not a real run" in result.stderr
+    assert not (tmp_path / "att.csv").exists()

@@ -261,3 +261,17 @@ def test_candidates_report_model_size(make_catalog: Any, tmp_path: Path) -> None
     cands = build_candidates(load_portfolio(write(tmp_path, portfolio(jobs=[dict(JOB), dict(JOB, name="b")]))),
                              catalog)
     assert cands.enumerated >= cands.feasible >= cands.kept == 2   # one free rental per job is enough
+
+
+def test_period_longer_than_a_year_is_an_input_error(tmp_path: Path) -> None:
+    # Absurd period lengths once reached HiGHS and crashed it inside PuLP; they are bad input.
+    data = yaml.safe_load((Path("examples/portfolio/research-lab.yaml")).read_text())
+    data["horizon"]["period_hours"] = 1e15
+    for job in data["jobs"]:
+        if isinstance(job, dict) and "file" in job:
+            job["file"] = str((Path("examples/portfolio") / job["file"]).resolve())
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["plan", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "horizon.period_hours" in result.stderr and "8784" in result.stderr
