@@ -486,8 +486,8 @@ def read_history(path: str | Path, catalog: Catalog) -> History:
                 "check hours vs gpu_hours, gpu_count and the workload numbers")
             continue
         if attenuation > 1.0:
-            add(hours_column, f"{hours:.4g} h on {count} × {gpu} at {precision} implies {attenuation * 100:.3g}% of peak "
-                f"({estimate.total_flops:.3g} FLOPs, scale-out {scale:.2f}); above 100% is impossible — "
+            add(hours_column, f"{hours:.4g} h on {count} × {gpu} at {precision} implies {attenuation * 100:.3g}% of "
+                f"peak ({estimate.total_flops:.3g} FLOPs, scale-out {scale:.2f}); above 100% is impossible — "
                 "check hours vs gpu_hours, gpu_count, precision and the workload numbers")
             continue
         runs.append(Run(
