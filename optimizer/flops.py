@@ -15,7 +15,7 @@ Sources:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InputError
@@ -206,7 +206,3 @@ def estimate_flops(
             file, "workload.total_flops",
             "custom workloads need total_flops, or flops_per_sample and samples (epochs optional)",
         ) from None
-
-
-def with_workload(estimate: FlopEstimate, **changes: Any) -> FlopEstimate:
-    return replace(estimate, workload=replace(estimate.workload, **changes))

@@ -297,7 +297,3 @@ def parse_job(data: dict[str, Any], file: str = "<job>", prefix: str = "") -> Jo
 def load_job(path: str | Path) -> Job:
     """Load and validate a job YAML file."""
     return parse_job(read_yaml_mapping(path, "job"), str(path))
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)

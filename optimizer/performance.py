@@ -13,7 +13,6 @@ efficiency, whether the roofline bound) is returned next to the number it produc
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -228,7 +227,3 @@ def billed_hours(hours: np.ndarray, increment: np.ndarray, minimum: np.ndarray) 
     # subtract a hair so 2.0000000001 increments of float noise do not bill a third one
     rounded = np.where(increment > 0, np.ceil(hours / safe - 1e-9) * safe, hours)
     return np.asarray(np.maximum(rounded, minimum), dtype=float)
-
-
-def days(hours: float) -> float:
-    return hours / 24.0 if math.isfinite(hours) else math.inf
