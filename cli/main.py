@@ -51,6 +51,7 @@ class Solver(str, Enum):
 # Shared options, defined once (STYLE.md §8).
 FORMAT_OPTION = typer.Option(Format.table, "--format", "-f", help="Output format: table, json or markdown.")
 OUTPUT_OPTION = typer.Option(None, "--output", "-o", help="Write the report to FILE (atomically) instead of stdout.")
+SOLVER_OPTION = typer.Option(Solver.highs, "--solver", help="MILP solver: highs (default) or cbc.")
 CATALOG_OPTION = typer.Option(None, "--catalog", help="Folder of CSVs overriding the bundled catalog "
                               "(gpus.csv, offers.csv, attenuation.csv, models.csv; any subset).")
 
@@ -102,7 +103,7 @@ def solve(
     catalog: Optional[Path] = CATALOG_OPTION,
     format: Format = FORMAT_OPTION,
     output: Optional[Path] = OUTPUT_OPTION,
-    solver: Solver = typer.Option(Solver.highs, "--solver", help="MILP solver: highs (default) or cbc."),
+    solver: Solver = SOLVER_OPTION,
     no_sensitivity: bool = typer.Option(False, "--no-sensitivity", help="Skip pitfalls, stress tests and Monte Carlo."),
     samples: int = typer.Option(2000, "--samples", min=10, max=1_000_000, help="Monte Carlo samples."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,

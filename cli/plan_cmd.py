@@ -14,7 +14,18 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from .main import CATALOG_OPTION, EXIT_INFEASIBLE, FORMAT_OPTION, OUTPUT_OPTION, Format, Solver, app, emit, guarded
+from .main import (
+    CATALOG_OPTION,
+    EXIT_INFEASIBLE,
+    FORMAT_OPTION,
+    OUTPUT_OPTION,
+    SOLVER_OPTION,
+    Format,
+    Solver,
+    app,
+    emit,
+    guarded,
+)
 
 if TYPE_CHECKING:
     from ..optimizer.procurement import Assignment, PlanResult
@@ -26,7 +37,7 @@ def plan(
     catalog: Optional[Path] = CATALOG_OPTION,
     format: Format = FORMAT_OPTION,
     output: Optional[Path] = OUTPUT_OPTION,
-    solver: Solver = typer.Option(Solver.highs, "--solver", help="MILP solver: highs (default) or cbc."),
+    solver: Solver = SOLVER_OPTION,
 ) -> None:
     """Plan a portfolio of jobs over a horizon: which hardware to buy or reserve in which period,
     where each job runs, the total cost of ownership and each option's buy-vs-rent break-even.
