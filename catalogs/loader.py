@@ -38,6 +38,8 @@ class Catalog:
     attenuation: pd.DataFrame
     models: pd.DataFrame
     layers: tuple[str, ...] = field(default_factory=tuple)
+    precision: pd.DataFrame = field(default_factory=pd.DataFrame)    # precision.csv: realised speed-ups
+    efficiency: pd.DataFrame = field(default_factory=pd.DataFrame)   # efficiency.csv: a calibrated fit
 
     def gpu(self, name: str) -> dict[str, Any]:
         return dict(self.gpus.loc[name])
@@ -240,4 +242,5 @@ def load_catalog(
     problems.raise_if_any(CatalogError)
     gpus = final["gpus.csv"].set_index("gpu", drop=False)
     return Catalog(gpus=gpus, offers=final["offers.csv"], attenuation=final["attenuation.csv"],
-                   models=final["models.csv"], layers=tuple(used))
+                   models=final["models.csv"], layers=tuple(used), precision=final["precision.csv"],
+                   efficiency=final["efficiency.csv"])

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 BUNDLED_DIR = Path(__file__).resolve().parent
-CATALOG_FILES = ("gpus.csv", "offers.csv", "attenuation.csv", "models.csv")
+CATALOG_FILES = ("gpus.csv", "offers.csv", "attenuation.csv", "models.csv", "precision.csv", "efficiency.csv")
 
 
 def user_catalog_dir() -> Path:

@@ -40,6 +40,9 @@ PEAK_COLUMNS = tuple(f"peak_tflops_{p}" for p in PRECISIONS)
 GPUS = (
     Column("gpu"),
     Column("vendor"),
+    # Chip generation (volta, ampere, hopper, tpu-v4, …): a covariate of the calibrated
+    # efficiency fit, since published runs on one generation share a software stack.
+    Column("architecture", required=False),
     Column("memory_gb", "float", above=0),
     Column("mem_bandwidth_gbs", "float", above=0),
     Column("tdp_w", "float", required=False, above=0),
@@ -73,14 +76,43 @@ OFFERS = (
 )
 
 ATTENUATION = (
-    Column("scenario", choices=SCENARIOS),
+    # "any": a row for every scenario — what `flopopt calibrate` writes, since measured runs
+    # describe the workload on that GPU whatever environment the optimiser later picks.
+    Column("scenario", choices=(*SCENARIOS, "any")),
     Column("workload", choices=WORKLOADS),
     Column("gpu", required=False),
     Column("low", "float", above=0, high=1),
     Column("high", "float", above=0, high=1),
     Column("uncertainty", "float", low=0, high=1),
+    # Where the figure was measured: throughput at n GPUs is rescaled by scale(n) / scale(ref_gpus),
+    # so a number that already contains the loss of 2,048 GPUs is not charged it twice.
+    # Empty = 1 (a single-GPU benchmark: every multi-GPU loss is applied on top).
+    Column("ref_gpus", "int", required=False, low=1),
+    # The point value (the median); empty = the middle of low–high.
+    Column("median", "float", required=False, above=0, high=1),
     Column("bottleneck", required=False),
     Column("source"),
+)
+
+# Realised speed-up of a precision over the GPU's reference precision (bf16, else fp16, else
+# fp32) for a workload — measured, never the datasheet ratio (fp8 is not 2× bf16 end to end).
+PRECISION = (
+    Column("workload", choices=WORKLOADS),
+    Column("gpu", required=False),
+    Column("precision", choices=PRECISIONS),
+    Column("speedup", "float", above=0, high=4),
+    Column("source"),
+    Column("as_of", "date"),
+)
+
+# A calibrated efficiency model (written by `flopopt calibrate`): log efficiency at ref_gpus as a
+# linear function of a few covariates. One row per (workload, term); see optimizer/efficiency_fit.py.
+EFFICIENCY = (
+    Column("workload", choices=WORKLOADS),
+    Column("term"),
+    Column("value", "float"),
+    Column("source"),
+    Column("as_of", "date"),
 )
 
 MODELS = (
@@ -102,12 +134,16 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
     "offers.csv": OFFERS,
     "attenuation.csv": ATTENUATION,
     "models.csv": MODELS,
+    "precision.csv": PRECISION,
+    "efficiency.csv": EFFICIENCY,
 }
 KEYS: dict[str, tuple[str, ...]] = {
     "gpus.csv": ("gpu",),
     "offers.csv": ("offer_id",),
     "attenuation.csv": ("scenario", "workload", "gpu"),
     "models.csv": ("name",),
+    "precision.csv": ("workload", "gpu", "precision"),
+    "efficiency.csv": ("workload", "term"),
 }
 
 _TRUE = {"true", "yes", "1", "y"}

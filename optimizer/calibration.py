@@ -83,13 +83,17 @@ import numpy as np
 import pandas as pd
 
 from .errors import CatalogError, InputError, Problem, ProblemList
+from . import efficiency_fit
+from .efficiency_fit import Covariates, EfficiencyModel, covariates_of
 from .flops import FlopEstimate, estimate_flops
 from .job import PRECISIONS, SCENARIOS, Workload, WorkloadKind, translate_validation_error
 from .performance import (
     DEFAULT_SCALE_EFFICIENCY_PER_DOUBLING,
     auto_buffer,
     base_seconds_for,
+    effective_peaks,
     lookup_attenuation,
+    reference_scale,
     scale_out_efficiency,
 )
 from .units import UnitError, parse_count, parse_hours, parse_money
@@ -107,6 +111,8 @@ GPUS_PER_NODE = 8
 INTRA_NODE_FABRIC = "nvlink"
 
 MIN_RUNS = 3                      # fewer runs give no spread worth a percentile
+MIN_FIT_RUNS = 8                  # the covariate fit needs several runs per term it may use
+PRIOR_WEIGHT_RUNS = 10            # below this many runs a group's range is widened to the prior's
 MIN_PLAUSIBLE_ATTENUATION = 1e-3  # a run at 0.1% of peak is a unit mistake, not a measurement
 LOW_PERCENTILE, HIGH_PERCENTILE = 10.0, 90.0
 UNCERTAINTY_BOUNDS = (0.05, 0.5)  # ±5% is as tight as any history supports; ±50% is the buffer's cap
@@ -186,6 +192,7 @@ class GroupFit:
     current_source: str            # the catalog row it would replace or refine, e.g. cluster/any
     bottleneck: str
     run_names: tuple[str, ...]
+    ref_gpus: int = 1               # the GPU count the figures are stated at
 
     @property
     def key(self) -> str:
@@ -193,8 +200,8 @@ class GroupFit:
 
     @property
     def point(self) -> float:
-        """The value ``solve`` will use: the middle of the range."""
-        return (self.low + self.high) / 2.0
+        """The value ``solve`` will use: the median of the runs."""
+        return self.median
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,7 @@ class Calibration:
     runs: tuple[Run, ...]
     groups: tuple[GroupFit, ...]
     created: str                   # ISO date of the fit
+    models: tuple[EfficiencyModel, ...] = ()   # efficiency.csv: one covariate fit per workload
 
     def source_for(self, group: GroupFit) -> str:
         runs = "run" if group.n == 1 else "runs"
@@ -211,8 +219,12 @@ class Calibration:
     def rows(self) -> list[dict[str, Any]]:
         """attenuation.csv rows (catalogs/schema.py ATTENUATION columns)."""
         return [{"scenario": g.scenario, "workload": g.workload, "gpu": g.gpu, "low": g.low,
-                 "high": g.high, "uncertainty": g.uncertainty, "bottleneck": g.bottleneck,
-                 "source": self.source_for(g)} for g in self.groups]
+                 "high": g.high, "uncertainty": g.uncertainty, "ref_gpus": g.ref_gpus, "median": g.median,
+                 "bottleneck": g.bottleneck, "source": self.source_for(g)} for g in self.groups]
+
+    def efficiency_rows(self) -> list[dict[str, Any]]:
+        """efficiency.csv rows (catalogs/schema.py EFFICIENCY columns)."""
+        return [row for model in self.models for row in model.rows()]
 
 
 @dataclass(frozen=True)
@@ -234,6 +246,9 @@ class BacktestRun:
     total_flops: float
     cost_usd: float | None
     budget_usd: float | None
+    predicted_hours_p10: float = math.nan    # at the high end of the efficiency range
+    predicted_hours_p90: float = math.nan    # at the low end
+    planned_hours_with_buffer: float = math.nan
 
     @property
     def time_ratio(self) -> float:
@@ -257,12 +272,14 @@ class BacktestSummary:
     time_within_80_120pct: float
     cost_within_90_110pct: float | None   # None: no run gives both cost_usd and budget_usd
     cost_runs: int = 0                    # how many runs the cost fraction is over
+    coverage_p10_p90: float = math.nan    # share of runs whose measured hours lie in [P10, P90]
 
     def as_dict(self) -> dict[str, Any]:
         return {"n": self.n, "within_20pct": self.within_20pct,
                 "median_abs_error_pct": self.median_abs_error_pct,
                 "time_within_80_120pct": self.time_within_80_120pct,
-                "cost_within_90_110pct": self.cost_within_90_110pct}
+                "cost_within_90_110pct": self.cost_within_90_110pct,
+                "coverage_p10_p90": self.coverage_p10_p90}
 
 
 @dataclass(frozen=True)
@@ -271,6 +288,9 @@ class Backtest:
     runs: tuple[BacktestRun, ...]
     summary: BacktestSummary
     catalog_layers: tuple[str, ...] = field(default_factory=tuple)
+    loo_runs: tuple[BacktestRun, ...] = ()             # leave-one-out predictions (--loo)
+    loo_summary: BacktestSummary | None = None
+    in_sample_summary: BacktestSummary | None = None   # calibrated on every run, scored on them
 
 
 # ---------------------------------------------------------------------------
@@ -446,7 +466,11 @@ def read_history(path: str | Path, catalog: Catalog) -> History:
         precision = str(record["precision"])
         peak = math.nan
         if gpu is not None and precision in PRECISIONS:
-            peak = float(catalog.gpus.at[gpu, f"peak_tflops_{precision}"])
+            # solve's own effective peak: reference precision × realised speed-up (fp8 runs are
+            # measured against the bf16 peak, not the fp8 datasheet), fp16 standing in for bf16.
+            peaks = effective_peaks(catalog.gpus, catalog.precision, str(record["workload"]),
+                                    np.array([gpu], dtype=object), precision)
+            peak = float(peaks["peak_tflops"].iloc[0])
             if not (peak > 0):  # NaN: the GPU has no such unit
                 has = [p for p in PRECISIONS if float(catalog.gpus.at[gpu, f"peak_tflops_{p}"]) > 0]
                 add("precision", f"{gpu} has no {precision} peak in gpus.csv; it has: {', '.join(has)}")
@@ -478,7 +502,9 @@ def read_history(path: str | Path, catalog: Catalog) -> History:
         frame = _hardware_frame(count, peak, precision, bandwidth)
         scale = _scale_for(count)
         seconds = hours * 3600.0
-        attenuation = _implied_attenuation(frame, estimate, scale, seconds)
+        # The efficiency at the run's own count (ref_gpus = gpu_count: no rescaling); the value at
+        # another reference count is implied_at(run, ref) — the same inversion with scale(n)/scale(ref).
+        attenuation = _implied_attenuation(frame, estimate, 1.0, seconds)
         mfu = estimate.total_flops / (count * peak * 1e12 * seconds)
         if attenuation < MIN_PLAUSIBLE_ATTENUATION:
             add(hours_column, f"{hours:.4g} h on {count} × {gpu} at {precision} implies {attenuation * 100:.3g}% of "
@@ -513,6 +539,24 @@ def _as_history(history: HistoryInput, catalog: Catalog) -> History:
 # calibrate
 
 
+def implied_at(run: Run, ref_gpus: float) -> float:
+    """The attenuation at ``ref_gpus`` that makes solve's model reproduce the run's measured time
+    at the run's own count: the exact inverse of performance.py (scale(n)/scale(ref) included)."""
+    scale = _relative_scale(run.gpu_count, ref_gpus)
+    if run.kind != "transformer_inference":  # compute-bound: time ∝ 1 / attenuation, in closed form
+        return run.implied_attenuation / scale
+    frame = _hardware_frame(run.gpu_count, run.peak_tflops, run.precision, run.mem_bandwidth_gbs)
+    return _implied_attenuation(frame, run.estimate, scale, run.measured_hours * 3600.0)
+
+
+def reference_count(runs: tuple[Run, ...] | list[Run]) -> int:
+    """The typical GPU count of the runs (a power of two near their log-median): the ref_gpus
+    that fitted rows are stated at, so a row reads as "what a run of this size delivers"."""
+    if not runs:
+        return 1
+    return int(2 ** round(float(np.median([math.log2(r.gpu_count) for r in runs]))))
+
+
 def _current(catalog: Catalog, scenario: str, kind: str, gpu: str) -> tuple[float, float, float, str, str]:
     """(low, high, uncertainty, bottleneck, source key) of the row ``solve`` uses today."""
     found = lookup_attenuation(catalog.attenuation, np.array([scenario], dtype=object), kind,
@@ -523,64 +567,116 @@ def _current(catalog: Catalog, scenario: str, kind: str, gpu: str) -> tuple[floa
 
 
 def _fit(values: list[float], current_uncertainty: float) -> tuple[float, float, float, str]:
-    """(low, high, uncertainty, method) of one group's implied attenuations."""
+    """(low, high, uncertainty, method) of one group's implied attenuations.
+
+    Robust quantiles, never narrower than the prior allows: with few runs the p10–p90 of three
+    numbers says little, so the range is at least median × (1 ∓ u) with u the catalog's current
+    uncertainty there."""
     data = np.asarray(values, dtype=float)
+    median = float(np.median(data))
+    prior_low, prior_high = median * (1.0 - current_uncertainty), median * (1.0 + current_uncertainty)
     if len(data) >= MIN_RUNS:
         low = float(np.percentile(data, LOW_PERCENTILE))
         high = float(np.percentile(data, HIGH_PERCENTILE))
         method = f"p{LOW_PERCENTILE:g}–p{HIGH_PERCENTILE:g}"
+        if len(data) < PRIOR_WEIGHT_RUNS:
+            low, high = min(low, prior_low), max(high, prior_high)
+            method += " (widened to the prior's ±)"
     else:
-        mean = float(data.mean())
-        low, high = mean * (1.0 - current_uncertainty), mean * (1.0 + current_uncertainty)
-        method = "mean ± catalog uncertainty"
-    low = max(low, 1e-6)   # attenuation.csv requires low > 0 …
-    high = min(max(high, low), 1.0)  # … and low ≤ high ≤ 1
+        low, high = prior_low, prior_high
+        method = "median ± catalog uncertainty"
+    low = min(max(low, 1e-6), median)   # attenuation.csv requires 0 < low ≤ median …
+    high = min(max(high, median), 1.0)  # … ≤ high ≤ 1
     spread = (high - low) / (high + low)
     uncertainty = min(max(spread, UNCERTAINTY_BOUNDS[0]), UNCERTAINTY_BOUNDS[1])
     return low, high, uncertainty, method
 
 
 def calibrate(history: HistoryInput, catalog: Catalog, *, today: dt.date | None = None) -> Calibration:
-    """Fit attenuation ranges per (scenario, workload[, gpu]) from past runs (see module docstring)."""
+    """Fit attenuation per (workload[, gpu]) and an efficiency model per workload (module docstring).
+
+    Rows are keyed to scenario "any": measured runs describe the workload on that GPU whatever
+    environment the optimiser later picks (a row keyed "cluster" went unused as soon as the
+    optimiser moved to one node labelled "cloud").
+    """
     hist = _as_history(history, catalog)
-    groups: dict[tuple[str, str, str], list[Run]] = {}
+    created = (today or dt.date.today()).isoformat()
+    groups: dict[tuple[str, str], list[Run]] = {}
     for run in hist.runs:
-        groups.setdefault((run.scenario, run.kind, ""), []).append(run)
-    for (scenario, kind, _), members in list(groups.items()):
+        groups.setdefault((run.kind, ""), []).append(run)
+    for (kind, _), members in list(groups.items()):
         gpus = sorted({r.gpu for r in members})
         if len(gpus) < 2:
             continue  # a GPU row would repeat the workload row
         for gpu in gpus:
             mine = [r for r in members if r.gpu == gpu]
             if len(mine) >= MIN_RUNS:
-                groups[(scenario, kind, gpu)] = mine
+                groups[(kind, gpu)] = mine
     fits = []
-    for (scenario, kind, gpu), members in sorted(groups.items()):
+    models: list[EfficiencyModel] = []
+    for (kind, gpu), members in sorted(groups.items()):
+        ref = reference_count(groups[(kind, "")])
+        scenario = members[0].scenario
         cur_low, cur_high, cur_unc, bottleneck, cur_source = _current(catalog, scenario, kind, gpu)
-        values = [r.implied_attenuation for r in members]
+        values = [implied_at(r, ref) for r in members]
         low, high, uncertainty, method = _fit(values, cur_unc)
         fits.append(GroupFit(
-            scenario=scenario, workload=kind, gpu=gpu, n=len(members), median=float(np.median(values)),
+            scenario="any", workload=kind, gpu=gpu, n=len(members), median=float(np.median(values)),
             low=low, high=high, uncertainty=uncertainty, method=method, current_low=cur_low,
             current_high=cur_high, current_uncertainty=cur_unc, current_source=cur_source,
-            bottleneck=bottleneck, run_names=tuple(r.name for r in members),
+            bottleneck=bottleneck, run_names=tuple(r.name for r in members), ref_gpus=ref,
         ))
-    created = (today or dt.date.today()).isoformat()
-    return Calibration(history_file=hist.file, runs=hist.runs, groups=tuple(fits), created=created)
+        if not gpu and len(members) >= MIN_FIT_RUNS:
+            models.append(fit_efficiency(members, catalog, ref_gpus=ref,
+                                         source=f"calibrated from {Path(hist.file).name}", as_of=created))
+    return Calibration(history_file=hist.file, runs=hist.runs, groups=tuple(fits), created=created,
+                       models=tuple(models))
 
 
-def calibration_csv(cal: Calibration) -> str:
-    """The calibrated rows as attenuation.csv text (six significant digits are plenty)."""
+def _covariates(runs: list[Run] | tuple[Run, ...], catalog: Catalog) -> Covariates:
+    gpus = catalog.gpus
+    arch = [str(gpus.at[r.gpu, "architecture"]) if "architecture" in gpus.columns
+            and str(gpus.at[r.gpu, "architecture"]) not in ("", "nan") else "" for r in runs]
+    ref = effective_reference(catalog, runs)
+    # bf16 and fp16 run at the same tensor rate: only a different speed class (fp8, tf32, …) is a covariate
+    same = {"bf16", "fp16"}
+    precision = ["" if r.precision == ref[i] or {r.precision, ref[i]} <= same else r.precision
+                 for i, r in enumerate(runs)]
+    params = [float(r.estimate.workload.compute_params or 0.0) for r in runs]
+    return covariates_of(params, arch, precision, [float(r.gpu_count) for r in runs])
+
+
+def effective_reference(catalog: Catalog, runs: list[Run] | tuple[Run, ...]) -> list[str]:
+    """Each run GPU's reference precision (bf16, else fp16, else fp32)."""
+    out = []
+    for r in runs:
+        peaks = effective_peaks(catalog.gpus, catalog.precision, r.kind, np.array([r.gpu], dtype=object), r.precision)
+        out.append(str(peaks["ref_precision"].iloc[0]))
+    return out
+
+
+def fit_efficiency(runs: list[Run] | tuple[Run, ...], catalog: Catalog, *, ref_gpus: float, source: str = "",
+                   as_of: str = "", covariates: Covariates | None = None) -> EfficiencyModel:
+    """The efficiency model (efficiency_fit.py) of one workload's runs."""
+    y = np.log([implied_at(r, ref_gpus) for r in runs])
+    x = covariates if covariates is not None else _covariates(runs, catalog)
+    return efficiency_fit.fit(y, x, workload=runs[0].kind, ref_gpus=float(ref_gpus),
+                              source=f"{source}, {len(runs)} runs" if source else "", as_of=as_of)
+
+
+def calibration_csv(cal: Calibration, table: str = "attenuation.csv") -> str:
+    """The calibrated rows as attenuation.csv (or efficiency.csv) text (six significant digits)."""
     import csv
     import io
 
-    from ..catalogs.schema import ATTENUATION
+    from ..catalogs.schema import SCHEMAS
 
-    columns = [c.name for c in ATTENUATION]
+    columns = [c.name for c in SCHEMAS[table]]
+    rows = cal.rows() if table == "attenuation.csv" else cal.efficiency_rows()
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for row in cal.rows():
+    for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     return buffer.getvalue()
 
@@ -622,6 +718,10 @@ def write_calibration(cal: Calibration, path: str | Path | None = None) -> Path:
         staged = Path(scratch) / "attenuation.csv"
         staged.write_text(text, encoding="utf-8")
         try:
+            if cal.models:  # the covariate fit travels next to the rows, in efficiency.csv
+                fitted = Path(scratch) / "efficiency.csv"
+                fitted.write_text(calibration_csv(cal, "efficiency.csv"), encoding="utf-8")
+                import_file(fitted)
             report = import_file(staged)
         except CatalogError as exc:
             # e.g. a GPU defined only in a --catalog folder: the user folder cannot refer to it.
@@ -641,38 +741,82 @@ def _fraction(flags: list[bool]) -> float:
     return sum(flags) / len(flags)
 
 
-def backtest(runs: HistoryInput, catalog: Catalog) -> Backtest:
-    """Predict every past run with the current catalog and compare with what was measured."""
-    hist = _as_history(runs, catalog)
-    # One look-up per workload kind for all its runs (the lookup is vectorised over rows).
-    current: dict[int, tuple[float, float, float, str]] = {}
-    for kind in sorted({r.kind for r in hist.runs}):
-        mine = [i for i, r in enumerate(hist.runs) if r.kind == kind]
-        found = lookup_attenuation(catalog.attenuation,
-                                   np.array([hist.runs[i].scenario for i in mine], dtype=object), kind,
-                                   np.array([hist.runs[i].gpu for i in mine], dtype=object))
+@dataclass(frozen=True)
+class Prediction:
+    """What the model says of one run: attenuation at ref_gpus (P10 efficiency = low, P50 =
+    median, P90 = high) and where it came from."""
+
+    low: float
+    median: float
+    high: float
+    uncertainty: float
+    ref_gpus: float
+    source: str
+
+
+def _row_predictions(runs: tuple[Run, ...], catalog: Catalog) -> list[Prediction]:
+    """Predictions from the catalog as solve would use it: its efficiency fit for the workload
+    when it has one, else the most specific attenuation row."""
+    out: list[Prediction | None] = [None] * len(runs)
+    for kind in sorted({r.kind for r in runs}):
+        mine = [i for i, r in enumerate(runs) if r.kind == kind]
+        model = EfficiencyModel.from_table(catalog.efficiency, kind)
+        if model is not None:
+            for i, p in zip(mine, _model_predictions([runs[i] for i in mine], catalog, model)):
+                out[i] = p
+            continue
+        found = lookup_attenuation(catalog.attenuation, np.array([runs[i].scenario for i in mine], dtype=object),
+                                   kind, np.array([runs[i].gpu for i in mine], dtype=object))
         for i, row in zip(mine, found.itertuples(index=False)):
-            current[i] = (float(row.att_low), float(row.att_high), float(row.uncertainty), str(row.att_source))
-    results: list[BacktestRun] = []
-    for i, run in enumerate(hist.runs):
-        low, high, uncertainty, source = current[i]
-        attenuation = (low + high) / 2.0
-        buffer = float(auto_buffer(uncertainty))
-        frame = _hardware_frame(run.gpu_count, run.peak_tflops, run.precision, run.mem_bandwidth_gbs)
-        bare_hours = _seconds_at(frame, run.estimate, attenuation, run.scale_efficiency) / 3600.0
-        planned_hours = bare_hours * (1.0 + buffer)
-        measured = run.measured_hours
-        results.append(BacktestRun(
-            name=run.name, predicted_hours=planned_hours, measured_hours=measured,
-            error_pct=(planned_hours - measured) / measured * 100.0, predicted_hours_no_buffer=bare_hours,
-            error_pct_no_buffer=(bare_hours - measured) / measured * 100.0, scenario=run.scenario,
-            gpu=run.gpu, gpu_count=run.gpu_count, precision=run.precision, attenuation=attenuation,
-            attenuation_source=source, buffer=buffer, scale_efficiency=run.scale_efficiency,
-            total_flops=run.total_flops, cost_usd=run.cost_usd, budget_usd=run.budget_usd,
-        ))
+            out[i] = Prediction(float(row.att_low), float(row.att_median), float(row.att_high),
+                                float(row.uncertainty), float(row.ref_gpus), str(row.att_source))
+    return [p for p in out if p is not None]
+
+
+def _model_predictions(runs: list[Run], catalog: Catalog, model: EfficiencyModel) -> list[Prediction]:
+    low, median, high = model.predict(_covariates(runs, catalog))
+    unc = np.clip((high - low) / (high + low), *UNCERTAINTY_BOUNDS)
+    return [Prediction(float(lo), float(me), float(hi), float(u), model.ref_gpus,
+                       f"calibrated fit ({model.runs} runs)") for lo, me, hi, u in zip(low, median, high, unc)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _relative_scale(gpu_count: float, ref_gpus: float) -> float:
+    """scale(n) / scale(ref) on the HGX layout (8-GPU NVLink nodes on InfiniBand) of published runs."""
+    pair = reference_scale(np.array([gpu_count, ref_gpus], dtype=float), DEFAULT_SCALE_EFFICIENCY_PER_DOUBLING)
+    return float(pair[0] / pair[1])
+
+
+def _hours_at(run: Run, attenuation: float, ref_gpus: float) -> float:
+    scale = _relative_scale(run.gpu_count, ref_gpus)
+    frame = _hardware_frame(run.gpu_count, run.peak_tflops, run.precision, run.mem_bandwidth_gbs)
+    return _seconds_at(frame, run.estimate, attenuation, scale) / 3600.0
+
+
+def _backtest_run(run: Run, p: Prediction) -> BacktestRun:
+    """P50 hours at the median efficiency (no buffer: the point estimate), P10/P90 hours at the
+    high/low end of the range, and the planned hours with the buffer next to them."""
+    buffer = float(auto_buffer(p.uncertainty))
+    p50 = _hours_at(run, p.median, p.ref_gpus)
+    p10 = _hours_at(run, p.high, p.ref_gpus)
+    p90 = _hours_at(run, p.low, p.ref_gpus)
+    measured = run.measured_hours
+    planned = p50 * (1.0 + buffer)
+    return BacktestRun(
+        name=run.name, predicted_hours=p50, measured_hours=measured,
+        error_pct=(p50 - measured) / measured * 100.0, predicted_hours_no_buffer=p50,
+        error_pct_no_buffer=(p50 - measured) / measured * 100.0, scenario=run.scenario,
+        gpu=run.gpu, gpu_count=run.gpu_count, precision=run.precision, attenuation=p.median,
+        attenuation_source=p.source, buffer=buffer, scale_efficiency=run.scale_efficiency,
+        total_flops=run.total_flops, cost_usd=run.cost_usd, budget_usd=run.budget_usd,
+        predicted_hours_p10=p10, predicted_hours_p90=p90, planned_hours_with_buffer=planned,
+    )
+
+
+def _summary(results: list[BacktestRun]) -> BacktestSummary:
     tolerance = ESTIMATE_TOLERANCE_PCT * (1 + 1e-12)  # 20.000000000001% is still "within 20%"
     cost_ratios = [r.cost_ratio for r in results if r.cost_ratio is not None]
-    summary = BacktestSummary(
+    return BacktestSummary(
         n=len(results),
         within_20pct=_fraction([abs(r.error_pct) <= tolerance for r in results]),
         median_abs_error_pct=float(statistics.median(abs(r.error_pct) for r in results)),
@@ -681,6 +825,68 @@ def backtest(runs: HistoryInput, catalog: Catalog) -> Backtest:
         cost_within_90_110pct=(_fraction([COST_RATIO_BOUNDS[0] <= c <= COST_RATIO_BOUNDS[1] for c in cost_ratios])
                                if cost_ratios else None),
         cost_runs=len(cost_ratios),
+        coverage_p10_p90=_fraction([r.predicted_hours_p10 * (1 - 1e-9) <= r.measured_hours
+                                    <= r.predicted_hours_p90 * (1 + 1e-9) for r in results]),
     )
-    return Backtest(history_file=hist.file, runs=tuple(results), summary=summary,
-                    catalog_layers=catalog.layers)
+
+
+def backtest(runs: HistoryInput, catalog: Catalog, *, loo: bool = False) -> Backtest:
+    """Predict every past run with the current catalog and compare with what was measured.
+
+    With ``loo``: also leave-one-out — for each run, calibrate on all the other runs (the same
+    fit ``flopopt calibrate`` writes), predict the left-out run, and score those predictions; the
+    in-sample figure (calibrated on every run, scored on the same runs) is reported next to it.
+    """
+    hist = _as_history(runs, catalog)
+    results = [_backtest_run(r, p) for r, p in zip(hist.runs, _row_predictions(hist.runs, catalog))]
+    if not loo:
+        return Backtest(history_file=hist.file, runs=tuple(results), summary=_summary(results),
+                        catalog_layers=catalog.layers)
+    loo_results = [_backtest_run(run, p) for run, p in zip(hist.runs, _loo_predictions(hist.runs, catalog))]
+    in_sample = [_backtest_run(run, p) for run, p in zip(hist.runs, _calibrated_predictions(hist.runs, hist.runs,
+                                                                                             catalog))]
+    return Backtest(history_file=hist.file, runs=tuple(results), summary=_summary(results),
+                    catalog_layers=catalog.layers, loo_runs=tuple(loo_results), loo_summary=_summary(loo_results),
+                    in_sample_summary=_summary(in_sample))
+
+
+def _calibrated_predictions(train: tuple[Run, ...] | list[Run], test: tuple[Run, ...] | list[Run],
+                            catalog: Catalog, covariates: dict[int, Covariates] | None = None) -> list[Prediction]:
+    """Predict ``test`` from a calibration on ``train``: the workload's efficiency fit when it has
+    enough runs, else the calibrated (workload[, gpu]) rows, else the catalog's rows.
+    ``covariates`` (by id of the run) saves recomputing them in leave-one-out."""
+    out: list[Prediction] = []
+    for run in test:
+        mine = [r for r in train if r.kind == run.kind]
+        ref = reference_count(mine)
+        if len(mine) >= MIN_FIT_RUNS:
+            x = _stack([covariates[id(r)] for r in mine]) if covariates else None
+            model = fit_efficiency(mine, catalog, ref_gpus=ref, covariates=x)
+            test_x = covariates[id(run)] if covariates else _covariates([run], catalog)
+            low, median, high = model.predict(test_x)
+            unc = float(np.clip((high[0] - low[0]) / (high[0] + low[0]), *UNCERTAINTY_BOUNDS))
+            out.append(Prediction(float(low[0]), float(median[0]), float(high[0]), unc, model.ref_gpus,
+                                  f"calibrated fit ({model.runs} runs)"))
+            continue
+        if len(mine) >= 1:
+            cur = _current(catalog, run.scenario, run.kind, run.gpu)
+            low, high, unc, _ = _fit([implied_at(r, ref) for r in mine], cur[2])
+            median = float(np.median([implied_at(r, ref) for r in mine]))
+            out.append(Prediction(low, median, high, unc, float(ref), f"calibrated rows ({len(mine)} runs)"))
+            continue
+        out.extend(_row_predictions((run,), catalog))
+    return out
+
+
+def _stack(parts: list[Covariates]) -> Covariates:
+    return Covariates(params=np.concatenate([p.params for p in parts]),
+                      architecture=np.concatenate([p.architecture for p in parts]),
+                      precision=np.concatenate([p.precision for p in parts]),
+                      gpu_count=np.concatenate([p.gpu_count for p in parts]))
+
+
+def _loo_predictions(runs: tuple[Run, ...], catalog: Catalog) -> list[Prediction]:
+    every = _covariates(runs, catalog)
+    by_id = {id(r): every.subset([i]) for i, r in enumerate(runs)}
+    return [_calibrated_predictions([r for j, r in enumerate(runs) if j != i], [run], catalog, by_id)[0]
+            for i, run in enumerate(runs)]

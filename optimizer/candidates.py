@@ -2,8 +2,10 @@
 
 The integer program only ever sees candidates that could be chosen: each dropped
 candidate keeps the reason it was dropped, so "why not the A100?" has an answer.
-Counts are whole instances: 1, 2, 4, … instances up to the quota (and the quota
-itself), never more than the job's max_gpus.
+Counts are whole instances: a ladder (the smallest admitted count, powers of two, the
+largest) for tables and Pareto fronts, plus — per set of limits — each offer's exact cheapest
+and fastest count (counts.py), so the optimum over every count is among the candidates.
+constraints.gpu_count pins the count, min_gpus and max_gpus bound it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from ..catalogs.loader import Catalog, hourly_cost_usd
 from .flops import FlopEstimate
 from .job import Job
 from .memory import bytes_per_gpu
-from .performance import Assumptions, evaluate
+from .counts import exact_count_rows
+from .performance import Assumptions, effective_peaks, evaluate
 
 DEFAULT_MAX_GPUS = 4096  # without max_gpus, the largest fleet considered per offer
 
@@ -28,6 +31,7 @@ class Expansion:
 
     table: pd.DataFrame
     excluded: dict[str, int] = field(default_factory=dict)
+    base: pd.DataFrame | None = None   # one row per (offer, precision) with count_lo / count_hi
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,34 @@ def _allowed(offers: pd.DataFrame, job: Job, excluded: dict[str, int]) -> pd.Dat
     return offers
 
 
+def count_range(job: Job, per_instance: np.ndarray, quota: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per offer, the smallest and largest instance count the job admits (lo > hi: none).
+
+    max_gpus (or DEFAULT_MAX_GPUS) and the offer's quota cap the count; min_gpus floors it;
+    gpu_count pins it to exactly gpu_count / GPUs per instance (none when that is not whole).
+    """
+    c = job.constraints
+    gpi = np.maximum(per_instance.astype(int), 1)
+    hi = np.minimum(quota, np.floor((c.max_gpus or DEFAULT_MAX_GPUS) / gpi)).astype(int)
+    lo = np.ones(len(gpi), dtype=int)
+    if c.min_gpus is not None:
+        lo = np.maximum(lo, -(-c.min_gpus // gpi))
+    if c.gpu_count is not None:
+        exact = c.gpu_count // gpi
+        whole = exact * gpi == c.gpu_count
+        lo = np.where(whole, np.maximum(lo, exact), hi + 1)
+        hi = np.where(whole, np.minimum(hi, exact), hi)
+    return lo, hi
+
+
+def _counts_between(lo: int, hi: int) -> list[int]:
+    """lo, the powers of two between, and hi: the ladder shown in tables and Pareto fronts.
+    The exact optimum count is added per set of limits by ``exact_count_rows``."""
+    if lo > hi:
+        return []
+    return sorted({lo, hi, *(k for k in instance_counts(hi) if k >= lo)})
+
+
 def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
            precisions: list[str] | None = None) -> Expansion:
     """One row per (offer, instances, precision) the job's allow-lists and quotas admit."""
@@ -88,35 +120,47 @@ def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
     offers = _allowed(catalog.offers, job, excluded).reset_index(drop=True)
     offers = offers.assign(hourly_cost_usd=hourly_cost_usd(offers).to_numpy())
     gpus = catalog.gpus
-    max_gpus = job.constraints.max_gpus or DEFAULT_MAX_GPUS
     parts: list[pd.DataFrame] = []
     for precision in precisions or list(job.precision):
-        peak = offers["gpu"].map(gpus[f"peak_tflops_{precision}"])
-        supported = peak.notna() & (peak > 0)
+        peaks = effective_peaks(gpus, catalog.precision, job.workload.kind, offers["gpu"].to_numpy(), precision)
+        supported = peaks["peak_tflops"].notna().to_numpy()
         if (~supported).any():
             key = f"gpu has no {precision} tensor throughput"
             excluded[key] = excluded.get(key, 0) + int((~supported).sum())
-        chunk = offers[supported].assign(precision=precision, peak_tflops=peak[supported])
+        chunk = pd.concat([offers[supported].reset_index(drop=True),
+                           peaks[supported].reset_index(drop=True)], axis=1).assign(precision=precision)
         parts.append(chunk)
     base = pd.concat(parts, ignore_index=True) if parts else offers.iloc[0:0]
-    per_instance = base["gpus_per_instance"].to_numpy(dtype=int)
     quota = base["max_instances"].fillna(np.inf).to_numpy(dtype=float)
-    cap = np.minimum(quota, np.floor(max_gpus / np.maximum(per_instance, 1))).astype(int)
-    too_big = cap < 1
-    if too_big.any():
-        excluded[f"instance has more GPUs than max_gpus={max_gpus}"] = int(too_big.sum())
-    repeat = [instance_counts(int(c)) for c in cap]
-    lengths = np.array([len(r) for r in repeat], dtype=int)
+    lo, hi = count_range(job, base["gpus_per_instance"].to_numpy(dtype=int), quota)
+    none = lo > hi
+    if none.any():
+        c = job.constraints
+        why = (f"gpu_count={c.gpu_count} is not a whole number of instances within max_gpus"
+               if c.gpu_count is not None else
+               f"min_gpus={c.min_gpus} above the offer's quota or max_gpus" if c.min_gpus is not None else
+               f"instance has more GPUs than max_gpus={c.max_gpus or DEFAULT_MAX_GPUS}")
+        excluded[why] = excluded.get(why, 0) + int(none.sum())
+    base = base.assign(count_lo=lo, count_hi=hi)[~none].reset_index(drop=True)
+    base["memory_gb"] = base["gpu"].map(gpus["memory_gb"]).astype(float)
+    base["mem_bandwidth_gbs"] = base["gpu"].map(gpus["mem_bandwidth_gbs"]).astype(float)
+    base["gpu_as_of"] = base["gpu"].map(gpus["as_of"])
+    if "architecture" in gpus.columns:
+        base["architecture"] = base["gpu"].map(gpus["architecture"]).fillna("")
+    repeat = [_counts_between(int(a), int(b)) for a, b in zip(base["count_lo"], base["count_hi"])]
+    return Expansion(table=with_counts(base, estimate, repeat), excluded=excluded, base=base)
+
+
+def with_counts(base: pd.DataFrame, estimate: FlopEstimate, counts: list[list[int]]) -> pd.DataFrame:
+    """Base rows (offer × precision) repeated once per instance count, with GPUs and memory need."""
+    lengths = np.array([len(r) for r in counts], dtype=int)
     table = base.loc[base.index.repeat(lengths)].reset_index(drop=True)
-    counts = np.concatenate(repeat) if len(repeat) and lengths.sum() else np.array([], dtype=int)
-    table["instances"] = counts.astype(int)
+    flat = np.concatenate(counts) if len(counts) and lengths.sum() else np.array([], dtype=int)
+    table["instances"] = flat.astype(int)
     table["gpu_count"] = table["instances"] * table["gpus_per_instance"].astype(int)
-    table["memory_gb"] = table["gpu"].map(gpus["memory_gb"]).astype(float)
-    table["mem_bandwidth_gbs"] = table["gpu"].map(gpus["mem_bandwidth_gbs"]).astype(float)
-    table["gpu_as_of"] = table["gpu"].map(gpus["as_of"])
     need = bytes_per_gpu(estimate.workload, table["precision"].to_numpy(), table["gpu_count"].to_numpy())
     table["need_gb_per_gpu"] = need / 1e9
-    return Expansion(table=table, excluded=excluded)
+    return table
 
 
 def assess(
@@ -137,7 +181,10 @@ def assess(
     share quotas must prune per (offer_id, instances): a dearer candidate that occupies fewer
     instances of a shared offer can be the one that fits next to another job.
     """
-    t = evaluate(expansion.table, estimate, job, catalog.attenuation, assumptions)
+    extra = exact_count_rows(expansion.base, expansion.table, estimate, job, catalog.attenuation, assumptions,
+                             deadline_hours=deadline_hours, budget_usd=budget_usd)
+    table = expansion.table if extra.empty else pd.concat([expansion.table, extra], ignore_index=True)
+    t = evaluate(table, estimate, job, catalog.attenuation, assumptions)
     fits = t["need_gb_per_gpu"] <= t["memory_gb"] + 1e-9
     meets_deadline = np.isinf(deadline_hours or np.inf) | (t["hours"] <= (deadline_hours or np.inf) + 1e-9)
     within_budget = t["cost_usd"] <= (budget_usd or np.inf) * (1 + 1e-12)

@@ -44,7 +44,7 @@ class EstimateReport:
 
 def estimate_job(job: Job, catalog: Catalog) -> EstimateReport:
     estimate = estimate_flops(job.workload, catalog.model_table(), job.source_file)
-    assumptions = realistic_assumptions(job)
+    assumptions = realistic_assumptions(job, catalog.efficiency)
     scenarios = list(SCENARIOS) if job.scenario == "auto" else [job.scenario]
     gpus = catalog.gpus
     rows = []

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from .errors import InputError, Problem
@@ -88,10 +89,26 @@ class Constraints(_Strict):
     deadline_hours: Hours | None = None
     budget_usd: Money | None = None
     max_gpus: PositiveInt | None = None
+    # Pin the fleet: exactly this many GPUs ("how long on the 64 GPUs we reserved?"), or at
+    # least this many (a minimum allocation). Offers whose instances cannot make up an exact
+    # count (64 GPUs from 3-GPU instances) are excluded with that reason.
+    gpu_count: PositiveInt | None = None
+    min_gpus: PositiveInt | None = None
     providers: list[str] | None = None
     offer_kinds: list[OfferKind] | None = None
     gpus: list[str] | None = None
     regions: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _consistent_counts(self) -> "Constraints":
+        lo, hi, pinned = self.min_gpus, self.max_gpus, self.gpu_count
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"min_gpus {lo} is above max_gpus {hi}")
+        if pinned is not None and hi is not None and pinned > hi:
+            raise ValueError(f"gpu_count {pinned} is above max_gpus {hi}")
+        if pinned is not None and lo is not None and pinned < lo:
+            raise ValueError(f"gpu_count {pinned} is below min_gpus {lo}")
+        return self
 
 
 class Risk(_Strict):

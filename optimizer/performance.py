@@ -1,14 +1,32 @@
 """From (offer, GPU count, precision) to hours and cost — where attenuation is applied.
 
-    throughput = n · peak(precision) · attenuation · scale(n)            [FLOP/s]
-    hours      = FLOPs · (1 + buffer) / throughput / 3600                 (DESIGN.md §3)
+Attenuation means END-TO-END efficiency: model FLOPs delivered ÷ (GPUs × dense peak of the
+reference precision × wall-clock), restarts, evaluation and stalls included, measured at
+``ref_gpus`` GPUs (a column of attenuation.csv). Throughput at n GPUs:
+
+    throughput = n · peak_ref · speedup(precision) · attenuation · scale(n) / scale(ref_gpus)
+    hours      = FLOPs · (1 + buffer) / throughput / 3600
+
+- peak_ref: the GPU's dense peak at its reference precision (bf16; fp16 where a GPU has no
+  bf16, e.g. V100 and T4; else fp32). A bf16 job on a V100 runs as fp16.
+- speedup: the realised speed-up of the job's precision over the reference precision for
+  the workload (catalogs/precision.csv, measured: fp8 training is not 2× bf16). Without a row,
+  the datasheet ratio is used only when it is a slow-down (tf32, fp32); an unmeasured gain
+  counts as 1.
+- scale(n): scale-out efficiency of the offer's layout; scale(ref_gpus) is that of the layout
+  the figure was measured on (8-GPU NVLink nodes on InfiniBand, as nearly every published
+  run). The multi-node loss is applied only relative to where the number was measured.
+- The scenario describes the environment, never the plan's size (owned → lab, rented → cloud,
+  cluster quote → cluster, edge → edge), so per-GPU throughput never rises with the count.
+- Per-GPU efficiency attenuation · scale(n)/scale(ref) is capped at 1 (no GPU beats its peak).
 
 Inference decode is additionally capped by memory bandwidth (roofline): each decode
 step streams the weights and the KV cache once, so
-    decode_seconds ≥ steps · (weight_bytes + kv_bytes) / (n · bandwidth · scale(n)).
+    decode_seconds ≥ steps · (weight_bytes + kv_bytes) / (n · bandwidth · scale(n)/scale(ref)).
 
 Every assumption used (scenario, attenuation and its range, buffer, scale-out
-efficiency, whether the roofline bound) is returned next to the number it produced.
+efficiency, precision speed-up, whether the roofline bound) is returned next to the number
+it produced.
 """
 
 from __future__ import annotations
@@ -20,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .flops import FlopEstimate
+from .efficiency_fit import EfficiencyModel
 from .job import Job
 from .memory import BYTES_PER_VALUE, DEFAULT_SERVING_BATCH, kv_cache_bytes
 
@@ -35,6 +54,8 @@ DEFAULT_SCALE_EFFICIENCY_PER_DOUBLING: dict[str, float] = {
     "ethernet": 0.90,
 }
 
+MAX_EFFICIENCY = 1.0  # no GPU delivers more than its peak, whatever a rescaled figure says
+
 # Buffer from uncertainty: ±10% → 20%, ±30% → 50%, linear between, clamped (DESIGN.md §3).
 BUFFER_AT_LOW_UNCERTAINTY = (0.10, 0.20)
 BUFFER_AT_HIGH_UNCERTAINTY = (0.30, 0.50)
@@ -46,15 +67,13 @@ def auto_buffer(uncertainty: np.ndarray | float) -> np.ndarray:
     return np.clip(raw, b0, b1)
 
 
-def auto_scenario(kind: pd.Series, instances: np.ndarray) -> np.ndarray:
-    """DESIGN.md §3: edge offers → edge; several nodes (or a cluster quote) → cluster;
-    an owned single node → lab; a rented single node → cloud."""
-    kinds = kind.to_numpy()
-    return np.select(
-        [kinds == "edge", (instances > 1) | (kinds == "cluster_quote"), kinds == "owned"],
-        ["edge", "cluster", "lab"],
-        default="cloud",
-    )
+def auto_scenario(kind: pd.Series | np.ndarray) -> np.ndarray:
+    """The environment, not the plan's size: edge → edge, cluster quote → cluster, owned →
+    lab, rented (on-demand, spot, reserved) → cloud. Scenario used to switch to "cluster" at two
+    instances, which made 16 GPUs 37% faster per GPU than 8; the multi-node loss is scale(n)."""
+    kinds = np.asarray(kind, dtype=object)
+    return np.select([kinds == "edge", kinds == "cluster_quote", kinds == "owned"],
+                     ["edge", "cluster", "lab"], default="cloud")
 
 
 @dataclass(frozen=True)
@@ -66,28 +85,40 @@ class Assumptions:
     attenuation_point: Literal["mid", "low", "high"] = "mid"
     buffer_override: float | None = None
     attenuation_scenario: str | None = None   # use this scenario's factors for every candidate
+    efficiency_fit: EfficiencyModel | None = None   # a calibrated fit (efficiency.csv), if any
     scale_efficiency: dict[str, float] = field(
         default_factory=lambda: dict(DEFAULT_SCALE_EFFICIENCY_PER_DOUBLING)
     )
 
 
-def realistic_assumptions(job: Job) -> Assumptions:
+def realistic_assumptions(job: Job, efficiency: pd.DataFrame | None = None) -> Assumptions:
+    """The job's own overrides on top of the catalog; ``efficiency`` is the catalog's
+    efficiency.csv (a calibrated fit), used for the job's workload when it has terms for it."""
     scale = dict(DEFAULT_SCALE_EFFICIENCY_PER_DOUBLING)
     scale.update({str(k): float(v) for k, v in job.performance.scale_efficiency_per_doubling.items()})
     buffer = None if job.risk.buffer == "auto" else float(job.risk.buffer)
+    fit = EfficiencyModel.from_table(efficiency, job.workload.kind) if efficiency is not None else None
     return Assumptions(
-        attenuation_override=job.performance.attenuation, buffer_override=buffer, scale_efficiency=scale
+        attenuation_override=job.performance.attenuation, buffer_override=buffer, scale_efficiency=scale,
+        efficiency_fit=fit,
     )
 
 
-ATTENUATION_COLUMNS = ("att_low", "att_high", "uncertainty", "bottleneck", "att_source")
+ATTENUATION_COLUMNS = ("att_low", "att_high", "att_median", "uncertainty", "ref_gpus", "bottleneck", "att_source")
+
+# Lookup order, most specific first. Scenario "any" rows are what `flopopt calibrate` writes:
+# measured runs describe the workload on that GPU whatever environment the optimiser picks.
+_LOOKUP_ORDER = (("any", "workload", "gpu"), ("any", "workload", ""),
+                 ("scenario", "workload", "gpu"), ("scenario", "workload", ""),
+                 ("scenario", "any", "gpu"), ("scenario", "any", ""))
 
 
 def lookup_attenuation(
     attenuation: pd.DataFrame, scenario: np.ndarray, workload: str, gpu: np.ndarray
 ) -> pd.DataFrame:
-    """Most specific row wins: (scenario, workload, gpu) > (scenario, workload) >
-    (scenario, any, gpu) > (scenario, any). Returns low/high/uncertainty/bottleneck/source."""
+    """Most specific row wins: calibrated (any scenario) rows for the workload and GPU, then
+    (scenario, workload, gpu) > (scenario, workload) > (scenario, any, gpu) > (scenario, any).
+    Returns low/high/median/uncertainty/ref_gpus/bottleneck/source per element."""
     index = {
         (str(r["scenario"]), str(r["workload"]), str(r["gpu"])): r
         for r in attenuation.to_dict("records")
@@ -98,18 +129,124 @@ def lookup_attenuation(
     found = [_most_specific(index, str(sc), str(g), workload=workload) for sc, g in uniques]
     columns = {name: np.array([f[i] for f in found], dtype=object)[codes] if found else np.array([], dtype=object)
                for i, name in enumerate(ATTENUATION_COLUMNS)}
-    return pd.DataFrame(columns).astype({"att_low": float, "att_high": float, "uncertainty": float})
+    return pd.DataFrame(columns).astype({"att_low": float, "att_high": float, "att_median": float,
+                                         "uncertainty": float, "ref_gpus": float})
 
 
 def _most_specific(index: dict[tuple[str, str, str], dict[str, object]], scenario: str, gpu: str, *,
                    workload: str) -> tuple[object, ...]:
-    for wl, g in ((workload, gpu), (workload, ""), ("any", gpu), ("any", "")):
-        row = index.get((scenario, wl, g))
-        if row is not None:
-            source = f"{scenario}/{wl}" + (f"/{g}" if g else "")
-            return (float(row["low"]), float(row["high"]), float(row["uncertainty"]),  # type: ignore[arg-type]
-                    str(row["bottleneck"]), source)
+    values = {"scenario": scenario, "workload": workload, "gpu": gpu, "any": "any", "": ""}
+    for sc_key, wl_key, gpu_key in _LOOKUP_ORDER:
+        sc, wl, g = values[sc_key], values[wl_key], values[gpu_key]
+        row = index.get((sc, wl, g))
+        if row is None:
+            continue
+        low, high = float(row["low"]), float(row["high"])  # type: ignore[arg-type]
+        median = _number(row.get("median"), (low + high) / 2.0)
+        ref_gpus = _number(row.get("ref_gpus"), 1.0)
+        source = f"{sc}/{wl}" + (f"/{g}" if g else "")
+        return (low, high, median, float(row["uncertainty"]), ref_gpus,  # type: ignore[arg-type]
+                str(row["bottleneck"]), source)
     raise KeyError(f"no attenuation row for scenario {scenario!r}")
+
+
+def _number(value: object, default: float) -> float:
+    """A catalog cell that may be empty (NaN/None) → float, else ``default``."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return default if number != number else number
+
+
+# ---------------------------------------------------------------------------
+# Precision: reference peak and realised speed-up
+
+REFERENCE_PRECISIONS = ("bf16", "fp16", "fp32")   # the first a GPU has is its reference
+FALLBACK_PRECISION = {"bf16": "fp16"}             # V100/T4 run "bf16" jobs in fp16 mixed precision
+PRECISION_COLUMNS = ("run_precision", "ref_precision", "ref_peak_tflops", "datasheet_tflops",
+                     "precision_speedup", "speedup_source", "peak_tflops")
+
+
+def _peak(gpus: pd.DataFrame, gpu: np.ndarray, precision: str) -> np.ndarray:
+    column = f"peak_tflops_{precision}"
+    if column not in gpus.columns:
+        return np.full(len(gpu), np.nan)
+    values = pd.Series(gpu).map(gpus[column]).to_numpy(dtype=float)
+    return np.where(values > 0, values, np.nan)
+
+
+def effective_peaks(gpus: pd.DataFrame, speedups: pd.DataFrame, workload: str, gpu: np.ndarray,
+                    precision: str) -> pd.DataFrame:
+    """Per GPU: the precision it really runs, its reference precision and peak, the realised
+    speed-up over the reference and the resulting ``peak_tflops`` (NaN: precision unsupported)."""
+    names = np.asarray(gpu, dtype=object).astype(str)
+    unique, inverse = np.unique(names, return_inverse=True)
+    return _effective_peaks(gpus, speedups, workload, unique.astype(object), precision).iloc[inverse].reset_index(
+        drop=True)
+
+
+def _effective_peaks(gpus: pd.DataFrame, speedups: pd.DataFrame, workload: str, gpu: np.ndarray,
+                     precision: str) -> pd.DataFrame:
+    n = len(gpu)
+    own = _peak(gpus, gpu, precision)
+    run = np.full(n, precision, dtype=object)
+    fallback = FALLBACK_PRECISION.get(precision)
+    if fallback is not None:
+        alt = _peak(gpus, gpu, fallback)
+        use_alt = np.isnan(own) & ~np.isnan(alt)
+        own = np.where(use_alt, alt, own)
+        run = np.where(use_alt, fallback, run)
+    ref_precision = np.full(n, "", dtype=object)
+    ref_peak = np.full(n, np.nan)
+    for candidate in reversed(REFERENCE_PRECISIONS):  # the first present wins
+        peak = _peak(gpus, gpu, candidate)
+        present = ~np.isnan(peak)
+        ref_precision = np.where(present, candidate, ref_precision)
+        ref_peak = np.where(present, peak, ref_peak)
+    speedup = np.where(run == ref_precision, 1.0, np.minimum(own / ref_peak, 1.0))
+    source = np.where(run == ref_precision, "reference precision",
+                      np.where(own < ref_peak, "datasheet ratio (a slow-down)", "no measured gain: 1.0"))
+    measured = _measured_speedups(speedups, workload, gpu, run, ref_precision)
+    has = ~np.isnan(measured[0])
+    speedup = np.where(has, measured[0], speedup)
+    source = np.where(has, measured[1], source)
+    supported = ~np.isnan(own) & ~np.isnan(ref_peak)
+    ref_peak_or_nan = np.where(supported, ref_peak, np.nan)
+    return pd.DataFrame({
+        "run_precision": run, "ref_precision": ref_precision, "ref_peak_tflops": ref_peak_or_nan,
+        "datasheet_tflops": own, "precision_speedup": speedup, "speedup_source": source,
+        "peak_tflops": ref_peak_or_nan * speedup,
+    })
+
+
+def _measured_speedups(speedups: pd.DataFrame, workload: str, gpu: np.ndarray, run: np.ndarray,
+                       ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """precision.csv look-up: (workload, gpu) > (workload, any gpu) > (any, gpu) > (any, any)."""
+    n = len(gpu)
+    value, source = np.full(n, np.nan), np.full(n, "", dtype=object)
+    if speedups is None or speedups.empty:
+        return value, source
+    index = {(str(r["workload"]), str(r["gpu"]), str(r["precision"])): r for r in speedups.to_dict("records")}
+    for i in range(n):
+        if run[i] == ref[i]:
+            continue
+        for wl, g in ((workload, gpu[i]), (workload, ""), ("any", gpu[i]), ("any", "")):
+            row = index.get((wl, str(g), str(run[i])))
+            if row is not None:
+                value[i] = float(row["speedup"])
+                source[i] = f"precision.csv {wl}/{g or 'any'}/{run[i]}: {row['source']}"
+                break
+    return value, source
+
+
+def reference_scale(ref_gpus: np.ndarray, per_doubling: dict[str, float]) -> np.ndarray:
+    """scale(ref_gpus) on the layout published figures are measured on: 8-GPU NVLink nodes
+    joined by InfiniBand (HGX/DGX), i.e. nvlink^log2(min(n, 8)) × infiniband^log2(n / 8)."""
+    ref = np.maximum(np.asarray(ref_gpus, dtype=float), 1.0)
+    intra = per_doubling.get("nvlink", 1.0) ** np.log2(np.minimum(ref, 8.0))
+    inter = per_doubling.get("infiniband", 1.0) ** np.log2(np.maximum(ref / 8.0, 1.0))
+    return np.asarray(intra * inter, dtype=float)
 
 
 def evaluate(
@@ -122,13 +259,12 @@ def evaluate(
     """Add scenario, attenuation, buffer, scale, hours, billed hours and cost columns.
 
     ``table`` holds one row per candidate with the offer columns plus ``instances``,
-    ``gpu_count``, ``precision``, ``peak_tflops``, ``mem_bandwidth_gbs`` and
-    ``hourly_cost_usd`` (per instance).
+    ``gpu_count``, ``precision``, ``peak_tflops`` (effective: reference peak × speed-up),
+    ``mem_bandwidth_gbs`` and ``hourly_cost_usd`` (per instance).
     """
     out = table.copy()
-    instances = out["instances"].to_numpy(dtype=float)
     if job.scenario == "auto":
-        scenario = auto_scenario(out["kind"], instances)
+        scenario = auto_scenario(out["kind"])
     else:
         scenario = np.full(len(out), job.scenario, dtype=object)
     out["scenario"] = scenario
@@ -140,6 +276,8 @@ def evaluate(
     att = lookup_attenuation(attenuation, factor_scenario, job.workload.kind, out["gpu"].to_numpy())
     for column in att.columns:
         out[column] = att[column].to_numpy()
+    if assumptions.efficiency_fit is not None and not assumptions.attenuation_scenario:
+        assumptions.efficiency_fit.apply(out, estimate)
     low, high = out["att_low"].to_numpy(float), out["att_high"].to_numpy(float)
     if assumptions.attenuation_override is not None:
         point = np.full(len(out), assumptions.attenuation_override)
@@ -148,20 +286,26 @@ def evaluate(
     elif assumptions.attenuation_point == "high":
         point = high
     else:
-        point = (low + high) / 2.0
+        point = out["att_median"].to_numpy(float)
     out["attenuation"] = point
     if assumptions.buffer_override is not None:
         buffer = np.full(len(out), assumptions.buffer_override)
     else:
         buffer = auto_buffer(out["uncertainty"].to_numpy(float))
     out["buffer"] = buffer
-    scale = scale_out_efficiency(out, assumptions.scale_efficiency)
+    scale = relative_scale(out, assumptions.scale_efficiency)
     out["scale_efficiency"] = scale
     base_seconds, roofline = base_seconds_for(out, estimate, point, scale)
     out["roofline_bound"] = roofline
     out["base_hours"] = base_seconds / 3600.0
     finish_and_price(out, base_seconds * (1.0 + buffer) / 3600.0)
     return out
+
+
+def relative_scale(out: pd.DataFrame, per_doubling: dict[str, float]) -> np.ndarray:
+    """scale(n) of the candidate's layout ÷ scale(ref_gpus) of the figure it uses."""
+    ref = out["ref_gpus"].to_numpy(float) if "ref_gpus" in out.columns else np.ones(len(out))
+    return np.asarray(scale_out_efficiency(out, per_doubling) / reference_scale(ref, per_doubling), dtype=float)
 
 
 def inter_node_fabric(interconnect: pd.Series, gpus_per_instance: pd.Series) -> np.ndarray:
@@ -189,7 +333,8 @@ def base_seconds_for(
     the Monte Carlo with one attenuation per sample). Returns (seconds, roofline-bound?)."""
     n = out["gpu_count"].to_numpy(dtype=float)
     peak = out["peak_tflops"].to_numpy(dtype=float) * 1e12
-    throughput = n * peak * attenuation * scale
+    per_gpu_efficiency = np.minimum(attenuation * scale, MAX_EFFICIENCY)
+    throughput = n * peak * per_gpu_efficiency
     total = estimate.total_flops
     w = estimate.workload
     if w.kind != "transformer_inference" or estimate.decode_tokens <= 0:
@@ -201,7 +346,7 @@ def base_seconds_for(
     value_bytes = out["precision"].map(BYTES_PER_VALUE).to_numpy(float)
     weight_bytes = value_bytes * float(w.params or 0.0)
     steps = estimate.decode_tokens / float(w.batch_size or DEFAULT_SERVING_BATCH)
-    bandwidth = n * out["mem_bandwidth_gbs"].to_numpy(float) * 1e9 * scale
+    bandwidth = n * out["mem_bandwidth_gbs"].to_numpy(float) * 1e9 * np.minimum(scale, MAX_EFFICIENCY)
     memory_decode = steps * (weight_bytes + kv_cache_bytes(w) / 2.0) / bandwidth  # KV: half-full on average
     return compute_prefill + np.maximum(compute_decode, memory_decode), memory_decode > compute_decode
 

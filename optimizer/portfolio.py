@@ -649,7 +649,7 @@ def _evaluate(planner: Planner, deadline_hours: float) -> CandidateSet:
         empty = planner.expansion.table.assign(hours=0.0, cost_usd=0.0, feasible=False, reason=None,
                                                category=None, dominated=False)
         return CandidateSet(table=empty, excluded=dict(planner.expansion.excluded))
-    return assess(planner.expansion, planner.estimate, job, planner.catalog, realistic_assumptions(job),
+    return assess(planner.expansion, planner.estimate, job, planner.catalog, realistic_assumptions(job, planner.catalog.efficiency),
                   deadline_hours=deadline_hours, budget_usd=job.constraints.budget_usd)
 
 

@@ -101,7 +101,7 @@ def _skipped(name: str, category: str, assumption: str, why: str) -> Sensitivity
 
 def pitfalls(planner: Planner, optimum: Plan) -> list[SensitivityItem]:
     job = planner.job
-    realistic = realistic_assumptions(job)
+    realistic = realistic_assumptions(job, planner.catalog.efficiency)
     items = [
         _pitfall(planner, optimum, "over_optimism", "attenuation = 1.0 (peak FLOP/s) and no buffer",
                  planner.plan(replace(realistic, attenuation_override=1.0, buffer_override=0.0)), realistic),

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ..catalogs.loader import Catalog
-from .candidates import CandidateSet, Expansion, assess, expand
+from .candidates import CandidateSet, Expansion, assess, expand, with_counts
 from .errors import InputError
 from .flops import FlopEstimate, estimate_flops
 from .job import Job
@@ -110,15 +110,20 @@ class Planner:
         return replace(self, job=self.job.model_copy(update={"constraints": limits}))
 
     def restricted(self, mask: pd.Series) -> "Planner":
+        """Only the offers (and precisions) of the table rows ``mask`` keeps, at every count."""
         table = self.expansion.table[mask.to_numpy()].reset_index(drop=True)
-        return replace(self, expansion=Expansion(table=table, excluded=dict(self.expansion.excluded)))
+        base = self.expansion.base
+        if base is not None:
+            keys = set(zip(table["offer_id"], table["precision"]))
+            base = base[[k in keys for k in zip(base["offer_id"], base["precision"])]].reset_index(drop=True)
+        return replace(self, expansion=Expansion(table=table, excluded=dict(self.expansion.excluded), base=base))
 
     def assess(self, assumptions: Assumptions | None = None, *, deadline_hours: float | None | str = "job",
                budget_usd: float | None | str = "job") -> CandidateSet:
         c = self.job.constraints
         return assess(
             self.expansion, self.estimate, self.job, self.catalog,
-            assumptions or realistic_assumptions(self.job),
+            assumptions or realistic_assumptions(self.job, self.catalog.efficiency),
             deadline_hours=c.deadline_hours if deadline_hours == "job" else deadline_hours,  # type: ignore[arg-type]
             budget_usd=c.budget_usd if budget_usd == "job" else budget_usd,  # type: ignore[arg-type]
         )
@@ -143,10 +148,12 @@ class Planner:
 
     def evaluate_plan(self, plan: Plan, assumptions: Assumptions | None = None) -> pd.Series:
         """The same (offer, count, precision) re-evaluated under other assumptions."""
-        t = self.expansion.table
-        mask = (t["offer_id"] == plan.offer_id) & (t["instances"] == plan.instances) & (
-            t["precision"] == plan.precision)
-        one = replace(self, expansion=Expansion(table=t[mask].reset_index(drop=True)))
+        base = self.expansion.base
+        if base is None:
+            raise KeyError("planner has no base offers")
+        mask = (base["offer_id"] == plan.offer_id) & (base["precision"] == plan.precision)
+        row = with_counts(base[mask].reset_index(drop=True), self.estimate, [[plan.instances]])
+        one = replace(self, expansion=Expansion(table=row))
         return one.assess(assumptions, deadline_hours=None, budget_usd=None).table.iloc[0]
 
 

@@ -1,0 +1,196 @@
+"""Exact instance counts: for every (offer, precision), the cheapest count and the fastest count
+that meet the limits — found over *every* count, not a power-of-two ladder.
+
+Under the performance model (performance.py) an offer's hours fall and its memory need per GPU
+falls as instances are added, both monotonically, while cost is not monotone (billing increments
+and minimum hours make a larger fleet sometimes cheaper). So, per offer and precision, with k
+instances between the job's count_lo and count_hi:
+
+    k*       = the smallest k that fits in memory and meets the deadline   (bisection: monotone)
+    LB(k)    = k · price · max(min_hours, hours(k))                        (≤ cost(k), non-decreasing:
+               k · hours(k) ∝ 1 / per-GPU efficiency(k), which never falls as k grows)
+    cheapest = argmin cost(k) over k ≥ k*, scanning upward until LB(k) ≥ the best cost found
+    fastest  = the largest k ≤ count_hi with cost(k) ≤ budget (bisection on LB, then a scan down)
+
+These two rows join the ladder of candidates; for one job the integer program's optimum is then
+the optimum over all counts (cost objective: some offer's cheapest; time objective: some offer's
+fastest within budget), which tests/test_counts.py checks against brute force.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .flops import FlopEstimate
+from .job import Job
+from .memory import bytes_per_gpu
+from .performance import Assumptions, base_seconds_for, billed_hours, evaluate, scale_out_efficiency, reference_scale
+
+SCAN_CHUNK = 64          # counts evaluated at once per offer while scanning
+EPS_HOURS = 1e-9
+
+
+class _Model:
+    """hours(k), cost(k), fits(k) of evaluated base rows, vectorised over a count per row."""
+
+    def __init__(self, ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions) -> None:
+        self.ev, self.estimate, self.assumptions = ev, estimate, assumptions
+        self.ref_scale = reference_scale(ev["ref_gpus"].to_numpy(float), assumptions.scale_efficiency)
+        self.overhead = np.where(ev["kind"].to_numpy() == "spot", ev["interruption_overhead"].fillna(0.0)
+                                 .to_numpy(float), 0.0)
+        self.increment = ev["billing_increment_hours"].fillna(0.0).to_numpy(float)
+        self.minimum = ev["min_hours"].fillna(0.0).to_numpy(float)
+        self.hourly = ev["hourly_cost_usd"].to_numpy(float)
+        self.memory = ev["memory_gb"].to_numpy(float)
+
+    def _frame(self, rows: np.ndarray, k: np.ndarray) -> pd.DataFrame:
+        ev = self.ev
+        return pd.DataFrame({
+            "gpu_count": k * ev["gpus_per_instance"].to_numpy(float)[rows],
+            "gpus_per_instance": ev["gpus_per_instance"].to_numpy()[rows],
+            "instances": k,
+            "interconnect": ev["interconnect"].to_numpy()[rows],
+            "peak_tflops": ev["peak_tflops"].to_numpy(float)[rows],
+            "precision": ev["precision"].to_numpy()[rows],
+            "mem_bandwidth_gbs": ev["mem_bandwidth_gbs"].to_numpy(float)[rows],
+        })
+
+    def hours(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
+        frame = self._frame(rows, k.astype(float))
+        scale = scale_out_efficiency(frame, self.assumptions.scale_efficiency) / self.ref_scale[rows]
+        att = self.ev["attenuation"].to_numpy(float)[rows]
+        seconds, _ = base_seconds_for(frame, self.estimate, att, scale)
+        buffer = self.ev["buffer"].to_numpy(float)[rows]
+        return np.asarray(seconds * (1.0 + buffer) * (1.0 + self.overhead[rows]) / 3600.0, dtype=float)
+
+    def cost(self, rows: np.ndarray, k: np.ndarray, hours: np.ndarray) -> np.ndarray:
+        billed = billed_hours(hours, self.increment[rows], self.minimum[rows])
+        return np.asarray(k * self.hourly[rows] * billed, dtype=float)
+
+    def lower_bound(self, rows: np.ndarray, k: np.ndarray, hours: np.ndarray) -> np.ndarray:
+        return np.asarray(k * self.hourly[rows] * np.maximum(self.minimum[rows], hours), dtype=float)
+
+    def fits(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
+        gpus = k * self.ev["gpus_per_instance"].to_numpy(float)[rows]
+        need = bytes_per_gpu(self.estimate.workload, self.ev["precision"].to_numpy()[rows], gpus) / 1e9
+        return np.asarray(need <= self.memory[rows] + 1e-9, dtype=bool)
+
+
+def _smallest(pred: "callable[[np.ndarray, np.ndarray], np.ndarray]", rows: np.ndarray,  # type: ignore[valid-type]
+              lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Smallest k in [lo, hi] with pred true (pred monotone: false… then true); hi + 1 if none."""
+    ok_hi = pred(rows, hi.astype(float))
+    left, right = lo.copy(), hi.copy()
+    answer = np.where(ok_hi, hi, hi + 1)
+    active = ok_hi & (left < right)
+    while active.any():
+        mid = (left + right) // 2
+        ok = pred(rows, mid.astype(float))
+        right = np.where(active & ok, mid, right)
+        left = np.where(active & ~ok, mid + 1, left)
+        active = active & (left < right)
+    return np.where(ok_hi, right, answer)
+
+
+def exact_counts(ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions, *,
+                 deadline_hours: float | None, budget_usd: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per evaluated base row: (cheapest count, fastest count) meeting the limits; 0 = none."""
+    n = len(ev)
+    if n == 0:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    m = _Model(ev, estimate, assumptions)
+    rows = np.arange(n)
+    lo = ev["count_lo"].to_numpy(int)
+    hi = ev["count_hi"].to_numpy(int)
+    deadline = np.inf if deadline_hours is None else float(deadline_hours)
+    budget = np.inf if budget_usd is None else float(budget_usd) * (1 + 1e-12)
+
+    def admissible(r: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return m.fits(r, k) & (m.hours(r, k) <= deadline + EPS_HOURS)
+
+    k_star = _smallest(admissible, rows, lo, hi)
+    feasible = k_star <= hi
+    cheapest = np.zeros(n, dtype=int)
+    fastest = np.zeros(n, dtype=int)
+    if not feasible.any():
+        return cheapest, fastest
+    r = rows[feasible]
+    start, top = k_star[feasible], hi[feasible]
+    h0 = m.hours(r, start.astype(float))
+    best_cost, best_k = m.cost(r, start.astype(float), h0), start.copy()
+    nxt = start + 1
+    active = nxt <= top
+    while active.any():
+        ar = np.flatnonzero(active)
+        ks = nxt[ar, None] + np.arange(SCAN_CHUNK)[None, :]
+        valid = ks <= top[ar, None]
+        rr = np.repeat(r[ar], SCAN_CHUNK)
+        flat_k = np.minimum(ks, top[ar, None]).ravel().astype(float)
+        hours = m.hours(rr, flat_k)
+        cost = m.cost(rr, flat_k, hours).reshape(ks.shape)
+        bound = m.lower_bound(rr, flat_k, hours).reshape(ks.shape)
+        cost = np.where(valid, cost, np.inf)
+        at = np.argmin(cost, axis=1)
+        chunk_best = cost[np.arange(len(ar)), at]
+        better = chunk_best < best_cost[ar] - 1e-9
+        best_cost[ar] = np.where(better, chunk_best, best_cost[ar])
+        best_k[ar] = np.where(better, ks[np.arange(len(ar)), at], best_k[ar])
+        last_bound = np.where(valid, bound, -np.inf).max(axis=1)
+        nxt[ar] = nxt[ar] + SCAN_CHUNK
+        active[ar] = (nxt[ar] <= top[ar]) & (last_bound < best_cost[ar])
+    cheapest[feasible] = np.where(best_cost <= budget, best_k, 0)
+    fastest[feasible] = _fastest_within_budget(m, r, start, top, budget)
+    return cheapest, fastest
+
+
+def _fastest_within_budget(m: _Model, r: np.ndarray, start: np.ndarray, top: np.ndarray,
+                           budget: float) -> np.ndarray:
+    """Largest k in [start, top] with cost(k) ≤ budget (0: none). Hours fall with k, so this is
+    the fastest plan of the offer; LB(k) ≤ cost(k) and LB is non-decreasing, so no k with
+    LB(k) > budget qualifies and the search starts at the largest k with LB(k) ≤ budget."""
+    if np.isinf(budget):
+        return top.copy()
+
+    def over(rr: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return m.lower_bound(rr, k, m.hours(rr, k)) > budget
+
+    first_over = _smallest(over, r, start, top)   # LB > budget from here on
+    k = first_over - 1
+    found = np.zeros(len(r), dtype=int)
+    active = k >= start
+    while active.any():
+        ar = np.flatnonzero(active)
+        ks = k[ar, None] - np.arange(SCAN_CHUNK)[None, :]
+        valid = ks >= start[ar, None]
+        rr = np.repeat(r[ar], SCAN_CHUNK)
+        flat_k = np.maximum(ks, start[ar, None]).ravel().astype(float)
+        cost = m.cost(rr, flat_k, m.hours(rr, flat_k)).reshape(ks.shape)
+        ok = valid & (cost <= budget)
+        hit = ok.any(axis=1)
+        first = np.argmax(ok, axis=1)
+        found[ar] = np.where(hit, ks[np.arange(len(ar)), first], found[ar])
+        k[ar] = k[ar] - SCAN_CHUNK
+        active[ar] = ~hit & (k[ar] >= start[ar])
+    return found
+
+
+def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: FlopEstimate, job: Job,
+                     attenuation: pd.DataFrame, assumptions: Assumptions, *, deadline_hours: float | None,
+                     budget_usd: float | None) -> pd.DataFrame:
+    """Rows (in the expansion's format) for the exact cheapest and fastest counts not yet in ``table``."""
+    from .candidates import with_counts
+
+    if base is None or base.empty:
+        return table.iloc[0:0]
+    probe = base.assign(instances=base["count_lo"].astype(int))
+    probe["gpu_count"] = probe["instances"] * probe["gpus_per_instance"].astype(int)
+    ev = evaluate(probe, estimate, job, attenuation, assumptions)
+    cheapest, fastest = exact_counts(ev, estimate, assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd)
+    have = set(zip(table["offer_id"], table["precision"], table["instances"].astype(int)))
+    counts: list[list[int]] = []
+    for (offer, precision), a, b in zip(zip(base["offer_id"], base["precision"]), cheapest, fastest):
+        counts.append(sorted({int(k) for k in (a, b) if k > 0 and (offer, precision, int(k)) not in have}))
+    if not any(counts):
+        return table.iloc[0:0]
+    return with_counts(base, estimate, counts)
