@@ -59,18 +59,20 @@ def backtest(
     catalog: Optional[Path] = CATALOG_OPTION,
     format: Format = FORMAT_OPTION,
     output: Optional[Path] = OUTPUT_OPTION,
+    loo: bool = typer.Option(False, "--loo", help="Also leave-one-out: calibrate on all runs but one, predict "
+                             "it, for every run; shown next to the in-sample figure."),
 ) -> None:
-    """How well the current catalog predicts past runs: predicted vs measured hours per run,
-    and the seed's decision-quality metrics (estimate within ±20%, time within 80–120% of
-    the plan, cost within 90–110% of budget). Predictions include the risk buffer, as the
-    plan did; the error without it is shown too.
+    """How well the current catalog predicts past runs: P50 hours (the point estimate, no
+    buffer) vs measured per run, the share inside the predicted P10–P90, and the seed's
+    decision-quality metrics (estimate within ±20%, time within 80–120%, cost within 90–110%
+    of budget). The planned hours with the buffer are shown too.
 
-    Example:  flopopt backtest examples/history.csv --format json
+    Example:  flopopt backtest --loo examples/history.csv
     """
     from ..catalogs.loader import load_catalog
     from ..optimizer.calibration import backtest as run_backtest
 
-    result = guarded(lambda: run_backtest(runs_file, load_catalog(catalog)))
+    result = guarded(lambda: run_backtest(runs_file, load_catalog(catalog), loo=loo))
     emit(render_backtest(result, format.value), output)
 
 
@@ -135,8 +137,17 @@ def backtest_dict(result: Backtest) -> dict[str, Any]:
                   "gpu_count": r.gpu_count, "precision": r.precision, "attenuation": r.attenuation,
                   "attenuation_source": r.attenuation_source, "buffer": r.buffer,
                   "scale_efficiency": r.scale_efficiency, "total_flops": r.total_flops,
-                  "cost_usd": r.cost_usd, "budget_usd": r.budget_usd} for r in result.runs],
+                  "cost_usd": r.cost_usd, "budget_usd": r.budget_usd,
+                  "predicted_hours_p10": r.predicted_hours_p10, "predicted_hours_p90": r.predicted_hours_p90,
+                  "planned_hours_with_buffer": r.planned_hours_with_buffer} for r in result.runs],
         "summary": result.summary.as_dict(),
+        **({"loo": {"runs": [{"name": r.name, "predicted_hours": r.predicted_hours, "error_pct": r.error_pct,
+                              "predicted_hours_p10": r.predicted_hours_p10,
+                              "predicted_hours_p90": r.predicted_hours_p90, "attenuation": r.attenuation}
+                             for r in result.loo_runs],
+                    "summary": result.loo_summary.as_dict(),
+                    "in_sample_summary": result.in_sample_summary.as_dict() if result.in_sample_summary else None}}
+           if result.loo_summary is not None else {}),
     }
 
 
@@ -145,13 +156,13 @@ def render_backtest(result: Backtest, fmt: str) -> str:
 
     if fmt == "json":
         return to_json(backtest_dict(result))
-    rows = [(r.name, f"{r.gpu_count} × {r.gpu}", r.attenuation_source, f"{r.attenuation:.2f}",
-             pct(r.buffer * 100, False),
+    loo = {r.name: r for r in result.loo_runs}
+    rows = [(r.name, f"{r.gpu_count} × {r.gpu}", r.attenuation_source[:40], f"{r.attenuation:.2f}",
              hours_text(r.predicted_hours), hours_text(r.measured_hours), pct(r.error_pct),
-             pct(r.error_pct_no_buffer)) for r in result.runs]
-    text = grid(fmt, f"Backtest of {result.history_file}: predicted (with buffer) vs measured hours",
-                ("run", "GPUs", "attenuation row", "attenuation", "buffer", "predicted", "measured", "error",
-                 "error w/o buffer"), rows)
+             *((pct(loo[r.name].error_pct),) if loo else ())) for r in result.runs]
+    text = grid(fmt, f"Backtest of {result.history_file}: P50 hours (no buffer) vs measured",
+                ("run", "GPUs", "attenuation row", "attenuation", "P50", "measured", "error",
+                 *(("error LOO",) if loo else ())), rows)
     s = result.summary
     cost = (f"{_pct(s.cost_within_90_110pct)} of {s.cost_runs} run(s) with cost_usd and budget_usd"
             if s.cost_within_90_110pct is not None else "— (no run gives both cost_usd and budget_usd)")
@@ -161,7 +172,17 @@ def render_backtest(result: Backtest, fmt: str) -> str:
         f"median |error|: {s.median_abs_error_pct:.0f}%",
         f"measured time within 80–120% of the plan: {_pct(s.time_within_80_120pct)} of runs",
         f"cost within 90–110% of budget: {cost}",
+        f"measured inside the predicted P10–P90 hours: {_pct(s.coverage_p10_p90)} of runs",
     ]
+    if result.loo_summary is not None and result.in_sample_summary is not None:
+        o, i = result.loo_summary, result.in_sample_summary
+        lines += [
+            "calibrated on this history (flopopt calibrate's fit):",
+            f"  leave-one-out: within ±20% {_pct(o.within_20pct)}, median |error| {o.median_abs_error_pct:.0f}%, "
+            f"P10–P90 coverage {_pct(o.coverage_p10_p90)}",
+            f"  in-sample:     within ±20% {_pct(i.within_20pct)}, median |error| {i.median_abs_error_pct:.0f}%, "
+            f"P10–P90 coverage {_pct(i.coverage_p10_p90)}  (fitted and scored on the same runs: optimistic)",
+        ]
     if fmt == "markdown":
         return text + "\n".join(f"- {line}" for line in lines) + "\n"
     return text + "\n".join(lines) + "\n"

@@ -513,7 +513,7 @@ def read_history(path: str | Path, catalog: Catalog) -> History:
             continue
         if attenuation > 1.0:
             add(hours_column, f"{hours:.4g} h on {count} × {gpu} at {precision} implies {attenuation * 100:.3g}% of "
-                f"peak ({estimate.total_flops:.3g} FLOPs, scale-out {scale:.2f}); above 100% is impossible — "
+                f"peak ({estimate.total_flops:.3g} FLOPs); above 100% is impossible — "
                 "check hours vs gpu_hours, gpu_count, precision and the workload numbers")
             continue
         runs.append(Run(

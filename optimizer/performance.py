@@ -280,7 +280,9 @@ def evaluate(
         assumptions.efficiency_fit.apply(out, estimate)
     low, high = out["att_low"].to_numpy(float), out["att_high"].to_numpy(float)
     if assumptions.attenuation_override is not None:
+        # A figure the user (or a pitfall) states is per GPU on one GPU: every multi-GPU loss applies.
         point = np.full(len(out), assumptions.attenuation_override)
+        out["ref_gpus"] = 1.0
     elif assumptions.attenuation_point == "low":
         point = low
     elif assumptions.attenuation_point == "high":

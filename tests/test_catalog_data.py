@@ -17,7 +17,7 @@ LATEST_AS_OF = dt.date(2026, 11, 26)
 
 HEADERS = {
     "gpus.csv": (
-        "gpu,vendor,memory_gb,mem_bandwidth_gbs,tdp_w,peak_tflops_fp64,peak_tflops_fp32,"
+        "gpu,vendor,architecture,memory_gb,mem_bandwidth_gbs,tdp_w,peak_tflops_fp64,peak_tflops_fp32,"
         "peak_tflops_tf32,peak_tflops_bf16,peak_tflops_fp16,peak_tflops_fp8,peak_tflops_int8,"
         "source,as_of"
     ),
@@ -26,7 +26,8 @@ HEADERS = {
         "billing_increment_hours,min_hours,max_instances,interconnect,interruption_overhead,"
         "capex_usd,amortization_years,utilization,power_kw,electricity_usd_per_kwh,sunk,source,as_of"
     ),
-    "attenuation.csv": "scenario,workload,gpu,low,high,uncertainty,bottleneck,source",
+    "attenuation.csv": "scenario,workload,gpu,low,high,median,uncertainty,ref_gpus,bottleneck,source",
+    "precision.csv": "workload,gpu,precision,speedup,source,as_of",
     "models.csv": (
         "name,kind,params,active_params,layers,d_model,n_heads,n_kv_heads,seq_len,flops_per_sample,source"
     ),

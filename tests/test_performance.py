@@ -36,9 +36,9 @@ def test_billing_rounds_up_to_increment_then_applies_minimum() -> None:
 
 
 def test_auto_scenario_rule() -> None:
-    kinds = pd.Series(["edge", "cluster_quote", "on_demand", "owned", "on_demand", "owned"])
-    instances = np.array([1, 1, 2, 1, 1, 3])
-    assert list(auto_scenario(kinds, instances)) == ["edge", "cluster", "cluster", "lab", "cloud", "cluster"]
+    """The environment decides, never the count: a rented 3-node plan is still "cloud"."""
+    kinds = pd.Series(["edge", "cluster_quote", "on_demand", "owned", "spot", "reserved"])
+    assert list(auto_scenario(kinds)) == ["edge", "cluster", "cloud", "lab", "cloud", "cloud"]
 
 
 def test_most_specific_attenuation_row_wins() -> None:

@@ -86,8 +86,8 @@ def test_infeasible_deadline_names_the_relaxation(make_catalog: Any) -> None:
     assert result.status is Status.INFEASIBLE and result.plan is None
     assert result.binding == "deadline_hours"
     # With more GPUs (per-GPU instances scale over Ethernet, 0.90 per doubling):
-    # 4 GPUs: 46.875/4/0.81 = 14.5 h > 10 h; 8 GPUs: 46.875/8/0.729 = 8.04 h ≤ 10 h.
-    assert "needs 47 h; deadline is 10 h — raise the deadline to 47 h (+369%) or max_gpus to 8" in (
+    # 6 GPUs: 46.875/6/0.9^log2(6) = 10.2 h > 10 h; 7 GPUs: 46.875/7/0.9^log2(7) = 9.0 h ≤ 10 h.
+    assert "needs 47 h; deadline is 10 h — raise the deadline to 47 h (+369%) or max_gpus to 7" in (
         result.explanation or "")
 
 
