@@ -648,10 +648,15 @@ def _covariates(runs: list[Run] | tuple[Run, ...], catalog: Catalog) -> Covariat
 
 def effective_reference(catalog: Catalog, runs: list[Run] | tuple[Run, ...]) -> list[str]:
     """Each run GPU's reference precision (bf16, else fp16, else fp32)."""
+    seen: dict[tuple[str, str, str], str] = {}
     out = []
     for r in runs:
-        peaks = effective_peaks(catalog.gpus, catalog.precision, r.kind, np.array([r.gpu], dtype=object), r.precision)
-        out.append(str(peaks["ref_precision"].iloc[0]))
+        key = (r.kind, r.gpu, r.precision)
+        if key not in seen:
+            peaks = effective_peaks(catalog.gpus, catalog.precision, r.kind, np.array([r.gpu], dtype=object),
+                                    r.precision)
+            seen[key] = str(peaks["ref_precision"].iloc[0])
+        out.append(seen[key])
     return out
 
 
@@ -843,8 +848,10 @@ def backtest(runs: HistoryInput, catalog: Catalog, *, loo: bool = False) -> Back
         return Backtest(history_file=hist.file, runs=tuple(results), summary=_summary(results),
                         catalog_layers=catalog.layers)
     loo_results = [_backtest_run(run, p) for run, p in zip(hist.runs, _loo_predictions(hist.runs, catalog))]
-    in_sample = [_backtest_run(run, p) for run, p in zip(hist.runs, _calibrated_predictions(hist.runs, hist.runs,
-                                                                                             catalog))]
+    every = _covariates(hist.runs, catalog)
+    by_id = {id(r): every.subset([i]) for i, r in enumerate(hist.runs)}
+    in_sample = [_backtest_run(run, p) for run, p in zip(hist.runs, _calibrated_predictions(
+        hist.runs, hist.runs, catalog, by_id))]
     return Backtest(history_file=hist.file, runs=tuple(results), summary=_summary(results),
                     catalog_layers=catalog.layers, loo_runs=tuple(loo_results), loo_summary=_summary(loo_results),
                     in_sample_summary=_summary(in_sample))

@@ -15,7 +15,7 @@ Stress tests re-solve the realistic problem in a harder world: budget × 0.5,
 deadline × 0.5, precision one step up (fp8/int8 → bf16 → tf32 → fp32).
 
 The Monte Carlo draws the attenuation uniformly from each row's range widened by its
-uncertainty, [low·(1−u), high·(1+u)], with one common draw per sample (the same
+uncertainty: a split log-normal with the row's median and its low/high as P10/P90, one common draw per sample (the same
 software stack is either good or bad on every candidate), and reports the *actual*
 hours (no buffer: the buffer is a planning reserve, not work).
 """
@@ -287,18 +287,28 @@ def own_vs_rent_break_even(owned: pd.DataFrame, rentals: pd.DataFrame) -> dict[s
 # Monte Carlo
 
 
-def _attenuation_draws(rows: pd.DataFrame, uniforms: np.ndarray) -> np.ndarray:
-    """samples × candidates attenuation matrix from widened ranges (common random numbers)."""
-    low = rows["att_low"].to_numpy(float) * (1.0 - rows["uncertainty"].to_numpy(float))
-    high = np.minimum(rows["att_high"].to_numpy(float) * (1.0 + rows["uncertainty"].to_numpy(float)), 1.0)
-    return np.asarray(np.clip(low[None, :] + uniforms[:, None] * (high - low)[None, :], MIN_ATTENUATION, 1.0),
-                      dtype=float)
+Z_90 = 1.2815515655446004   # the standard normal's 90th percentile
+
+
+def _attenuation_draws(rows: pd.DataFrame, normals: np.ndarray) -> np.ndarray:
+    """samples × candidates attenuation matrix (common random numbers across candidates).
+
+    The row's range is read as its P10–P90 around the median: a split log-normal with median
+    ``att_median``, 10th percentile ``att_low`` and 90th ``att_high`` — so the Monte Carlo's P50
+    hours is the point estimate and its P90 hours is the plan at the low end of the range."""
+    median = rows["att_median"].to_numpy(float) if "att_median" in rows.columns else (
+        (rows["att_low"].to_numpy(float) + rows["att_high"].to_numpy(float)) / 2.0)
+    sigma_low = np.log(median / np.maximum(rows["att_low"].to_numpy(float), MIN_ATTENUATION)) / Z_90
+    sigma_high = np.log(np.maximum(rows["att_high"].to_numpy(float), median) / median) / Z_90
+    z = normals[:, None]
+    log_draw = np.log(median)[None, :] + np.where(z < 0, z * sigma_low[None, :], z * sigma_high[None, :])
+    return np.asarray(np.clip(np.exp(log_draw), MIN_ATTENUATION, 1.0), dtype=float)
 
 
 def actual_hours_samples(planner: Planner, rows: pd.DataFrame, samples: int, seed: int) -> np.ndarray:
     """samples × candidates matrix of actual hours (no buffer; spot overhead kept)."""
-    uniforms = np.random.default_rng(seed).random(samples)
-    att = _attenuation_draws(rows, uniforms)
+    normals = np.random.default_rng(seed).standard_normal(samples)
+    att = _attenuation_draws(rows, normals)
     hours = np.empty_like(att)
     for j in range(len(rows)):  # one numpy pass per candidate, broadcasting over the samples
         hours[:, j] = _actual_hours_at(planner, rows.iloc[j], att[:, j])
