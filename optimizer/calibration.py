@@ -82,9 +82,9 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args
 import numpy as np
 import pandas as pd
 
-from .errors import CatalogError, InputError, Problem, ProblemList
 from . import efficiency_fit
 from .efficiency_fit import Covariates, EfficiencyModel, covariates_of
+from .errors import CatalogError, InputError, Problem, ProblemList
 from .flops import FlopEstimate, estimate_flops
 from .job import PRECISIONS, SCENARIOS, Workload, WorkloadKind, translate_validation_error
 from .performance import (
@@ -712,6 +712,8 @@ def write_calibration(cal: Calibration, path: str | Path | None = None) -> Path:
             raise InputError.at(str(target), "", "is a directory; give a file name such as attenuation.csv")
         try:
             atomic_write_text(target, text)
+            if cal.models:  # the covariate fit, beside the rows, for `--catalog DIR`
+                atomic_write_text(target.with_name("efficiency.csv"), calibration_csv(cal, "efficiency.csv"))
         except OSError as exc:
             raise InputError.at(str(target), "", f"cannot write ({exc.strerror or exc})") from None
         return target
@@ -870,9 +872,9 @@ def _calibrated_predictions(train: tuple[Run, ...] | list[Run], test: tuple[Run,
             x = _stack([covariates[id(r)] for r in mine]) if covariates else None
             model = fit_efficiency(mine, catalog, ref_gpus=ref, covariates=x)
             test_x = covariates[id(run)] if covariates else _covariates([run], catalog)
-            low, median, high = model.predict(test_x)
-            unc = float(np.clip((high[0] - low[0]) / (high[0] + low[0]), *UNCERTAINTY_BOUNDS))
-            out.append(Prediction(float(low[0]), float(median[0]), float(high[0]), unc, model.ref_gpus,
+            lows, medians, highs = model.predict(test_x)
+            unc = float(np.clip((highs[0] - lows[0]) / (highs[0] + lows[0]), *UNCERTAINTY_BOUNDS))
+            out.append(Prediction(float(lows[0]), float(medians[0]), float(highs[0]), unc, model.ref_gpus,
                                   f"calibrated fit ({model.runs} runs)"))
             continue
         if len(mine) >= 1:

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ..catalogs.loader import Catalog, hourly_cost_usd
+from .counts import exact_count_rows
 from .flops import FlopEstimate
 from .job import Job
 from .memory import bytes_per_gpu
-from .counts import exact_count_rows
 from .performance import Assumptions, effective_peaks, evaluate
 
 DEFAULT_MAX_GPUS = 4096  # without max_gpus, the largest fleet considered per offer

@@ -19,13 +19,15 @@ fastest within budget), which tests/test_counts.py checks against brute force.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
 from .flops import FlopEstimate
 from .job import Job
 from .memory import bytes_per_gpu
-from .performance import Assumptions, base_seconds_for, billed_hours, evaluate, scale_out_efficiency, reference_scale
+from .performance import Assumptions, base_seconds_for, billed_hours, evaluate, reference_scale, scale_out_efficiency
 
 SCAN_CHUNK = 64          # counts evaluated at once per offer while scanning
 EPS_HOURS = 1e-9
@@ -77,7 +79,7 @@ class _Model:
         return np.asarray(need <= self.memory[rows] + 1e-9, dtype=bool)
 
 
-def _smallest(pred: "callable[[np.ndarray, np.ndarray], np.ndarray]", rows: np.ndarray,  # type: ignore[valid-type]
+def _smallest(pred: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray,
               lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Smallest k in [lo, hi] with pred true (pred monotone: false… then true); hi + 1 if none."""
     ok_hi = pred(rows, hi.astype(float))

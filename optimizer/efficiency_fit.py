@@ -112,7 +112,7 @@ class EfficiencyModel:
         for i, (arch, prec) in enumerate(zip(x.architecture, x.precision)):
             out[i] += (c.get(f"arch:{arch}", 0.0) + c.get(f"size_arch:{arch}", 0.0) * size[i]
                        + (c.get(f"precision:{prec}", 0.0) if prec else 0.0))
-        return out
+        return np.asarray(out, dtype=float)
 
     def predict(self, x: Covariates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(low, median, high) attenuation at ref_gpus, each in (0, 1]."""

@@ -37,8 +37,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .flops import FlopEstimate
 from .efficiency_fit import EfficiencyModel
+from .flops import FlopEstimate
 from .job import Job
 from .memory import BYTES_PER_VALUE, DEFAULT_SERVING_BATCH, kv_cache_bytes
 

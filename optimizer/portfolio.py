@@ -649,7 +649,8 @@ def _evaluate(planner: Planner, deadline_hours: float) -> CandidateSet:
         empty = planner.expansion.table.assign(hours=0.0, cost_usd=0.0, feasible=False, reason=None,
                                                category=None, dominated=False)
         return CandidateSet(table=empty, excluded=dict(planner.expansion.excluded))
-    return assess(planner.expansion, planner.estimate, job, planner.catalog, realistic_assumptions(job, planner.catalog.efficiency),
+    realistic = realistic_assumptions(job, planner.catalog.efficiency)
+    return assess(planner.expansion, planner.estimate, job, planner.catalog, realistic,
                   deadline_hours=deadline_hours, budget_usd=job.constraints.budget_usd)
 
 

@@ -475,3 +475,31 @@ def test_a_run_far_below_any_real_utilisation_is_rejected(tmp_path: Path) -> Non
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "row 2: gpu_hours:" in result.stderr and "below 0.1% is not a real run" in result.stderr
     assert not (tmp_path / "att.csv").exists()
+
+
+def test_calibrate_inverts_solve_exactly(make_catalog: Any, tmp_path: Path) -> None:
+    """Round trip: runs whose hours ``solve`` itself predicts (pinned counts, no buffer, an
+    8-GPU NVLink offer = the layout of published runs) calibrate back to the row's factor at
+    its ref_gpus — the implied efficiency is the exact inverse of solve's model."""
+    from conftest import offer_row as offer
+    from flopopt.optimizer.job import parse_job
+    from flopopt.optimizer.solve import solve
+
+    rows = [{"scenario": s, "workload": "any", "low": 0.3, "high": 0.5, "uncertainty": 0.2, "ref_gpus": 8}
+            for s in ("lab", "cloud", "edge", "cluster")]
+    rows.append({"scenario": "cloud", "workload": "transformer_training", "low": 0.2, "high": 0.4, "median": 0.3,
+                 "uncertainty": 0.3, "ref_gpus": 2048})
+    catalog = make_catalog([gpu_row("H100-SXM", peak_tflops_bf16=989.5)],
+                           [offer("h", "H100-SXM", 98.0, gpus_per_instance=8, interconnect="nvlink")], rows)
+    runs = []
+    for n in (8, 64, 512):
+        job = parse_job({"workload": {"kind": "transformer_training", "params": "7B", "tokens": "1T"},
+                         "scenario": "cloud", "risk": {"buffer": 0}, "constraints": {"gpu_count": n}})
+        plan = solve(job, catalog, sensitivity=False).plan
+        assert plan is not None and plan.gpu_count == n
+        runs.append({"gpu_count": n, "scenario": "cloud", "gpu": "H100-SXM", "hours": repr(plan.hours)})
+    history = read_history(write_history(tmp_path / "from-solve.csv", runs), catalog)
+    for run in history.runs:
+        assert implied_at(run, 2048) == pytest.approx(0.3, rel=1e-9)
+    (group,) = calibrate(history, catalog).groups
+    assert group.ref_gpus == 64 and group.median == pytest.approx(implied_at(history.runs[1], 64), rel=1e-12)

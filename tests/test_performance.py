@@ -108,3 +108,66 @@ def test_inference_memory_per_gpu() -> None:
     gqa = ResolvedWorkload(kind="transformer_inference", params=70e9, layers=80, d_model=8192, n_heads=64,
                            n_kv_heads=8, prompt_tokens=1000, output_tokens=250, batch_size=32)
     assert kv_cache_bytes(gqa) == pytest.approx(kv / 8)
+
+
+# ---------------------------------------------------------------------------
+# The revised model: ref_gpus rescaling, precision as data, fp16 fallback (hand-worked)
+
+REF_ROWS = [
+    {"scenario": s, "workload": "any", "low": 0.3, "high": 0.5, "uncertainty": 0.2, "ref_gpus": 1}
+    for s in ("lab", "cloud", "edge", "cluster")
+] + [{"scenario": "cloud", "workload": "custom", "low": 0.3, "high": 0.4, "median": 0.32, "uncertainty": 0.1,
+      "ref_gpus": 64}]
+
+
+def _custom_job(**kw: Any) -> Any:
+    return parse_job({"workload": {"kind": "custom", "total_flops": 3.6e20}, "risk": {"buffer": 0},
+                      "scenario": "cloud", **kw})
+
+
+def test_ref_gpus_rescaling_by_hand(make_catalog: Any) -> None:
+    """A figure measured at 64 GPUs is not charged the loss of 64 GPUs twice.
+
+    Row cloud/custom: median 0.32 at ref_gpus 64 (8 nodes of 8 on NVLink + InfiniBand):
+      scale(64) = 0.98^3 · 0.97^3 = 0.941192 · 0.912673 = 0.858999
+    Planned on one 8-GPU NVLink instance: scale(8) = 0.98^3 = 0.941192, so the per-GPU
+    efficiency is 0.32 · 0.941192 / 0.858999 = 0.350619 and
+      hours = 3.6e20 / (8 · 100e12 · 0.350619) / 3600 = 356.51 h     (bf16 peak 100 TFLOP/s)
+    On 8 such instances (64 GPUs, the reference layout): efficiency = 0.32 exactly,
+      hours = 3.6e20 / (64 · 100e12 · 0.32) / 3600 = 48.83 h."""
+    catalog = make_catalog([gpu_row("G")], [offer_row("n", "G", 8.0, gpus_per_instance=8, max_instances=8)],
+                           REF_ROWS)
+    one = solve(_custom_job(constraints={"gpu_count": 8}), catalog, sensitivity=False).plan
+    full = solve(_custom_job(constraints={"gpu_count": 64}), catalog, sensitivity=False).plan
+    assert one is not None and full is not None
+    assert (one.attenuation, one.attenuation_source) == (pytest.approx(0.32), "cloud/custom")
+    assert one.scale_efficiency == pytest.approx(0.941192 / 0.858999, rel=1e-5)
+    assert one.hours == pytest.approx(3.6e20 / (8 * 100e12 * 0.32 * 0.941192 / 0.858999) / 3600, rel=1e-5)
+    assert one.hours == pytest.approx(356.51, abs=0.01)
+    assert full.scale_efficiency == pytest.approx(1.0) and full.hours == pytest.approx(48.83, abs=0.01)
+
+
+def test_fp8_uses_the_measured_speedup_not_the_datasheet(make_catalog: Any) -> None:
+    """fp8 peak 200 (2× bf16 100) on the datasheet; precision.csv says 1.25× measured:
+    hours = 3.6e20 / (1 · 100e12 · 1.25 · 0.4) / 3600 = 2,000 h (not 1,250 h at 2×)."""
+    from dataclasses import replace
+
+    catalog = make_catalog([gpu_row("G", peak_tflops_fp8=200)], [offer_row("g", "G", 1.0, max_instances=1)])
+    without = solve(_custom_job(precision=["fp8"]), catalog, sensitivity=False).plan
+    speedups = pd.DataFrame([{"workload": "custom", "gpu": "", "precision": "fp8", "speedup": 1.25,
+                              "source": "test: a measured A/B run", "as_of": "2026-01-01"}])
+    measured = solve(_custom_job(precision=["fp8"]), replace(catalog, precision=speedups), sensitivity=False).plan
+    assert without is not None and measured is not None
+    # no measured row: an unmeasured gain counts as none, so fp8 plans like bf16
+    assert without.hours == pytest.approx(3.6e20 / (100e12 * 0.4) / 3600)
+    assert measured.hours == pytest.approx(2000.0)
+
+
+def test_bf16_falls_back_to_fp16_where_a_gpu_has_no_bf16(make_catalog: Any) -> None:
+    """V100-like: no bf16 unit, fp16 125 TFLOP/s. A bf16 job runs in fp16 instead of being excluded:
+    hours = 3.6e20 / (125e12 · 0.4) / 3600 = 2,000 h."""
+    volta = gpu_row("V", peak_tflops_bf16="", peak_tflops_fp16=125)
+    catalog = make_catalog([volta], [offer_row("v", "V", 1.0, max_instances=1)])
+    plan = solve(_custom_job(precision=["bf16"]), catalog, sensitivity=False).plan
+    assert plan is not None and plan.gpu == "V"
+    assert plan.hours == pytest.approx(2000.0)
