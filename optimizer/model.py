@@ -39,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import SolverError
+from .outcome import SolverOutcome, outcome_from_pulp
 
 SolverName = Literal["highs", "cbc"]
 
@@ -58,17 +59,25 @@ class ModelSpec:
     objective: Literal["cost", "time"] = "cost"
     budget_usd: float | None = None
     quotas: dict[str, int] = field(default_factory=dict)
+    time_limit_seconds: float | None = None
+
+
+ModelStatus = Literal["optimal", "infeasible", "time_limit", "unbounded", "not_solved"]
 
 
 @dataclass(frozen=True)
 class ModelSolution:
-    status: Literal["optimal", "infeasible"]
+    """``status`` is the termination condition (outcome.py): only "infeasible" is a proof that
+    no plan exists; "time_limit" / "not_solved" mean the solver stopped without deciding."""
+
+    status: ModelStatus
     choice: tuple[int, ...]          # index into each job's options; empty when infeasible
     objective_value: float | None
     variables: int
     constraints: int
     solver: str
     seconds: float
+    outcome: SolverOutcome | None = None
 
 
 def variable(prob: Any, name: str, low: float | None = None, cat: str = "Continuous") -> Any:
@@ -84,20 +93,21 @@ def binary_variable(prob: Any, name: str) -> Any:
     return variable(prob, name, cat="Binary")
 
 
-def make_solver(name: SolverName) -> object:
+def make_solver(name: SolverName, time_limit_seconds: float | None = None) -> object:
     import pulp
 
+    limit: dict[str, float] = {} if time_limit_seconds is None else {"timeLimit": float(time_limit_seconds)}
     if name == "highs":
-        solver = pulp.HiGHS(msg=False)
+        solver = pulp.HiGHS(msg=False, **limit)
         if solver.available():
             return solver
         name = "cbc"  # HiGHS missing: fall back rather than fail
-    solver = pulp.COIN_CMD(msg=False)
+    solver = pulp.COIN_CMD(msg=False, **limit)
     if not solver.available():
         # PuLP 3.x still ships a CBC binary behind PULP_CBC_CMD, deprecated ahead of 4.0.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            solver = pulp.PULP_CBC_CMD(msg=False)
+            solver = pulp.PULP_CBC_CMD(msg=False, **limit)
     if not solver.available():
         raise SolverError("no MILP solver available: install highspy (pip install highspy) or CBC")
     return solver
@@ -109,7 +119,8 @@ def solve_model(spec: ModelSpec, solver: SolverName = "highs") -> ModelSolution:
     started = time.perf_counter()
     if any(len(j.cost_usd) == 0 for j in spec.jobs):
         return ModelSolution("infeasible", (), None, 0, 0, solver, time.perf_counter() - started)
-    engine = make_solver(solver)
+    engine = make_solver(solver, spec.time_limit_seconds)
+    limited = spec.time_limit_seconds is not None
     prob = pulp.LpProblem("flopopt", pulp.LpMinimize)
     x = [
         [binary_variable(prob, f"x_{j}_{c}") for c in range(len(job.cost_usd))]
@@ -141,20 +152,22 @@ def solve_model(spec: ModelSpec, solver: SolverName = "highs") -> ModelSolution:
         if terms:
             prob += pulp.lpSum(terms) <= quota, f"quota_{offer}"
     prob += (makespan if makespan is not None else total_cost)
-    status = run_solver(prob, engine)
-    if status == "optimal" and makespan is not None:
+    outcome = solve_outcome(prob, engine, time_limited=limited)
+    if outcome.is_optimal and makespan is not None:
         best = pulp.value(makespan)
         # solver tolerances report T a hair under the true makespan; fixing it exactly can
         # make the second solve infeasible, so allow 1e-6 relative slack
         prob += makespan <= best * (1 + 1e-6) + 1e-6, "makespan_fixed"
         prob.setObjective(total_cost)
-        status = run_solver(prob, engine)
+        outcome = solve_outcome(prob, engine, time_limited=limited)
     seconds = time.perf_counter() - started
     n_vars, n_cons = prob.numVariables(), prob.numConstraints()
-    if status != "optimal":
-        return ModelSolution("infeasible", (), None, n_vars, n_cons, solver, seconds)
+    if not outcome.is_optimal:
+        return ModelSolution(outcome.termination.value, (), None, n_vars, n_cons, solver, seconds,
+                             outcome)
     choice = tuple(int(np.argmax([v.varValue or 0.0 for v in row])) for row in x)
-    return ModelSolution("optimal", choice, float(pulp.value(prob.objective)), n_vars, n_cons, solver, seconds)
+    return ModelSolution("optimal", choice, float(pulp.value(prob.objective)), n_vars, n_cons, solver, seconds,
+                         outcome)
 
 
 @contextlib.contextmanager
@@ -178,6 +191,14 @@ def _quiet_stdout() -> Iterator[None]:
 
 
 def run_solver(prob: object, engine: object) -> str:
+    """Solve and return the termination condition's name ("optimal", "infeasible", "time_limit", …)."""
+    limited = getattr(engine, "timeLimit", None) is not None
+    return solve_outcome(prob, engine, time_limited=limited).termination.value
+
+
+def solve_outcome(prob: object, engine: object, *, time_limited: bool = False) -> SolverOutcome:
+    """Solve and map PuLP's status pair to a SolverOutcome (outcome.py); solver crashes become
+    SolverError."""
     import pulp
 
     try:
@@ -188,4 +209,4 @@ def run_solver(prob: object, engine: object) -> str:
     except (ArithmeticError, IndexError, ValueError) as exc:  # e.g. HiGHS on absurdly scaled numbers
         raise SolverError(f"the MILP solver failed on this problem ({exc.__class__.__name__}: {exc}); "
                           "check for extreme numbers in the inputs") from None
-    return "optimal" if code == pulp.LpStatusOptimal else "infeasible"
+    return outcome_from_pulp(int(code), int(getattr(prob, "sol_status", 0)), time_limited=time_limited)

@@ -12,8 +12,13 @@ from .job import Job
 
 
 class Status(str, Enum):
+    """A result's status. Only INFEASIBLE says no plan exists; TIME_LIMIT and NOT_SOLVED say
+    the solver stopped before deciding (optimizer/outcome.py), so no relaxation is suggested."""
+
     OPTIMAL = "optimal"
     INFEASIBLE = "infeasible"
+    TIME_LIMIT = "time_limit"
+    NOT_SOLVED = "not_solved"
 
 
 @dataclass(frozen=True)

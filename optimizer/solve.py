@@ -94,6 +94,7 @@ class Planner:
     estimate: FlopEstimate
     expansion: Expansion
     solver: SolverName = "highs"
+    time_limit_seconds: float | None = None   # None: solve to proven optimality
 
     @classmethod
     def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs") -> "Planner":
@@ -142,7 +143,8 @@ class Planner:
             offer_id=survivors["offer_id"].to_numpy(),
             instances=survivors["instances"].to_numpy(float),
         )
-        solution = solve_model(ModelSpec(jobs=[options], objective=self.job.objective), self.solver)
+        solution = solve_model(ModelSpec(jobs=[options], objective=self.job.objective,
+                                         time_limit_seconds=self.time_limit_seconds), self.solver)
         chosen = survivors.iloc[solution.choice[0]] if solution.status == "optimal" else None
         return Outcome(cands, solution, chosen)
 
@@ -249,9 +251,10 @@ def solve(
     samples: int = 2000,
     seed: int = 0,
     confidence: float | None = None,
+    time_limit_seconds: float | None = None,
 ) -> Result:
     """Cheapest (or fastest) plan meeting the job's limits, with its sensitivity."""
-    planner = Planner.build(job, catalog, solver)
+    planner = replace(Planner.build(job, catalog, solver), time_limit_seconds=time_limit_seconds)
     outcome = planner.plan()
     if confidence is not None:
         from .sensitivity import plan_with_confidence
@@ -260,7 +263,11 @@ def solve(
     cands = outcome.candidates
     plan = outcome.plan
     binding = explanation = None
-    if plan is None:
+    stopped = plan is None and outcome.solution.status not in ("infeasible", "optimal")
+    if stopped:   # not a proof that no plan exists: say what happened, suggest no relaxation
+        explanation = (f"the solver stopped ({outcome.solution.status}) before finding or proving a plan; "
+                       "raise the time limit")
+    elif plan is None:
         binding, explanation = explain_infeasible(planner, cands)
     ranked = _ranked(cands.feasible, job.objective).drop_duplicates("offer_id")
     if plan is not None:
@@ -281,7 +288,7 @@ def solve(
     )
     warnings = tuple(w for w in [catalog.staleness_warning()] if w)
     result = Result(
-        status=Status.OPTIMAL if plan else Status.INFEASIBLE,
+        status=Status.OPTIMAL if plan else Status(outcome.solution.status) if stopped else Status.INFEASIBLE,
         job=job,
         estimate=planner.estimate,
         plan=plan,

@@ -174,3 +174,21 @@ def test_cheaper_copy_of_chosen_offer_wins(make_catalog: Any) -> None:
     second = solve(_job(deadline=10.0), make_catalog(gpus, offers), sensitivity=False)
     assert second.plan is not None and second.plan.offer_id == "copy"
     assert second.plan.cost_usd == pytest.approx(chosen.cost_usd * 0.9)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_time_limit_is_not_reported_as_infeasible(solver: str) -> None:
+    """A solver stopped by its time limit has not proven anything: the status says time_limit,
+    not infeasible (and solve writes no relaxation hint for it). 150 jobs sharing quotas and a
+    budget take seconds; 1 ms is far too little to prove optimality."""
+    rng = np.random.default_rng(0)
+    jobs = [JobOptions(f"j{j}", rng.uniform(1, 100, 60), rng.uniform(1, 100, 60),
+                       np.array([f"o{k % 20}" for k in range(60)]), rng.integers(1, 5, 60).astype(float))
+            for j in range(150)]
+    spec = ModelSpec(jobs, budget_usd=2000.0, quotas={f"o{k}": 20 for k in range(20)}, time_limit_seconds=0.001)
+    stopped = solve_model(spec, solver)  # type: ignore[arg-type]
+    assert stopped.status == "time_limit" and stopped.outcome is not None
+    assert not stopped.outcome.proven_infeasible and not stopped.outcome.is_optimal
+    infeasible = solve_model(ModelSpec(jobs[:2], budget_usd=0.5), solver)  # type: ignore[arg-type]
+    assert infeasible.status == "infeasible" and infeasible.outcome is not None
+    assert infeasible.outcome.proven_infeasible
