@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ..optimizer.errors import CatalogError, ProblemList
-from ..optimizer.job import SCENARIOS
+from ..optimizer.vocabulary import SCENARIOS
 from . import schema
 from .paths import BUNDLED_DIR, CATALOG_FILES, refreshed_offers_path, user_catalog_dir
 

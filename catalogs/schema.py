@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..optimizer.errors import ProblemList
-from ..optimizer.job import INTERCONNECTS, OFFER_KINDS, PRECISIONS, SCENARIOS
+from ..optimizer.vocabulary import INTERCONNECTS, OFFER_KINDS, PRECISIONS, SCENARIOS
 
 WORKLOADS = ("any", "transformer_training", "transformer_inference", "cnn_training",
              "cnn_inference", "custom")

@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 
 from ..catalogs.loader import Catalog, hourly_cost_usd
-from .counts import exact_count_rows
+from .counts import exact_count_rows, with_counts
 from .flops import FlopEstimate
 from .job import Job
-from .memory import bytes_per_gpu
 from .performance import Assumptions, effective_peaks, evaluate
 
 DEFAULT_MAX_GPUS = 4096  # without max_gpus, the largest fleet considered per offer
@@ -149,18 +148,6 @@ def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
         base["architecture"] = base["gpu"].map(gpus["architecture"]).fillna("")
     repeat = [_counts_between(int(a), int(b)) for a, b in zip(base["count_lo"], base["count_hi"])]
     return Expansion(table=with_counts(base, estimate, repeat), excluded=excluded, base=base)
-
-
-def with_counts(base: pd.DataFrame, estimate: FlopEstimate, counts: list[list[int]]) -> pd.DataFrame:
-    """Base rows (offer × precision) repeated once per instance count, with GPUs and memory need."""
-    lengths = np.array([len(r) for r in counts], dtype=int)
-    table = base.loc[base.index.repeat(lengths)].reset_index(drop=True)
-    flat = np.concatenate(counts) if len(counts) and lengths.sum() else np.array([], dtype=int)
-    table["instances"] = flat.astype(int)
-    table["gpu_count"] = table["instances"] * table["gpus_per_instance"].astype(int)
-    need = bytes_per_gpu(estimate.workload, table["precision"].to_numpy(), table["gpu_count"].to_numpy())
-    table["need_gb_per_gpu"] = need / 1e9
-    return table
 
 
 def assess(

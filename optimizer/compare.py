@@ -36,8 +36,8 @@ from .candidates import CandidateSet, pareto_front
 from .errors import InputError, ProblemList
 from .flops import FlopEstimate
 from .job import Job
+from .planner import Planner, explain_infeasible, plan_from_row
 from .result import Plan
-from .solve import Planner, explain_infeasible, plan_from_row
 
 __all__ = [
     "OFFER_CLASSES",

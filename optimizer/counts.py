@@ -181,8 +181,6 @@ def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: F
                      attenuation: pd.DataFrame, assumptions: Assumptions, *, deadline_hours: float | None,
                      budget_usd: float | None) -> pd.DataFrame:
     """Rows (in the expansion's format) for the exact cheapest and fastest counts not yet in ``table``."""
-    from .candidates import with_counts
-
     if base is None or base.empty:
         return table.iloc[0:0]
     probe = base.assign(instances=base["count_lo"].astype(int))
@@ -196,3 +194,15 @@ def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: F
     if not any(counts):
         return table.iloc[0:0]
     return with_counts(base, estimate, counts)
+
+
+def with_counts(base: pd.DataFrame, estimate: FlopEstimate, counts: list[list[int]]) -> pd.DataFrame:
+    """Base rows (offer × precision) repeated once per instance count, with GPUs and memory need."""
+    lengths = np.array([len(r) for r in counts], dtype=int)
+    table = base.loc[base.index.repeat(lengths)].reset_index(drop=True)
+    flat = np.concatenate(counts) if len(counts) and lengths.sum() else np.array([], dtype=int)
+    table["instances"] = flat.astype(int)
+    table["gpu_count"] = table["instances"] * table["gpus_per_instance"].astype(int)
+    need = bytes_per_gpu(estimate.workload, table["precision"].to_numpy(), table["gpu_count"].to_numpy())
+    table["need_gb_per_gpu"] = need / 1e9
+    return table

@@ -27,17 +27,16 @@ from pydantic import (
 from .errors import InputError, Problem
 from .units import parse_count, parse_hours, parse_money
 
-PRECISIONS: tuple[str, ...] = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
-Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
-WorkloadKind = Literal[
-    "transformer_training", "transformer_inference", "cnn_training", "cnn_inference", "custom"
-]
-Scenario = Literal["lab", "cloud", "edge", "cluster"]
-SCENARIOS: tuple[str, ...] = get_args(Scenario)
-OfferKind = Literal["on_demand", "spot", "reserved", "owned", "cluster_quote", "edge"]
-OFFER_KINDS: tuple[str, ...] = get_args(OfferKind)
-Interconnect = Literal["nvlink", "pcie", "infiniband", "ethernet"]
-INTERCONNECTS: tuple[str, ...] = get_args(Interconnect)
+# The vocabulary lives at the bottom layer; re-exported here for the job model's users.
+from .vocabulary import INTERCONNECTS as INTERCONNECTS
+from .vocabulary import OFFER_KINDS as OFFER_KINDS
+from .vocabulary import PRECISIONS as PRECISIONS
+from .vocabulary import SCENARIOS as SCENARIOS
+from .vocabulary import Interconnect as Interconnect
+from .vocabulary import OfferKind as OfferKind
+from .vocabulary import Precision as Precision
+from .vocabulary import Scenario as Scenario
+from .vocabulary import WorkloadKind as WorkloadKind
 
 MAX_JOB_FILE_BYTES = 1_000_000  # job files are a few hundred bytes; refuse to parse a dump
 

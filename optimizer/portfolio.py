@@ -81,7 +81,7 @@ from .job import (
 )
 from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
 from .performance import realistic_assumptions
-from .solve import Planner
+from .planner import Planner
 from .units import parse_count
 
 __all__ = [

@@ -72,6 +72,7 @@ import numpy as np
 
 from ..catalogs.loader import Catalog, hourly_cost_usd
 from .model import SolverName, binary_variable, make_solver, run_solver, variable
+from .planner import explain_infeasible
 from .portfolio import (
     PURCHASE_PREFIX,
     REFERENCE_RENTAL_KINDS,
@@ -84,7 +85,6 @@ from .portfolio import (
     period_gpu_hours,
 )
 from .result import Status
-from .solve import explain_infeasible
 
 __all__ = [
     "Assignment",

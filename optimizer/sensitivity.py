@@ -32,8 +32,8 @@ import pandas as pd
 from ..catalogs.loader import HOURS_PER_YEAR, break_even_utilization
 from .candidates import CandidateSet, dominated_mask
 from .performance import Assumptions, base_seconds_for, billed_hours, realistic_assumptions
+from .planner import Outcome, Planner, explain_infeasible, plan_from_row
 from .result import Plan, Result, Risk, SensitivityItem
-from .solve import Outcome, Planner, explain_infeasible, plan_from_row
 
 PRECISION_UP = {"int8": "bf16", "fp8": "bf16", "bf16": "tf32", "fp16": "tf32", "tf32": "fp32", "fp32": "fp32",
                 "fp64": "fp64"}

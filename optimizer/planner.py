@@ -1,0 +1,242 @@
+"""The planner: one job's candidates, re-planned under other assumptions or limits.
+
+``Planner`` holds everything needed to plan one job (the job, the catalog, its FLOPs and the
+expanded candidates) so that solve, sensitivity, compare and portfolios share one way of turning
+candidates into a plan; ``explain_infeasible`` says which limit binds and by how much.
+It sits below solve.py and sensitivity.py, which both use it: neither imports the other's callers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pandas as pd
+
+from ..catalogs.loader import Catalog
+from .candidates import CandidateSet, Expansion, assess, expand
+from .counts import with_counts
+from .errors import InputError
+from .flops import FlopEstimate, estimate_flops
+from .job import Job
+from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
+from .performance import Assumptions, realistic_assumptions
+from .result import Plan
+
+_ROW_COLUMNS = ("offer_id", "provider", "kind", "region", "instance_type", "gpu", "gpu_count", "instances",
+                "gpus_per_instance", "precision", "scenario", "attenuation", "att_low", "att_high", "att_source",
+                "bottleneck", "buffer", "scale_efficiency", "roofline_bound", "hours", "billed_hours", "cost_usd",
+                "hourly_cost_usd", "as_of", "need_gb_per_gpu", "memory_gb", "feasible", "reason", "sunk")
+
+
+def row_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of the columns a Plan needs. ``DataFrame.to_dict("records")`` boxes every
+    cell of pandas' string arrays one by one; with 40,000 candidates that alone took seconds."""
+    columns = [c for c in _ROW_COLUMNS if c in table.columns]
+    arrays = [table[c].to_numpy(dtype=object) for c in columns]
+    return [dict(zip(columns, values)) for values in zip(*arrays)]
+
+
+def plan_from_row(row: dict[str, Any]) -> Plan:
+    instances = int(row["instances"])
+    hourly = float(row["hourly_cost_usd"])
+    return Plan(
+        offer_id=str(row["offer_id"]),
+        provider=str(row["provider"]),
+        kind=str(row["kind"]),
+        region=str(row.get("region", "")),
+        instance_type=str(row.get("instance_type", "")),
+        gpu=str(row["gpu"]),
+        gpu_count=int(row["gpu_count"]),
+        instances=instances,
+        precision=str(row["precision"]),
+        scenario=str(row["scenario"]),
+        attenuation=float(row["attenuation"]),
+        attenuation_low=float(row["att_low"]),
+        attenuation_high=float(row["att_high"]),
+        attenuation_source=str(row["att_source"]),
+        bottleneck=str(row["bottleneck"]),
+        buffer=float(row["buffer"]),
+        scale_efficiency=float(row["scale_efficiency"]),
+        roofline_bound=bool(row["roofline_bound"]),
+        hours=float(row["hours"]),
+        billed_hours=float(row["billed_hours"]),
+        days=float(row["hours"]) / 24.0,
+        cost_usd=float(row["cost_usd"]),
+        price_per_hour_usd=hourly,
+        price_per_gpu_hour_usd=hourly / float(row["gpus_per_instance"]),
+        price_as_of=str(row["as_of"]),
+        need_gb_per_gpu=float(row["need_gb_per_gpu"]),
+        memory_gb=float(row["memory_gb"]),
+        capex_sunk=bool(row.get("sunk", False)) and str(row["kind"]) in ("owned", "edge"),
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    candidates: CandidateSet
+    solution: ModelSolution
+    chosen: pd.Series | None
+
+    @property
+    def plan(self) -> Plan | None:
+        return None if self.chosen is None else plan_from_row(self.chosen.to_dict())
+
+
+@dataclass(frozen=True)
+class Planner:
+    """Everything needed to re-plan one job under other assumptions or limits
+    (sensitivity.py re-plans a dozen times; expansion is done once)."""
+
+    job: Job
+    catalog: Catalog
+    estimate: FlopEstimate
+    expansion: Expansion
+    solver: SolverName = "highs"
+    time_limit_seconds: float | None = None   # None: solve to proven optimality
+
+    @classmethod
+    def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs") -> "Planner":
+        check_familiar(job, catalog)
+        estimate = estimate_flops(job.workload, catalog.model_table(), job.source_file)
+        return cls(job, catalog, estimate, expand(job, catalog, estimate), solver)
+
+    def with_precisions(self, precisions: list[str]) -> "Planner":
+        job = self.job.model_copy(update={"precision": precisions})
+        return replace(self, job=job, expansion=expand(job, self.catalog, self.estimate, precisions))
+
+    def with_limits(self, *, deadline_hours: float | None, budget_usd: float | None) -> "Planner":
+        limits = self.job.constraints.model_copy(update={"deadline_hours": deadline_hours, "budget_usd": budget_usd})
+        return replace(self, job=self.job.model_copy(update={"constraints": limits}))
+
+    def restricted(self, mask: pd.Series) -> "Planner":
+        """Only the offers (and precisions) of the table rows ``mask`` keeps, at every count."""
+        table = self.expansion.table[mask.to_numpy()].reset_index(drop=True)
+        base = self.expansion.base
+        if base is not None:
+            keys = set(zip(table["offer_id"], table["precision"]))
+            base = base[[k in keys for k in zip(base["offer_id"], base["precision"])]].reset_index(drop=True)
+        return replace(self, expansion=Expansion(table=table, excluded=dict(self.expansion.excluded), base=base))
+
+    def assess(self, assumptions: Assumptions | None = None, *, deadline_hours: float | None | str = "job",
+               budget_usd: float | None | str = "job") -> CandidateSet:
+        c = self.job.constraints
+        return assess(
+            self.expansion, self.estimate, self.job, self.catalog,
+            assumptions or realistic_assumptions(self.job, self.catalog.efficiency),
+            deadline_hours=c.deadline_hours if deadline_hours == "job" else deadline_hours,  # type: ignore[arg-type]
+            budget_usd=c.budget_usd if budget_usd == "job" else budget_usd,  # type: ignore[arg-type]
+        )
+
+    def plan(self, assumptions: Assumptions | None = None, *, deadline_hours: float | None | str = "job",
+             budget_usd: float | None | str = "job") -> Outcome:
+        return self.choose(self.assess(assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd))
+
+    def choose(self, cands: CandidateSet) -> Outcome:
+        """Run the integer program over the surviving candidates."""
+        survivors = cands.survivors
+        options = JobOptions(
+            name=self.job.name,
+            cost_usd=survivors["cost_usd"].to_numpy(float),
+            hours=survivors["hours"].to_numpy(float),
+            offer_id=survivors["offer_id"].to_numpy(),
+            instances=survivors["instances"].to_numpy(float),
+        )
+        solution = solve_model(ModelSpec(jobs=[options], objective=self.job.objective,
+                                         time_limit_seconds=self.time_limit_seconds), self.solver)
+        chosen = survivors.iloc[solution.choice[0]] if solution.status == "optimal" else None
+        return Outcome(cands, solution, chosen)
+
+    def evaluate_plan(self, plan: Plan, assumptions: Assumptions | None = None) -> pd.Series:
+        """The same (offer, count, precision) re-evaluated under other assumptions."""
+        base = self.expansion.base
+        if base is None:
+            raise KeyError("planner has no base offers")
+        mask = (base["offer_id"] == plan.offer_id) & (base["precision"] == plan.precision)
+        row = with_counts(base[mask].reset_index(drop=True), self.estimate, [[plan.instances]])
+        one = replace(self, expansion=Expansion(table=row))
+        return one.assess(assumptions, deadline_hours=None, budget_usd=None).table.iloc[0]
+
+
+def check_familiar(job: Job, catalog: Catalog) -> None:
+    """The tech-bias pitfall needs a real GPU/provider; a typo would silently report nonsense."""
+    if job.familiar is None:
+        return
+    import difflib
+
+    known = {"gpu": sorted(catalog.gpus.index.astype(str)), "provider": sorted(set(catalog.offers["provider"]))}
+    for field_name, value in (("gpu", job.familiar.gpu), ("provider", job.familiar.provider)):
+        names = known[field_name]
+        if value is None or value.lower() in {n.lower() for n in names}:
+            continue
+        close = difflib.get_close_matches(value, names, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise InputError.at(job.source_file, f"familiar.{field_name}",
+                            f"unknown {field_name} {value!r}; {hint}known: {', '.join(names)}")
+
+
+def ranked(feasible: pd.DataFrame, objective: str) -> pd.DataFrame:
+    keys = ["cost_usd", "hours"] if objective == "cost" else ["hours", "cost_usd"]
+    return feasible.sort_values(keys, kind="mergesort")
+
+
+def explain_infeasible(planner: Planner, cands: CandidateSet) -> tuple[str, str]:
+    """Which limit binds, and the smallest relaxation that would let a plan exist."""
+    job, t = planner.job, cands.table
+    c = job.constraints
+    if t.empty:
+        allow = ", ".join(f"{k}" for k in cands.excluded) or "no offers in the catalog"
+        return ("allow_lists", f"no candidate to choose from: every offer was excluded ({allow}); "
+                "widen constraints.providers / offer_kinds / gpus / regions or max_gpus")
+    fits = t[t["need_gb_per_gpu"] <= t["memory_gb"] + 1e-9]
+    if fits.empty:
+        worst = t.sort_values("need_gb_per_gpu").iloc[0]
+        return ("memory", f"no candidate holds the job in GPU memory: even {int(worst['gpu_count'])}×"
+                f"{worst['gpu']} needs {worst['need_gb_per_gpu']:,.0f} GB per GPU and has "
+                f"{worst['memory_gb']:,.0f} GB — allow more GPUs (max_gpus), a lower precision "
+                "or activation recomputation")
+    deadline, budget = c.deadline_hours, c.budget_usd
+    # Under --confidence the deadline is judged on a sampled quantile of actual hours.
+    quantile = "hours_quantile" if "hours_quantile" in fits.columns else None
+    hours_col = quantile or "hours"
+    fastest = fits.sort_values([hours_col, "cost_usd"]).iloc[0]
+    if deadline is not None and fastest[hours_col] > deadline:
+        need = float(fastest[hours_col])
+        what = (f"{int(fastest['gpu_count'])}×{fastest['gpu']} {fastest['precision']}, "
+                f"{fastest['provider']} {fastest['kind']}")
+        if quantile:
+            label = str(fastest["quantile_label"])
+            return ("confidence", f"no plan meets the deadline with the requested confidence: the fastest "
+                    f"({what}) has a {label} of {need:,.0f} h of actual work against a {deadline:,.0f} h "
+                    f"deadline — lower --confidence or raise the deadline to {math.ceil(need):,} h")
+        text = (f"the fastest plan ({what}) needs {need:,.0f} h; deadline is {deadline:,.0f} h — raise the "
+                f"deadline to {math.ceil(need):,} h (+{(need / deadline - 1) * 100:.0f}%)")
+        more = _gpus_needed_for_deadline(planner, deadline)
+        if more is not None:
+            text += f" or max_gpus to {more:,}"
+        return ("deadline_hours", text)
+    on_time = fits if deadline is None else fits[fits[hours_col] <= deadline + 1e-9]
+    if budget is None or on_time.empty:
+        return ("unknown", "no candidate passed every filter; see the candidates' reasons")
+    cheapest = on_time.sort_values(["cost_usd", "hours"]).iloc[0]
+    cost = float(cheapest["cost_usd"])
+    return ("budget_usd", f"the cheapest plan meeting the deadline ({int(cheapest['gpu_count'])}×"
+            f"{cheapest['gpu']}, {cheapest['provider']} {cheapest['kind']}) costs ${cost:,.0f}; budget is "
+            f"${budget:,.0f} — raise the budget by ${cost - budget:,.0f} (+{(cost / budget - 1) * 100:.0f}%)")
+
+
+def _gpus_needed_for_deadline(planner: Planner, deadline: float) -> int | None:
+    """When max_gpus caps the fleet, the smallest cap (×2 steps, up to 64×) meeting the deadline."""
+    c = planner.job.constraints
+    if c.max_gpus is None:
+        return None
+    for factor in (2, 4, 8, 16, 32, 64):
+        wider = planner.job.model_copy(update={"constraints": c.model_copy(update={"max_gpus": c.max_gpus * factor})})
+        trial = Planner(wider, planner.catalog, planner.estimate,
+                        expand(wider, planner.catalog, planner.estimate), planner.solver)
+        t = trial.assess(budget_usd=None).table
+        ok = t[(t["need_gb_per_gpu"] <= t["memory_gb"]) & (t["hours"] <= deadline)]
+        if not ok.empty:
+            return int(ok["gpu_count"].min())
+    return None
