@@ -73,6 +73,29 @@ class FleetSolution:
     seconds: float
 
 
+def dominated_options(spec: FleetSpec) -> np.ndarray:
+    """Options another option can replace instance for instance: no dearer, no more GPUs, at least
+    the capacity on every bucket, and without a quota (so the swap is always allowed). Dropping
+    them is exact: any fleet using one costs no less after the swap. Ties keep the first."""
+    cost = np.asarray(spec.cost_usd, dtype=float)
+    gpus = np.asarray(spec.gpus_per_instance, dtype=float)
+    cap = np.asarray(spec.capacity_rps, dtype=float) * np.asarray(spec.replicas_per_instance, dtype=float)[:, None]
+    free = np.array([str(o) not in spec.quotas for o in spec.offer_id], dtype=bool)
+    useless = ~(cap > 0).any(axis=1)
+    k = len(cost)
+    if k == 0:
+        return np.zeros(0, dtype=bool)
+    # better[a, b]: option a can replace option b
+    better = ((cost[:, None] <= cost[None, :]) & (gpus[:, None] <= gpus[None, :])
+              & (cap[:, None, :] >= cap[None, :, :]).all(axis=2) & free[:, None] & ~useless[:, None])
+    same = ((cost[:, None] == cost[None, :]) & (gpus[:, None] == gpus[None, :])
+            & (cap[:, None, :] == cap[None, :, :]).all(axis=2))
+    later = np.arange(k)[:, None] < np.arange(k)[None, :]
+    better &= ~same | later   # of identical options keep the first
+    np.fill_diagonal(better, False)
+    return np.asarray(useless | better.any(axis=0), dtype=bool)
+
+
 def _routing(prob: Any, mu: np.ndarray) -> dict[tuple[int, int], Any]:
     return {(k, b): variable(prob, f"y_{k}_{b}", low=0.0)
             for k in range(mu.shape[0]) for b in range(mu.shape[1]) if mu[k, b] > 0}
@@ -89,16 +112,19 @@ def solve_fleet(spec: FleetSpec, solver: SolverName = "highs") -> FleetSolution:
     import pulp
 
     started = time.perf_counter()
-    mu = np.asarray(spec.capacity_rps, dtype=float)
-    n_options, n_buckets = mu.shape
-    if n_options == 0 or any(not (mu[:, b] > 0).any() for b in range(n_buckets)):
+    mu_all = np.asarray(spec.capacity_rps, dtype=float)
+    if mu_all.shape[0] == 0 or any(not (mu_all[:, b] > 0).any() for b in range(mu_all.shape[1])):
         return FleetSolution("infeasible", (), np.zeros((0, 0)), None, 0, 0, solver,
                              time.perf_counter() - started)
+    keep = np.flatnonzero(~dominated_options(spec))
+    mu = mu_all[keep]
+    n_options, n_buckets = mu.shape
     engine = make_solver(solver)
     prob = pulp.LpProblem("flopopt_serving", pulp.LpMinimize)
     n = [variable(prob, f"n_{k}", low=0.0, cat="Integer") for k in range(n_options)]
     y = _routing(prob, mu)
-    cost = pulp.lpSum(float(spec.cost_usd[k]) * n[k] for k in range(n_options))
+    unit_cost = np.asarray(spec.cost_usd, dtype=float)[keep]
+    cost = pulp.lpSum(float(unit_cost[k]) * n[k] for k in range(n_options))
     prob += cost
     # (1) every bucket's peak is served
     for b in range(n_buckets):
@@ -106,19 +132,17 @@ def solve_fleet(spec: FleetSpec, solver: SolverName = "highs") -> FleetSolution:
             f"demand_{b}"
     # (2) replicas busy ≤ replicas provisioned
     for k in range(n_options):
-        if any((k, b) in y for b in range(n_buckets)):
-            prob += _busy(y, mu, k) <= float(spec.replicas_per_instance[k]) * n[k], f"capacity_{k}"
-        else:
-            prob += n[k] <= 0, f"unused_{k}"
+        prob += _busy(y, mu, k) <= float(spec.replicas_per_instance[keep[k]]) * n[k], f"capacity_{k}"
     # (3) quota per offer
+    offers = np.asarray(spec.offer_id)[keep]
     for offer, quota in spec.quotas.items():
-        members = [n[k] for k in np.flatnonzero(spec.offer_id == offer)]
+        members = [n[k] for k in np.flatnonzero(offers == offer)]
         if members:
             prob += pulp.lpSum(members) <= int(quota), f"quota_{offer}"
     # (4) max_gpus
     if spec.max_gpus is not None:
-        prob += pulp.lpSum(float(spec.gpus_per_instance[k]) * n[k] for k in range(n_options)) <= spec.max_gpus, \
-            "max_gpus"
+        gpus = np.asarray(spec.gpus_per_instance, dtype=float)[keep]
+        prob += pulp.lpSum(float(gpus[k]) * n[k] for k in range(n_options)) <= spec.max_gpus, "max_gpus"
     # (5) budget
     if spec.budget_usd is not None:
         prob += cost <= float(spec.budget_usd), "budget"
@@ -127,12 +151,13 @@ def solve_fleet(spec: FleetSpec, solver: SolverName = "highs") -> FleetSolution:
     n_vars, n_cons = prob.numVariables(), prob.numConstraints()
     if status != "optimal":
         return FleetSolution("infeasible", (), np.zeros((0, 0)), None, n_vars, n_cons, solver, seconds)
-    counts = tuple(int(round(v.varValue or 0.0)) for v in n)
-    routed = np.zeros((n_options, n_buckets))
+    counts = np.zeros(mu_all.shape[0], dtype=int)
+    counts[keep] = [int(round(v.varValue or 0.0)) for v in n]
+    routed = np.zeros(mu_all.shape)
     for (k, b), var in y.items():
-        routed[k, b] = max(float(var.varValue or 0.0), 0.0)
-    total = float(sum(float(spec.cost_usd[k]) * counts[k] for k in range(n_options)))
-    return FleetSolution("optimal", counts, routed, total, n_vars, n_cons, solver, seconds)
+        routed[keep[k], b] = max(float(var.varValue or 0.0), 0.0)
+    total = float(np.dot(np.asarray(spec.cost_usd, dtype=float), counts))
+    return FleetSolution("optimal", tuple(int(c) for c in counts), routed, total, n_vars, n_cons, solver, seconds)
 
 
 def carried_share(instances: np.ndarray, replicas_per_instance: np.ndarray, capacity_rps: np.ndarray,
@@ -144,6 +169,8 @@ def carried_share(instances: np.ndarray, replicas_per_instance: np.ndarray, capa
     replicas = np.asarray(instances, dtype=float) * np.asarray(replicas_per_instance, dtype=float)
     if mu.size == 0 or not (replicas > 0).any():
         return 0.0
+    if mu.shape[1] == 1:  # one bucket: capacity adds up, no routing to choose
+        return float(np.dot(replicas, mu[:, 0]) / float(demand_rps[0]))
     prob = pulp.LpProblem("flopopt_carried", pulp.LpMaximize)
     s = variable(prob, "s", low=0.0)
     y = {key: v for key, v in _routing(prob, mu).items() if replicas[key[0]] > 0}

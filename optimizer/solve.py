@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -20,6 +20,9 @@ from .job import Job
 from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
 from .performance import Assumptions, realistic_assumptions
 from .result import Candidate, ModelStats, Plan, Result, Status
+
+if TYPE_CHECKING:
+    from .serving_solve import ServingResult
 
 __all__ = ["solve", "Result", "Status", "Planner", "explain_infeasible", "plan_from_row"]
 
@@ -97,6 +100,10 @@ class Planner:
 
     @classmethod
     def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs") -> "Planner":
+        if job.workload.kind == "transformer_serving":
+            raise InputError.at(job.source_file, "workload.kind", "a transformer_serving job is a fleet sized for "
+                                "its peak, planned by `flopopt solve`; for a batch of tokens with a deadline "
+                                "use kind transformer_inference")
         check_familiar(job, catalog)
         estimate = estimate_flops(job.workload, catalog.model_table(), job.source_file)
         return cls(job, catalog, estimate, expand(job, catalog, estimate), solver)
@@ -249,8 +256,13 @@ def solve(
     samples: int = 2000,
     seed: int = 0,
     confidence: float | None = None,
-) -> Result:
-    """Cheapest (or fastest) plan meeting the job's limits, with its sensitivity."""
+) -> Result | ServingResult:
+    """Cheapest (or fastest) plan meeting the job's limits, with its sensitivity.
+    A ``transformer_serving`` job is a fleet instead (serving_solve.py)."""
+    if job.workload.kind == "transformer_serving":
+        from .serving_solve import solve_serving
+
+        return solve_serving(job, catalog, solver=solver, sensitivity=sensitivity)
     planner = Planner.build(job, catalog, solver)
     outcome = planner.plan()
     if confidence is not None:
