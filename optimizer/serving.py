@@ -295,15 +295,18 @@ def _attenuation(options: pd.DataFrame, job: Job, catalog: Catalog, assumptions:
 def replica_table(options: pd.DataFrame, shape: ModelShape, demand: Demand, job: Job, catalog: Catalog,
                   assumptions: Assumptions) -> ReplicaTable:
     """The replica model of the module docstring, vectorised over options × batch sizes."""
-    out = _attenuation(options, job, catalog, assumptions) if len(options) else options.assign(
-        scenario=[], attenuation=[], buffer=[], scale_efficiency=[])
-    out["cost_window_usd"] = window_cost_usd(out, demand) if len(out) else []
-    k, n_buckets = len(out), len(demand.buckets)
+    k, n_buckets = len(options), len(demand.buckets)
+    if k == 0:
+        empty = np.zeros((0, n_buckets))
+        return ReplicaTable(options, empty, empty, empty, empty, empty, empty.astype(object), np.zeros(0),
+                            np.zeros(0))
+    out = _attenuation(options, job, catalog, assumptions)
+    out["cost_window_usd"] = window_cost_usd(out, demand)
     tp = out["tensor_parallel"].to_numpy(float)
     scale = out["scale_efficiency"].to_numpy(float)
     flops_rate = tp * out["peak_tflops"].to_numpy(float) * 1e12 * out["attenuation"].to_numpy(float) * scale
     bandwidth = tp * out["mem_bandwidth_gbs"].to_numpy(float) * 1e9 * scale
-    weights = out["precision"].map(BYTES_PER_VALUE).to_numpy(float) * shape.params if k else np.zeros(0)
+    weights = out["precision"].map(BYTES_PER_VALUE).to_numpy(float) * shape.params
     usable = tp * out["memory_gb"].to_numpy(float) * 1e9 * USABLE_MEMORY_FRACTION
     kv = shape.kv_bytes_per_token
     sizes = np.arange(1, MAX_BATCH + 1, dtype=float)[None, :]
@@ -339,5 +342,5 @@ def replica_table(options: pd.DataFrame, shape: ModelShape, demand: Demand, job:
              step_tpot[rows, nxt] > tpot_target, step_ttft[rows, nxt] > ttft_target],
             ["memory (weights do not fit)", "latency at batch 1", f"max batch {MAX_BATCH}", "memory (KV cache)",
              "tpot_seconds", "ttft_seconds"], default="")
-    planning = mu / (1.0 + out["buffer"].to_numpy(float))[:, None] if k else mu
+    planning = mu / (1.0 + out["buffer"].to_numpy(float))[:, None]
     return ReplicaTable(out, batch, ttft, tpot, mu, planning, limited, weights / 1e9, usable / 1e9)

@@ -260,7 +260,7 @@ def what_binds(planner: ServingPlanner, plan: ServingPlan, table: ReplicaTable) 
     found: list[str] = []
     for line in plan.lines:
         for load in line.loads:
-            text = f"{line.gpu} {load.bucket}: batch {load.batch} limited by {load.batch_limited_by}"
+            text = f"{line.gpu} TP{line.tensor_parallel} {load.bucket}: batch {load.batch} limited by {load.batch_limited_by}"
             if load.batch_limited_by and text not in found:
                 found.append(text)
     c = planner.job.constraints
