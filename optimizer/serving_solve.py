@@ -260,7 +260,8 @@ def what_binds(planner: ServingPlanner, plan: ServingPlan, table: ReplicaTable) 
     found: list[str] = []
     for line in plan.lines:
         for load in line.loads:
-            text = f"{line.gpu} TP{line.tensor_parallel} {load.bucket}: batch {load.batch} limited by {load.batch_limited_by}"
+            text = (f"{line.gpu} TP{line.tensor_parallel} {load.bucket}: batch {load.batch} limited by "
+                    f"{load.batch_limited_by}")
             if load.batch_limited_by and text not in found:
                 found.append(text)
     c = planner.job.constraints
@@ -443,7 +444,8 @@ def solve_serving(job: Job, catalog: Catalog, *, solver: SolverName = "highs",
     if unusable:
         excluded["cannot serve a bucket (memory or latency)"] = unusable
     kept = int((~dominated_options(planner.spec(table))).sum()) if len(candidates) else 0
-    stats = ModelStats(enumerated=len(candidates), feasible=len(candidates) - unusable, after_pruning=kept, variables=solution.variables,
+    stats = ModelStats(enumerated=len(candidates), feasible=len(candidates) - unusable, after_pruning=kept,
+ variables=solution.variables,
                        constraints=solution.constraints, solver=solution.solver, solve_seconds=solution.seconds)
     result = ServingResult(
         status=Status.OPTIMAL if plan else Status.INFEASIBLE, job=job, estimate=estimate, demand=planner.demand,
