@@ -375,7 +375,7 @@ def serving_dict(result: ServingResult, price_note: str | None = None) -> dict[s
         "estimate": estimate_dict(result.estimate),
         "demand": {**asdict(result.demand), "fleet_hours": result.demand.fleet_hours,
                    "requests_in_window": result.demand.requests_in_window},
-        "plan": asdict(result.plan) if result.plan else None,
+        "plan": {**result.plan.contract_fields(), **asdict(result.plan)} if result.plan else None,
         "candidates": [asdict(c) for c in result.candidates],
         "sensitivity": [asdict(s) for s in result.sensitivity],
         "break_even": {},

@@ -236,6 +236,15 @@ def replica_options(job: Job, catalog: Catalog, precisions: list[str] | None = N
                           + table["tensor_parallel"].astype(str))
     table["memory_gb"] = table["gpu"].map(gpus["memory_gb"]).astype(float)
     table["mem_bandwidth_gbs"] = table["gpu"].map(gpus["mem_bandwidth_gbs"]).astype(float)
+    # The realistic scenario and its attenuation row, looked up once (re-plans reuse them).
+    if job.scenario == "auto":
+        scenario = auto_scenario(table["kind"], np.ones(len(table)))  # replicas are independent machines
+    else:
+        scenario = np.full(len(table), job.scenario, dtype=object)
+    table["scenario"] = scenario
+    att = lookup_attenuation(catalog.attenuation, scenario, ATTENUATION_WORKLOAD, table["gpu"].to_numpy())
+    for column in att.columns:
+        table[column] = att[column].to_numpy()
     return table.reset_index(drop=True), excluded
 
 
@@ -270,16 +279,11 @@ class ReplicaTable:
 def _attenuation(options: pd.DataFrame, job: Job, catalog: Catalog, assumptions: Assumptions) -> pd.DataFrame:
     """Scenario, attenuation point and buffer per option (performance.py's conventions)."""
     out = options.copy()
-    if job.scenario == "auto":
-        scenario = auto_scenario(out["kind"], np.ones(len(out)))  # replicas are independent single machines
-    else:
-        scenario = np.full(len(out), job.scenario, dtype=object)
-    out["scenario"] = scenario
-    factor_scenario = (np.full(len(out), assumptions.attenuation_scenario, dtype=object)
-                       if assumptions.attenuation_scenario else scenario)
-    att = lookup_attenuation(catalog.attenuation, factor_scenario, ATTENUATION_WORKLOAD, out["gpu"].to_numpy())
-    for column in att.columns:
-        out[column] = att[column].to_numpy()
+    if assumptions.attenuation_scenario:
+        factor_scenario = np.full(len(out), assumptions.attenuation_scenario, dtype=object)
+        att = lookup_attenuation(catalog.attenuation, factor_scenario, ATTENUATION_WORKLOAD, out["gpu"].to_numpy())
+        for column in att.columns:
+            out[column] = att[column].to_numpy()
     low, high = out["att_low"].to_numpy(float), out["att_high"].to_numpy(float)
     if assumptions.attenuation_override is not None:
         out["attenuation"] = assumptions.attenuation_override

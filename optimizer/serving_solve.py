@@ -97,6 +97,34 @@ class ServingPlan:
     def label(self) -> str:
         return " + ".join(line.label for line in self.lines)
 
+    # The single-plan fields of the solve JSON contract, for the whole fleet: totals where they
+    # add up, "+"-joined names where the fleet mixes, GPU-weighted means of the assumptions.
+    @property
+    def gpu_count(self) -> int:
+        return self.gpus
+
+    @property
+    def instances(self) -> int:
+        return sum(line.instances for line in self.lines)
+
+    @property
+    def hours(self) -> float:
+        return self.fleet_hours
+
+    def _joined(self, name: str) -> str:
+        return "+".join(dict.fromkeys(str(getattr(line, name)) for line in self.lines))
+
+    def _weighted(self, name: str) -> float:
+        return sum(float(getattr(line, name)) * line.gpus for line in self.lines) / max(self.gpus, 1)
+
+    def contract_fields(self) -> dict[str, object]:
+        return {"offer_id": self._joined("offer_id"), "provider": self._joined("provider"),
+                "kind": self._joined("kind"), "gpu": self._joined("gpu"), "gpu_count": self.gpu_count,
+                "instances": self.instances, "precision": self._joined("precision"),
+                "scenario": self._joined("scenario"), "attenuation": self._weighted("attenuation"),
+                "buffer": self._weighted("buffer"), "hours": self.hours,
+                "price_as_of": min((line.price_as_of for line in self.lines), default="")}
+
 
 @dataclass(frozen=True)
 class ReplicaCandidate:
