@@ -419,12 +419,13 @@ def render_serving(result: ServingResult, fmt: str, price_note: str | None = Non
         out.append(f"{bullet}capacity {p.capacity_vs_peak:.2f} × the peak (buffer excluded); utilisation at "
                    f"average load {p.utilisation_at_average:.0%}\n")
         out.append(f"{bullet}what binds: {'; '.join(p.binds) or 'nothing (demand alone)'}\n\n")
-        rows = [
-            (f"{line.gpu} {line.precision} TP{line.tensor_parallel}", line.offer_id, str(line.instances),
-             str(line.replicas), str(line.gpus), load.bucket, f"{load.peak_rps:,.1f}", str(load.batch),
-             _ms(load.ttft_seconds), f"{load.tpot_seconds * 1000:,.1f} ms", f"{load.tokens_per_s_per_replica:,.0f}",
-             f"{line.peak_utilisation:.0%}", usd(line.cost_usd))
-            for line in p.lines for load in line.loads
+        rows = [  # a line serving several buckets: its totals on its first row only
+            ((f"{line.gpu} {line.precision} TP{line.tensor_parallel}", line.offer_id, str(line.instances),
+              str(line.replicas), str(line.gpus)) if i == 0 else ("", "", "", "", ""))
+            + (load.bucket, f"{load.peak_rps:,.1f}", str(load.batch), _ms(load.ttft_seconds),
+               f"{load.tpot_seconds * 1000:,.1f} ms", f"{load.tokens_per_s_per_replica:,.0f}")
+            + ((f"{line.peak_utilisation:.0%}", usd(line.cost_usd)) if i == 0 else ("", ""))
+            for line in p.lines for i, load in enumerate(line.loads)
         ]
         out.append(grid(fmt, "Replicas per type (batch, latency and tokens/s at the chosen batch)",
                         ("replica", "offer", "inst.", "replicas", "GPUs", "bucket", "peak req/s", "batch", "TTFT",
