@@ -354,3 +354,15 @@ def test_batch_planner_refuses_a_service(bundled: Any) -> None:
 
 def test_solve_dispatches_on_kind(bundled: Any) -> None:
     assert isinstance(solve(load_job(CHAT), bundled, sensitivity=False), ServingResult)
+
+
+def test_readme_serving_output_is_what_solve_prints() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    result = CliRunner().invoke(app, ["solve", str(CHAT), "--no-sensitivity"])
+    assert result.exit_code == 0, result.output
+    for marker in ("FLEET  ", "  capacity ", "  what binds: ", "  traffic: "):
+        line = next(line for line in result.stdout.splitlines() if line.startswith(marker))
+        assert line in readme, f"README is stale; now prints:\n{line}"
+    mixed = solve_serving(load_job(MIXED), load_catalog(use_user_dir=False, use_cache=False), sensitivity=False)
+    assert mixed.plan is not None
+    assert f"**${mixed.plan.cost_usd:,.0f}**" in readme
