@@ -9,7 +9,8 @@ Memory (vLLM-style paged KV cache):
     W       = params · bytes(precision)     weights, split over the TP GPUs
     kv      = 2 · L · d_kv · 2 B per token  K and V per layer in 16 bit; d_kv = d · n_kv/n_heads
     B_mem   = ⌊(usable − W) / (kv · (P + O))⌋   every sequence of the batch at its full context
-Roofline (Williams et al. 2009) with F = TP · peak · attenuation · scale(TP) and
+Roofline (Williams et al. 2009) with F = TP · peak · min(attenuation · scale(TP) / scale(ref_gpus), 1)
+(performance.py's effective peak and end-to-end attenuation, measured at ref_gpus) and
 BW = TP · bandwidth · scale(TP):
     prefill  t_pre    = max((2·N·P + 2·L·d·P²) / F, W / BW)        compute-bound
     decode   t_dec(B) = max((W + B·kv·C̄) / BW, B·(2·N + 4·L·d·C̄) / F),  C̄ = P + O/2
@@ -43,11 +44,14 @@ from .flops import FlopEstimate, ResolvedWorkload
 from .job import Job, Workload
 from .memory import BYTES_PER_VALUE, KV_CACHE_BYTES_PER_VALUE
 from .performance import (
+    MAX_EFFICIENCY,
     Assumptions,
     auto_buffer,
     auto_scenario,
     billed_hours,
+    effective_peaks,
     lookup_attenuation,
+    reference_scale,
 )
 
 USABLE_MEMORY_FRACTION = 0.9   # vLLM gpu_memory_utilization default: the rest is runtime + activations
@@ -215,12 +219,14 @@ def replica_options(job: Job, catalog: Catalog, precisions: list[str] | None = N
     max_gpus = job.constraints.max_gpus
     parts = []
     for precision in precisions or list(job.precision):
-        peak = offers["gpu"].map(gpus[f"peak_tflops_{precision}"])
-        supported = (peak.notna() & (peak > 0)).to_numpy()
+        # effective peak: the reference precision's peak × the realised speed-up (performance.py)
+        peaks = effective_peaks(gpus, catalog.precision, ATTENUATION_WORKLOAD, offers["gpu"].to_numpy(), precision)
+        peak = peaks["peak_tflops"].to_numpy(float)
+        supported = ~np.isnan(peak) & (np.nan_to_num(peak) > 0)
         if (~supported).any():
             key = f"gpu has no {precision} tensor throughput"
             excluded[key] = excluded.get(key, 0) + int((~supported).sum())
-        parts.append(offers[supported].assign(precision=precision, peak_tflops=peak[supported].astype(float)))
+        parts.append(offers[supported].assign(precision=precision, peak_tflops=peak[supported]))
     base = pd.concat(parts, ignore_index=True) if parts else offers.iloc[0:0]
     per_instance = base["gpus_per_instance"].to_numpy(int)
     if max_gpus is not None and (per_instance > max_gpus).any():
@@ -238,7 +244,7 @@ def replica_options(job: Job, catalog: Catalog, precisions: list[str] | None = N
     table["mem_bandwidth_gbs"] = table["gpu"].map(gpus["mem_bandwidth_gbs"]).astype(float)
     # The realistic scenario and its attenuation row, looked up once (re-plans reuse them).
     if job.scenario == "auto":
-        scenario = auto_scenario(table["kind"], np.ones(len(table)))  # replicas are independent machines
+        scenario = auto_scenario(table["kind"])
     else:
         scenario = np.full(len(table), job.scenario, dtype=object)
     table["scenario"] = scenario
@@ -288,11 +294,18 @@ def _attenuation(options: pd.DataFrame, job: Job, catalog: Catalog, assumptions:
     if assumptions.attenuation_override is not None:
         out["attenuation"] = assumptions.attenuation_override
     else:
-        out["attenuation"] = {"low": low, "high": high, "mid": (low + high) / 2.0}[assumptions.attenuation_point]
+        out["attenuation"] = {"low": low, "high": high, "mid": out["att_median"].to_numpy(float)}[
+            assumptions.attenuation_point]
     out["buffer"] = (assumptions.buffer_override if assumptions.buffer_override is not None
                      else auto_buffer(out["uncertainty"].to_numpy(float)))
+    # Tensor parallelism inside one instance loses eff(interconnect) per doubling; attenuation
+    # figures are measured at ref_gpus GPUs, so compute efficiency is rescaled relative to that
+    # layout and capped at 1, as performance.py does for training and batch inference.
     intra = out["interconnect"].map(assumptions.scale_efficiency).fillna(1.0).to_numpy(float)
     out["scale_efficiency"] = np.power(intra, np.log2(out["tensor_parallel"].to_numpy(float)))
+    relative = out["scale_efficiency"].to_numpy(float) / reference_scale(out["ref_gpus"].to_numpy(float),
+                                                                          assumptions.scale_efficiency)
+    out["compute_efficiency"] = np.minimum(out["attenuation"].to_numpy(float) * relative, MAX_EFFICIENCY)
     return out
 
 
@@ -308,7 +321,7 @@ def replica_table(options: pd.DataFrame, shape: ModelShape, demand: Demand, job:
     out["cost_window_usd"] = window_cost_usd(out, demand)
     tp = out["tensor_parallel"].to_numpy(float)
     scale = out["scale_efficiency"].to_numpy(float)
-    flops_rate = tp * out["peak_tflops"].to_numpy(float) * 1e12 * out["attenuation"].to_numpy(float) * scale
+    flops_rate = tp * out["peak_tflops"].to_numpy(float) * 1e12 * out["compute_efficiency"].to_numpy(float)
     bandwidth = tp * out["mem_bandwidth_gbs"].to_numpy(float) * 1e9 * scale
     weights = out["precision"].map(BYTES_PER_VALUE).to_numpy(float) * shape.params
     usable = tp * out["memory_gb"].to_numpy(float) * 1e9 * USABLE_MEMORY_FRACTION
