@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..catalogs.loader import Catalog
+from .errors import InputError
 from .flops import FlopEstimate, estimate_flops, resolve_workload
 from .job import Job
 from .model import SolverName
@@ -192,6 +193,11 @@ class ServingPlanner:
 
     @classmethod
     def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs") -> "ServingPlanner":
+        for name in ("gpu_count", "min_gpus", "deadline_hours"):
+            if getattr(job.constraints, name, None) is not None:
+                raise InputError.at(job.source_file, f"constraints.{name}",
+                                    "does not apply to a serving fleet, which is sized for its peak over "
+                                    "workload.window_hours; limit it with max_gpus, budget_usd or offer quotas")
         w = resolve_workload(job.workload, catalog.model_table(), job.source_file)
         options, excluded = replica_options(job, catalog)
         return cls(job, catalog, model_shape(w, job.source_file), serving_demand(job.workload, job.source_file),

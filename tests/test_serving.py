@@ -366,3 +366,10 @@ def test_readme_serving_output_is_what_solve_prints() -> None:
     mixed = solve_serving(load_job(MIXED), load_catalog(use_user_dir=False, use_cache=False), sensitivity=False)
     assert mixed.plan is not None
     assert f"**${mixed.plan.cost_usd:,.0f}**" in readme
+
+
+@pytest.mark.parametrize("field", ["deadline_hours", "min_gpus"])
+def test_training_limits_on_a_service_are_errors(h100_catalog: Any, field: str) -> None:
+    data = {**serving_job(), "constraints": {field: 8}}
+    with pytest.raises(InputError, match=f"constraints.{field}: does not apply to a serving fleet"):
+        solve_serving(parse_job(data), h100_catalog)
