@@ -377,7 +377,7 @@ def serving_dict(result: ServingResult, price_note: str | None = None) -> dict[s
                    "requests_in_window": result.demand.requests_in_window},
         "plan": {**result.plan.contract_fields(), **asdict(result.plan)} if result.plan else None,
         "candidates": [asdict(c) for c in result.candidates],
-        "sensitivity": [asdict(s) for s in result.sensitivity],
+        "sensitivity": [{s.category: s.name, **asdict(s)} for s in result.sensitivity],
         "break_even": {},
         "risk": {},
         "binding": result.binding,

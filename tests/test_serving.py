@@ -373,3 +373,22 @@ def test_training_limits_on_a_service_are_errors(h100_catalog: Any, field: str) 
     data = {**serving_job(), "constraints": {field: 8}}
     with pytest.raises(InputError, match=f"constraints.{field}: does not apply to a serving fleet"):
         solve_serving(parse_job(data), h100_catalog)
+
+
+@pytest.mark.parametrize("example", sorted(p for p in (REPO / "examples").glob("*.yaml")
+                                           if load_job(p).workload.kind == "transformer_serving"), ids=lambda p: p.name)
+def test_every_serving_example_reports_pitfalls_and_stress_tests(example: Path) -> None:
+    out = CliRunner().invoke(app, ["solve", str(example), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    names = {s.get("pitfall") or s.get("stress") for s in data["sensitivity"]}
+    assert names == {"over_optimism", "over_conservatism", "tech_bias", "empiricism", "traffic_x2",
+                     "latency_halved", "precision_up"}, example
+    budget = data["job"]["constraints"]["budget_usd"]
+    for s in data["sensitivity"]:
+        if s["fleet"] is None:
+            assert s["summary"].startswith("no fleet:"), s
+            continue
+        assert 0.0 <= s["carries_peak"]
+        if budget is not None:
+            assert s["within_budget"] == (s["cost_usd"] <= budget * (1 + 1e-12)), s
