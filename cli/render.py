@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from ..optimizer.estimate import EstimateReport
 from ..optimizer.flops import FlopEstimate
 from ..optimizer.result import Plan, Result, SensitivityItem, plan_dict
+from ..optimizer.serving_solve import ServingResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -246,7 +247,9 @@ PLAN_HEADERS = ("GPUs", "GPU", "prec.", "provider", "kind", "offer", "hours", "d
                 "buffer", "price as of")
 
 
-def render_solve(result: Result, fmt: str, price_note: str | None = None) -> str:
+def render_solve(result: Result | ServingResult, fmt: str, price_note: str | None = None) -> str:
+    if isinstance(result, ServingResult):
+        return render_serving(result, fmt, price_note)
     if fmt == "json":
         return to_json(solve_dict(result, price_note), indent=None)
     md = fmt == "markdown"
@@ -358,3 +361,92 @@ def render_offer(offer: dict[str, Any], gpu: dict[str, Any], fmt: str) -> str:
     rows = [(k, "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)) for k, v in keep.items()]
     rows += [(f"gpu.{k}", "" if isinstance(v, float) and math.isnan(v) else str(v)) for k, v in gpu.items()]
     return grid(fmt, str(offer["offer_id"]), ("field", "value"), rows)
+
+
+# ---------------------------------------------------------------------------
+# serving (kind: transformer_serving)
+
+
+def serving_dict(result: ServingResult, price_note: str | None = None) -> dict[str, Any]:
+    """The serving JSON document, built in one place (the keys of solve_dict where they apply)."""
+    return {
+        "status": result.status.value,
+        "job": result.job.model_dump(mode="json"),
+        "estimate": estimate_dict(result.estimate),
+        "demand": {**asdict(result.demand), "fleet_hours": result.demand.fleet_hours,
+                   "requests_in_window": result.demand.requests_in_window},
+        "plan": {**result.plan.contract_fields(), **asdict(result.plan)} if result.plan else None,
+        "candidates": [asdict(c) for c in result.candidates],
+        "sensitivity": [{s.category: s.name, **asdict(s)} for s in result.sensitivity],
+        "break_even": {},
+        "risk": {},
+        "binding": result.binding,
+        "explanation": result.explanation,
+        "excluded": result.excluded,
+        "model": asdict(result.stats),
+        "catalog": {"layers": list(result.catalog_layers), "warnings": list(result.warnings),
+                    "prices": price_note},
+    }
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None or not math.isfinite(seconds) else f"{seconds * 1000:,.0f} ms"
+
+
+def render_serving(result: ServingResult, fmt: str, price_note: str | None = None) -> str:
+    if fmt == "json":
+        return to_json(serving_dict(result, price_note), indent=None)
+    md = fmt == "markdown"
+    bullet = "- " if md else "  "
+    d = result.demand
+    job = result.job
+    out = [f"# {job.name}: {result.status.value}\n\n" if md else f"{job.name}: {result.status.value}\n"]
+    shapes = ", ".join(f"{b.name} {b.share:.0%} ({b.prompt_tokens:,.0f} in / {b.output_tokens:,.0f} out)"
+                       for b in d.buckets)
+    window = f"{d.window_hours:,.0f} h" + ("" if d.hours_per_day >= 24 else f", {d.hours_per_day:g} h/day")
+    out.append(f"{bullet}traffic: peak {d.peak_rps:,.1f} requests/s, average {d.average_rps:,.1f} requests/s; "
+               f"requests: {shapes}\n")
+    out.append(f"{bullet}targets: TTFT ≤ {_ms(d.ttft_seconds)}, TPOT ≤ {_ms(d.tpot_seconds)}; window {window} "
+               f"({d.fleet_hours:,.0f} fleet-hours)\n\n")
+    p = result.plan
+    if p is None:
+        out.append(("**No fleet.** " if md else "NO FLEET  ") + f"binding: {result.binding}\n")
+        out.append(("" if md else "  ") + f"{result.explanation}\n\n")
+    else:
+        out.append(("**Fleet:** " if md else "FLEET  ") + f"{p.replicas} replicas on {p.gpus} GPUs, "
+                   f"{usd(p.cost_usd)} for the window — {usd(p.usd_per_million_tokens)} per million tokens "
+                   f"({usd(p.usd_per_million_output_tokens)} per million output tokens)\n")
+        out.append(f"{bullet}capacity {p.capacity_vs_peak:.2f} × the peak (buffer excluded); utilisation at "
+                   f"average load {p.utilisation_at_average:.0%}\n")
+        out.append(f"{bullet}what binds: {'; '.join(p.binds) or 'nothing (demand alone)'}\n\n")
+        rows = [  # a line serving several buckets: its totals on its first row only
+            ((f"{line.gpu} {line.precision} TP{line.tensor_parallel}", line.offer_id, str(line.instances),
+              str(line.replicas), str(line.gpus)) if i == 0 else ("", "", "", "", ""))
+            + (load.bucket, f"{load.peak_rps:,.1f}", str(load.batch), _ms(load.ttft_seconds),
+               f"{load.tpot_seconds * 1000:,.1f} ms", f"{load.tokens_per_s_per_replica:,.0f}")
+            + ((f"{line.peak_utilisation:.0%}", usd(line.cost_usd)) if i == 0 else ("", ""))
+            for line in p.lines for i, load in enumerate(line.loads)
+        ]
+        out.append(grid(fmt, "Replicas per type (batch, latency and tokens/s at the chosen batch)",
+                        ("replica", "offer", "inst.", "replicas", "GPUs", "bucket", "peak req/s", "batch", "TTFT",
+                         "TPOT", "tok/s/replica", "peak util.", "cost"), rows))
+    if result.excluded:
+        rows2 = sorted(result.excluded.items(), key=lambda kv: -kv[1])
+        out.append(grid(fmt, "Why other replica options were not chosen", ("reason", "options"),
+                        [(k, f"{v:,}") for k, v in rows2]))
+    if result.sensitivity:
+        rows3 = [(s.category, s.name, s.assumption, usd(s.cost_usd), pct(s.delta_cost_pct),
+                  f"{s.carries_peak:.0%}", s.summary) for s in result.sensitivity]
+        out.append(grid(fmt, "What could go wrong", ("type", "name", "belief / stress", "cost", "Δ cost",
+                                                     "peak carried", "what happens"), rows3))
+    st = result.stats
+    out.append(("_" if md else "") + f"model: {st.enumerated:,} replica options → {st.feasible:,} can serve → "
+               f"{st.after_pruning:,} not dominated; "
+               f"integer program {st.variables} variables, {st.constraints} constraints, {st.solver} in "
+               f"{st.solve_seconds * 1000:.0f} ms; catalog: {', '.join(result.catalog_layers)}"
+               + ("_" if md else "") + "\n")
+    if price_note:
+        out.append(price_note + "\n")
+    for w in result.warnings:
+        out.append(w + "\n")
+    return "".join(out)

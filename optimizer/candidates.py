@@ -65,7 +65,8 @@ def instance_counts(max_instances: int) -> list[int]:
     return counts
 
 
-def _allowed(offers: pd.DataFrame, job: Job, excluded: dict[str, int]) -> pd.DataFrame:
+def allowed_offers(offers: pd.DataFrame, job: Job, excluded: dict[str, int]) -> pd.DataFrame:
+    """The offers the job's allow-lists admit; counts what each list excluded into ``excluded``."""
     c = job.constraints
     filters = [
         ("provider not in constraints.providers", "provider", c.providers),
@@ -116,7 +117,7 @@ def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
            precisions: list[str] | None = None) -> Expansion:
     """One row per (offer, instances, precision) the job's allow-lists and quotas admit."""
     excluded: dict[str, int] = {}
-    offers = _allowed(catalog.offers, job, excluded).reset_index(drop=True)
+    offers = allowed_offers(catalog.offers, job, excluded).reset_index(drop=True)
     offers = offers.assign(hourly_cost_usd=hourly_cost_usd(offers).to_numpy())
     gpus = catalog.gpus
     parts: list[pd.DataFrame] = []

@@ -10,6 +10,12 @@ Sources:
 - Inference 2·N per processed token (forward only, Kaplan et al. 2020); attention
   4·L·d·C per token for a context of C tokens (QKᵀ and A·V, 2 FLOPs per MAC each).
 - CNN training = 3 × forward (backward ≈ 2 × forward), the envelope template of the seed.
+- LoRA / QLoRA fine-tuning (``method: lora | qlora``): the frozen weights still run forward
+  (2·N·D) and the backward pass still propagates activation gradients through them (2·N·D), but
+  no weight gradients are formed for them; only the adapters' N_t parameters are trained
+  (≈ 6·N_t·D). So 4·N·D + 6·N_t·D instead of 6·N·D — Hu et al. 2021, "LoRA", arXiv 2106.09685
+  §4 (frozen W0, trainable BA); Dettmers et al. 2023, "QLoRA", arXiv 2305.14314 §3 (same
+  computation, the frozen weights stored in 4-bit NF4 and de-quantised to bf16 for each matmul).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InputError
-from .job import Workload
+from .job import SERVING_FIELDS, Workload
 
 TRAINING_KINDS = ("transformer_training", "cnn_training")
 INFERENCE_KINDS = ("transformer_inference", "cnn_inference")
@@ -50,6 +56,9 @@ class ResolvedWorkload:
     samples: float | None = None
     epochs: float | None = None
     total_flops: float | None = None
+    method: str = "full"
+    lora_rank: int | None = None
+    trainable_params: float | None = None
 
     @property
     def compute_params(self) -> float | None:
@@ -80,7 +89,7 @@ def resolve_workload(
     workload: Workload, models: dict[str, dict[str, Any]] | None, file: str = "<job>"
 ) -> ResolvedWorkload:
     """Fill ``model: NAME`` from the models catalog; values in the job file take priority."""
-    values: dict[str, Any] = workload.model_dump()
+    values: dict[str, Any] = workload.model_dump(exclude=set(SERVING_FIELDS))  # serving.py reads those
     if workload.model is not None:
         table = models or {}
         key = workload.model.strip().lower()
@@ -122,6 +131,13 @@ def _transformer_training(w: ResolvedWorkload, file: str) -> FlopEstimate:
     dense_factor = 8.0 if w.recompute else 6.0
     terms = {"params_active": n, "tokens": d_tokens, "dense_flops": dense_factor * n * d_tokens}
     formula = f"{dense_factor:g}·N·D"
+    if w.method != "full":
+        # forward 2N + activation gradients 2N (no weight gradients for frozen weights), +2N recompute
+        frozen_factor = dense_factor - 2.0
+        trainable = trainable_params(w, file)
+        terms["trainable_params"] = trainable
+        terms["dense_flops"] = frozen_factor * n * d_tokens + 6.0 * trainable * d_tokens
+        formula = f"{frozen_factor:g}·N·D + 6·N_t·D  ({w.method}: frozen weights, N_t trainable adapter params)"
     if w.layers and w.d_model and w.seq_len:
         attn_factor = 16.0 if w.recompute else 12.0
         terms["attention_flops"] = attn_factor * w.layers * w.d_model * w.seq_len * d_tokens
@@ -132,6 +148,28 @@ def _transformer_training(w: ResolvedWorkload, file: str) -> FlopEstimate:
         formula += "  (MoE: N = active params)"
     total = terms["dense_flops"] + terms.get("attention_flops", 0.0)
     return FlopEstimate(total_flops=total, formula=formula, terms=terms, workload=w)
+
+
+# LoRA adapters on every linear layer of a block (QLoRA §4: "LoRA on all linear transformer block
+# layers" is needed to match full fine-tuning). A rank-r adapter on a d_in×d_out matrix has
+# r·(d_in + d_out) parameters; a standard block has 4 attention projections d→d (Σ 8d) and two
+# MLP projections d↔4d (Σ 10d): 18·d·r per layer. An approximation: Llama-3-8B's real all-linear
+# r=16 count is 41.9M (GQA k/v, SwiGLU 3.5d), this gives 37.7M; give trainable_params to be exact.
+LORA_WIDTHS_PER_LAYER = 18.0
+
+
+def trainable_params(w: ResolvedWorkload, file: str) -> float:
+    """N_t of a LoRA/QLoRA fine-tune: given, or from lora_rank and the model's shape."""
+    if w.trainable_params is not None:
+        return float(w.trainable_params)
+    if w.lora_rank is None:
+        raise InputError.at(file, "workload.lora_rank",
+                            f"method {w.method} needs lora_rank (e.g. 16) or trainable_params")
+    if not (w.layers and w.d_model):
+        raise InputError.at(file, "workload.trainable_params",
+                            "lora_rank needs the model's layers and d_model (workload.model or explicit); "
+                            "or give trainable_params")
+    return LORA_WIDTHS_PER_LAYER * float(w.layers) * float(w.d_model) * float(w.lora_rank)
 
 
 def _transformer_inference(w: ResolvedWorkload, file: str) -> FlopEstimate:
@@ -190,6 +228,10 @@ def estimate_flops(
         return _transformer_training(w, file)
     if w.kind == "transformer_inference":
         return _transformer_inference(w, file)
+    if w.kind == "transformer_serving":
+        from .serving import serving_flops
+
+        return serving_flops(workload, w, file)
     if w.kind == "cnn_training":
         return _per_sample(w, file, 3.0, "flops_per_sample × samples × epochs × 3 (forward + backward)")
     if w.kind == "cnn_inference":

@@ -32,6 +32,7 @@ from .vocabulary import INTERCONNECTS as INTERCONNECTS
 from .vocabulary import OFFER_KINDS as OFFER_KINDS
 from .vocabulary import PRECISIONS as PRECISIONS
 from .vocabulary import SCENARIOS as SCENARIOS
+from .vocabulary import FineTuneMethod as FineTuneMethod
 from .vocabulary import Interconnect as Interconnect
 from .vocabulary import OfferKind as OfferKind
 from .vocabulary import Precision as Precision
@@ -54,12 +55,42 @@ Hours = Annotated[float, BeforeValidator(lambda v: _positive(parse_hours(v)))]
 Money = Annotated[float, BeforeValidator(lambda v: _positive(parse_money(v)))]
 
 
+def _seconds(value: Any) -> float:
+    """Latency targets: a plain number is seconds (not hours, as elsewhere); ``50ms``, ``1s`` and
+    ``0.5 s`` are accepted because that is how serving SLOs are written."""
+    if isinstance(value, str) and value.strip().endswith("ms"):
+        return _positive(parse_count(value.strip()[:-2]) / 1000.0)
+    if isinstance(value, str) and value.strip()[-1:] in ("s", "n", "h"):
+        return _positive(parse_hours(value) * 3600.0)
+    return _positive(parse_count(value))
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+Share = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
+class RequestBucket(_Strict):
+    """One request shape of a service and its share of the requests (Mélange-style buckets)."""
+
+    name: str | None = None
+    share: Share
+    prompt_tokens: PositiveCount
+    output_tokens: PositiveCount
+
+
+# Fields that only make sense for one kind; set on another kind they would be silently ignored.
+SERVING_FIELDS = ("requests_per_day", "peak_factor", "peak_requests_per_second", "buckets", "ttft_seconds",
+                  "tpot_seconds", "window_hours", "hours_per_day")
+FINE_TUNE_FIELDS = ("lora_rank", "trainable_params")
+
+
 class Workload(_Strict):
-    """What is computed. Which fields are required depends on ``kind`` (see flops.py)."""
+    """What is computed. Which fields are required depends on ``kind`` (see flops.py; serving
+    fields: serving.py)."""
 
     kind: WorkloadKind
     model: str | None = None
@@ -82,6 +113,41 @@ class Workload(_Strict):
     samples: PositiveCount | None = None
     epochs: PositiveCount | None = None
     total_flops: PositiveCount | None = None
+    # fine-tuning (transformer_training): LoRA / QLoRA train low-rank adapters only
+    method: FineTuneMethod = "full"
+    lora_rank: PositiveInt | None = None
+    trainable_params: PositiveCount | None = None
+    # serving (transformer_serving): traffic, request shape, latency targets, window
+    requests_per_day: PositiveCount | None = None
+    peak_factor: Annotated[float, Field(ge=1.0)] | None = None
+    peak_requests_per_second: PositiveCount | None = None
+    buckets: list[RequestBucket] | None = Field(default=None, min_length=1, max_length=16)
+    ttft_seconds: Seconds | None = None
+    tpot_seconds: Seconds | None = None
+    window_hours: Hours | None = None
+    hours_per_day: Annotated[float, Field(gt=0.0, le=24.0)] = 24.0
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> "Workload":
+        given = self.model_fields_set
+        if self.kind != "transformer_serving":
+            stray = [f for f in SERVING_FIELDS if f in given]
+            if stray:
+                raise ValueError(f"{', '.join(stray)} only apply to kind transformer_serving (got kind "
+                                 f"{self.kind}); a batch of requests with a deadline is transformer_inference")
+        if self.kind != "transformer_training":
+            stray = [f for f in ("method", *FINE_TUNE_FIELDS) if f in given]
+            if stray:
+                raise ValueError(f"{', '.join(stray)} only apply to kind transformer_training (got {self.kind})")
+        elif self.method == "full" and any(f in given for f in FINE_TUNE_FIELDS):
+            raise ValueError("lora_rank / trainable_params need method: lora or qlora (got method full)")
+        if self.buckets is not None:
+            total = sum(b.share for b in self.buckets)
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"buckets' shares must add up to 1 (got {total:g})")
+            if self.prompt_tokens is not None or self.output_tokens is not None:
+                raise ValueError("give either buckets or prompt_tokens/output_tokens, not both")
+        return self
 
 
 class Constraints(_Strict):

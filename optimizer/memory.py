@@ -12,18 +12,25 @@ Sources:
 - Inference: weights at the serving precision plus the KV cache, 2·L·d_kv·C·B values
   (K and V per layer, context C, batch B; d_kv = d·n_kv_heads/n_heads with grouped-query
   attention), both split across the GPUs (tensor parallel).
+- LoRA / QLoRA fine-tuning: the frozen weights at the job's precision (QLoRA: 4-bit NF4 plus
+  double-quantised constants, 4.127 bits/param — Dettmers et al. 2023, arXiv 2305.14314 §3),
+  mixed-precision Adam state (16 B/param) for the N_t trainable adapter params only — no
+  gradients or optimizer state for frozen weights (Hu et al. 2021, arXiv 2106.09685 §4.2:
+  "we do not need to calculate the gradients or maintain the optimizer states for most
+  parameters") — plus activations, which LoRA does not shrink. Sharded over the GPUs as above.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .flops import ResolvedWorkload
+from .flops import ResolvedWorkload, trainable_params
 
 BYTES_PER_VALUE = {"fp64": 8.0, "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
 ADAM_MIXED_PRECISION_BYTES_PER_PARAM = 16.0
 KV_CACHE_BYTES_PER_VALUE = 2.0   # KV caches are kept in 16-bit unless quantised
 DEFAULT_SERVING_BATCH = 16       # continuous batching keeps a few sequences in flight
+QLORA_BYTES_PER_PARAM = 4.127 / 8.0  # NF4 (4 bits) + double-quantised constants (0.127 bits), QLoRA §3
 
 
 def activation_bytes_per_gpu(w: ResolvedWorkload) -> float:
@@ -57,7 +64,20 @@ def bytes_per_gpu(w: ResolvedWorkload, precision: np.ndarray, gpu_count: np.ndar
     params = float(w.params or 0.0)
     if w.is_training:
         activations = activation_bytes_per_gpu(w)
+        if w.method != "full":
+            return np.asarray(fine_tune_state_bytes(w, precision) / count + activations, dtype=float)
         return np.asarray(ADAM_MIXED_PRECISION_BYTES_PER_PARAM * params / count + activations, dtype=float)
     value_bytes = np.array([BYTES_PER_VALUE[p] for p in precision], dtype=float)
     kv = kv_cache_bytes(w) if w.kind == "transformer_inference" else 0.0
     return np.asarray((value_bytes * params + kv) / count, dtype=float)
+
+
+def fine_tune_state_bytes(w: ResolvedWorkload, precision: np.ndarray) -> np.ndarray:
+    """LoRA/QLoRA: frozen weights at their precision (4-bit for QLoRA) + Adam state of the adapters."""
+    params = float(w.params or 0.0)
+    if w.method == "qlora":
+        frozen = np.full(len(precision), QLORA_BYTES_PER_PARAM)
+    else:
+        frozen = np.array([BYTES_PER_VALUE[p] for p in precision], dtype=float)
+    adapters = ADAM_MIXED_PRECISION_BYTES_PER_PARAM * trainable_params(w, "<job>")
+    return np.asarray(frozen * params + adapters, dtype=float)

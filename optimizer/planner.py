@@ -98,6 +98,10 @@ class Planner:
 
     @classmethod
     def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs") -> "Planner":
+        if job.workload.kind == "transformer_serving":
+            raise InputError.at(job.source_file, "workload.kind", "a transformer_serving job is a fleet sized for "
+                                "its peak, planned by `flopopt solve`; for a batch of tokens with a deadline "
+                                "use kind transformer_inference")
         check_familiar(job, catalog)
         estimate = estimate_flops(job.workload, catalog.model_table(), job.source_file)
         return cls(job, catalog, estimate, expand(job, catalog, estimate), solver)

@@ -7,6 +7,7 @@ Infeasible is a status: ``explain_infeasible`` says which limit binds and by how
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..catalogs.loader import Catalog
 from .job import Job
@@ -14,6 +15,9 @@ from .model import SolverName
 from .planner import Outcome, Planner, explain_infeasible, plan_from_row, ranked, row_records
 from .result import Candidate, ModelStats, Result, Status
 from .sensitivity import analyse, plan_with_confidence
+
+if TYPE_CHECKING:
+    from .serving_solve import ServingResult
 
 __all__ = ["solve", "Result", "Status", "Planner", "Outcome", "explain_infeasible", "plan_from_row"]
 
@@ -28,8 +32,13 @@ def solve(
     seed: int = 0,
     confidence: float | None = None,
     time_limit_seconds: float | None = None,
-) -> Result:
-    """Cheapest (or fastest) plan meeting the job's limits, with its sensitivity."""
+) -> Result | ServingResult:
+    """Cheapest (or fastest) plan meeting the job's limits, with its sensitivity.
+    A ``transformer_serving`` job is a fleet instead (serving_solve.py)."""
+    if job.workload.kind == "transformer_serving":
+        from .serving_solve import solve_serving
+
+        return solve_serving(job, catalog, solver=solver, sensitivity=sensitivity)
     planner = replace(Planner.build(job, catalog, solver), time_limit_seconds=time_limit_seconds)
     outcome = planner.plan()
     if confidence is not None:

@@ -11,9 +11,11 @@ from typing import Literal, get_args
 Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 WorkloadKind = Literal[
-    "transformer_training", "transformer_inference", "cnn_training", "cnn_inference", "custom"
+    "transformer_training", "transformer_inference", "transformer_serving", "cnn_training", "cnn_inference",
+    "custom"
 ]
 WORKLOAD_KINDS: tuple[str, ...] = get_args(WorkloadKind)
+FineTuneMethod = Literal["full", "lora", "qlora"]
 Scenario = Literal["lab", "cloud", "edge", "cluster"]
 SCENARIOS: tuple[str, ...] = get_args(Scenario)
 OfferKind = Literal["on_demand", "spot", "reserved", "owned", "cluster_quote", "edge"]
