@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .demand import serving_demand
 from .errors import InputError
 from .job import SERVING_FIELDS, Workload
 
@@ -229,8 +230,6 @@ def estimate_flops(
     if w.kind == "transformer_inference":
         return _transformer_inference(w, file)
     if w.kind == "transformer_serving":
-        from .serving import serving_flops
-
         return serving_flops(workload, w, file)
     if w.kind == "cnn_training":
         return _per_sample(w, file, 3.0, "flops_per_sample × samples × epochs × 3 (forward + backward)")
@@ -248,3 +247,21 @@ def estimate_flops(
             file, "workload.total_flops",
             "custom workloads need total_flops, or flops_per_sample and samples (epochs optional)",
         ) from None
+
+
+def serving_flops(workload: Workload, w: ResolvedWorkload, file: str) -> FlopEstimate:
+    """FLOPs of the window's requests at average load (what ``estimate`` converts into hours;
+    the fleet itself is sized by the replica model, at the peak)."""
+    demand = serving_demand(workload, file)
+    if w.params is None:
+        raise InputError.at(file, "workload.params", "required for kind transformer_serving "
+                            "(or give workload.model: NAME from catalogs/models.csv)")
+    n = float(w.compute_params or 0.0)
+    requests = demand.requests_in_window
+    processed = requests * demand.tokens_per_request
+    decode = requests * demand.output_tokens_per_request
+    terms = {"params_active": n, "requests_in_window": requests, "average_requests_per_s": demand.average_rps,
+             "peak_requests_per_s": demand.peak_rps, "fleet_hours": demand.fleet_hours,
+             "processed_tokens": processed, "dense_flops": 2.0 * n * processed}
+    return FlopEstimate(total_flops=terms["dense_flops"], formula="2·N·T  (T = the window's tokens at average load)",
+                        terms=terms, workload=w, decode_tokens=decode)

@@ -32,16 +32,17 @@ of every bucket at least cost over the window: cost = instances × price per ins
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..catalogs.loader import Catalog, hourly_cost_usd
 from .candidates import allowed_offers
+from .demand import Demand
 from .errors import InputError
-from .flops import FlopEstimate, ResolvedWorkload
-from .job import Job, Workload
+from .flops import ResolvedWorkload
+from .job import Job
 from .memory import BYTES_PER_VALUE, KV_CACHE_BYTES_PER_VALUE
 from .performance import (
     MAX_EFFICIENCY,
@@ -63,113 +64,6 @@ ATTENUATION_WORKLOAD = "transformer_inference"
 
 # ---------------------------------------------------------------------------
 # demand
-
-
-@dataclass(frozen=True)
-class Bucket:
-    name: str
-    share: float
-    prompt_tokens: float
-    output_tokens: float
-
-    @property
-    def tokens(self) -> float:
-        return self.prompt_tokens + self.output_tokens
-
-
-@dataclass(frozen=True)
-class Demand:
-    """Traffic, request shapes, latency targets and window of one service."""
-
-    buckets: tuple[Bucket, ...]
-    peak_rps: float
-    average_rps: float
-    window_hours: float
-    hours_per_day: float
-    ttft_seconds: float | None
-    tpot_seconds: float | None
-
-    @property
-    def fleet_hours(self) -> float:
-        """Hours the fleet runs (and is billed) over the window."""
-        return self.window_hours * self.hours_per_day / 24.0
-
-    @property
-    def bucket_peak_rps(self) -> np.ndarray:
-        return np.array([self.peak_rps * b.share for b in self.buckets], dtype=float)
-
-    @property
-    def requests_in_window(self) -> float:
-        return self.average_rps * self.fleet_hours * 3600.0
-
-    @property
-    def tokens_per_request(self) -> float:
-        return sum(b.share * b.tokens for b in self.buckets)
-
-    @property
-    def output_tokens_per_request(self) -> float:
-        return sum(b.share * b.output_tokens for b in self.buckets)
-
-    def scaled(self, traffic: float = 1.0, latency: float = 1.0) -> "Demand":
-        """A harder world: more traffic, tighter latency targets (stress tests)."""
-        return replace(self, peak_rps=self.peak_rps * traffic, average_rps=self.average_rps * traffic,
-                       ttft_seconds=None if self.ttft_seconds is None else self.ttft_seconds * latency,
-                       tpot_seconds=None if self.tpot_seconds is None else self.tpot_seconds * latency)
-
-
-def serving_demand(w: Workload, file: str = "<job>") -> Demand:
-    """Read traffic, shapes, targets and window from the workload; every gap is an InputError."""
-    if w.buckets is not None:
-        buckets = tuple(Bucket(b.name or f"bucket{i + 1}", b.share, b.prompt_tokens, b.output_tokens)
-                        for i, b in enumerate(w.buckets))
-    elif w.prompt_tokens is not None and w.output_tokens is not None:
-        buckets = (Bucket("all", 1.0, float(w.prompt_tokens), float(w.output_tokens)),)
-    else:
-        raise InputError.at(file, "workload.prompt_tokens", "a service needs prompt_tokens and output_tokens "
-                            "per request, or buckets: [{share, prompt_tokens, output_tokens}, ...]")
-    if w.window_hours is None:
-        raise InputError.at(file, "workload.window_hours", "required for kind transformer_serving: how long "
-                            "the service runs, e.g. 30d (always on) — with hours_per_day for part-time service")
-    seconds_per_day = w.hours_per_day * 3600.0
-    if w.peak_requests_per_second is not None:
-        peak = float(w.peak_requests_per_second)
-        if w.requests_per_day is not None:
-            average = float(w.requests_per_day) / seconds_per_day
-        else:
-            average = peak / float(w.peak_factor or 1.0)
-        if average > peak * (1 + 1e-9):
-            raise InputError.at(file, "workload.peak_requests_per_second",
-                                f"peak {peak:,.1f} requests/s is below the average {average:,.1f} requests/s "
-                                "implied by requests_per_day")
-    elif w.requests_per_day is not None:
-        if w.peak_factor is None:
-            raise InputError.at(file, "workload.peak_factor", "required with requests_per_day: the peak-to-average "
-                                "traffic ratio (e.g. 3 for a daytime chat service; 1 for flat traffic)")
-        average = float(w.requests_per_day) / seconds_per_day
-        peak = average * float(w.peak_factor)
-    else:
-        raise InputError.at(file, "workload.requests_per_day", "a service needs traffic: requests_per_day with "
-                            "peak_factor, or peak_requests_per_second")
-    return Demand(buckets, peak, average, float(w.window_hours), float(w.hours_per_day),
-                  w.ttft_seconds, w.tpot_seconds)
-
-
-def serving_flops(workload: Workload, w: ResolvedWorkload, file: str) -> FlopEstimate:
-    """FLOPs of the window's requests at average load (what ``estimate`` converts into hours;
-    the fleet itself is sized by the replica model, at the peak)."""
-    demand = serving_demand(workload, file)
-    if w.params is None:
-        raise InputError.at(file, "workload.params", "required for kind transformer_serving "
-                            "(or give workload.model: NAME from catalogs/models.csv)")
-    n = float(w.compute_params or 0.0)
-    requests = demand.requests_in_window
-    processed = requests * demand.tokens_per_request
-    decode = requests * demand.output_tokens_per_request
-    terms = {"params_active": n, "requests_in_window": requests, "average_requests_per_s": demand.average_rps,
-             "peak_requests_per_s": demand.peak_rps, "fleet_hours": demand.fleet_hours,
-             "processed_tokens": processed, "dense_flops": 2.0 * n * processed}
-    return FlopEstimate(total_flops=terms["dense_flops"], formula="2·N·T  (T = the window's tokens at average load)",
-                        terms=terms, workload=w, decode_tokens=decode)
 
 
 # ---------------------------------------------------------------------------

@@ -24,13 +24,14 @@ import numpy as np
 import pandas as pd
 
 from ..catalogs.loader import Catalog
+from .demand import Demand, serving_demand
 from .errors import InputError
 from .flops import FlopEstimate, estimate_flops, resolve_workload
 from .job import Job
 from .model import SolverName
 from .performance import Assumptions, realistic_assumptions
 from .result import ModelStats, Status
-from .serving import Demand, ModelShape, ReplicaTable, model_shape, replica_options, replica_table, serving_demand
+from .serving import ModelShape, ReplicaTable, model_shape, replica_options, replica_table
 from .serving_model import FleetSolution, FleetSpec, carried_share, dominated_options, solve_fleet
 
 PRECISION_UP = {"int8": "bf16", "fp8": "bf16", "bf16": "tf32", "fp16": "tf32", "tf32": "fp32", "fp32": "fp32",
