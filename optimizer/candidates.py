@@ -19,6 +19,7 @@ from ..catalogs.loader import Catalog, hourly_cost_usd
 from .counts import exact_count_rows, with_counts
 from .flops import FlopEstimate
 from .job import Job
+from .limits import fits_memory, meets_deadline, within_budget
 from .performance import Assumptions, effective_peaks, evaluate
 
 DEFAULT_MAX_GPUS = 4096  # without max_gpus, the largest fleet considered per offer
@@ -173,13 +174,13 @@ def assess(
                              deadline_hours=deadline_hours, budget_usd=budget_usd)
     table = expansion.table if extra.empty else pd.concat([expansion.table, extra], ignore_index=True)
     t = evaluate(table, estimate, job, catalog.attenuation, assumptions)
-    fits = t["need_gb_per_gpu"] <= t["memory_gb"] + 1e-9
-    meets_deadline = np.isinf(deadline_hours or np.inf) | (t["hours"] <= (deadline_hours or np.inf) + 1e-9)
-    within_budget = t["cost_usd"] <= (budget_usd or np.inf) * (1 + 1e-12)
+    fits = pd.Series(fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float)), index=t.index)
+    on_time = pd.Series(meets_deadline(t["hours"].to_numpy(float), deadline_hours), index=t.index)
+    affordable = pd.Series(within_budget(t["cost_usd"].to_numpy(float), budget_usd), index=t.index)
     reason = np.full(len(t), None, dtype=object)
     category = np.full(len(t), None, dtype=object)
-    over_budget = ~within_budget
-    late = ~meets_deadline
+    over_budget = ~affordable
+    late = ~on_time
     no_fit = ~fits
     if over_budget.any():
         reason[over_budget] = [f"costs ${c:,.0f}, budget ${budget_usd:,.0f}" for c in t.loc[over_budget, "cost_usd"]]
@@ -193,7 +194,7 @@ def assess(
             for need, have in zip(t.loc[no_fit, "need_gb_per_gpu"], t.loc[no_fit, "memory_gb"])
         ]
         category[no_fit] = "does not fit in GPU memory"
-    t["feasible"] = fits & meets_deadline & within_budget
+    t["feasible"] = fits & on_time & affordable
     t["reason"] = reason
     t["category"] = category
     t["dominated"] = dominated_mask(t, prune_by)

@@ -36,6 +36,7 @@ from .candidates import CandidateSet, pareto_front
 from .errors import InputError, ProblemList
 from .flops import FlopEstimate
 from .job import Job
+from .limits import fits_memory, meets_deadline, within_budget
 from .planner import Planner, explain_infeasible, plan_from_row
 from .result import Plan
 
@@ -384,9 +385,9 @@ def _annotate(table: pd.DataFrame, job: Job, estimate: FlopEstimate) -> pd.DataF
     t["offer_class"] = t["kind"].map(CLASS_OF_KIND)
     t["source"] = t["quote_file"].where(t["quote_file"] != "", CATALOG_SOURCE)
     t["cost_per_pflop_usd"] = t["cost_usd"] / (estimate.total_flops / 1e15)
-    t["deadline_met"] = True if c.deadline_hours is None else t["hours"] <= c.deadline_hours + 1e-9
-    t["within_budget"] = True if c.budget_usd is None else t["cost_usd"] <= c.budget_usd * (1 + 1e-12)
-    t["fits"] = t["need_gb_per_gpu"] <= t["memory_gb"] + 1e-9
+    t["deadline_met"] = meets_deadline(t["hours"].to_numpy(float), c.deadline_hours)
+    t["within_budget"] = within_budget(t["cost_usd"].to_numpy(float), c.budget_usd)
+    t["fits"] = fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float))
     return t
 
 

@@ -26,11 +26,11 @@ import pandas as pd
 
 from .flops import FlopEstimate
 from .job import Job
+from .limits import BUDGET_RELATIVE_TOLERANCE, fits_memory, meets_deadline, within_budget
 from .memory import bytes_per_gpu
 from .performance import Assumptions, base_seconds_for, billed_hours, evaluate, reference_scale, scale_out_efficiency
 
 SCAN_CHUNK = 64          # counts evaluated at once per offer while scanning
-EPS_HOURS = 1e-9
 
 
 class _Model:
@@ -76,7 +76,7 @@ class _Model:
     def fits(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
         gpus = k * self.ev["gpus_per_instance"].to_numpy(float)[rows]
         need = bytes_per_gpu(self.estimate.workload, self.ev["precision"].to_numpy()[rows], gpus) / 1e9
-        return np.asarray(need <= self.memory[rows] + 1e-9, dtype=bool)
+        return np.asarray(fits_memory(need, self.memory[rows]), dtype=bool)
 
 
 def _smallest(pred: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray,
@@ -105,11 +105,10 @@ def exact_counts(ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumpti
     rows = np.arange(n)
     lo = ev["count_lo"].to_numpy(int)
     hi = ev["count_hi"].to_numpy(int)
-    deadline = np.inf if deadline_hours is None else float(deadline_hours)
-    budget = np.inf if budget_usd is None else float(budget_usd) * (1 + 1e-12)
+    budget = np.inf if budget_usd is None else float(budget_usd) * (1 + BUDGET_RELATIVE_TOLERANCE)
 
     def admissible(r: np.ndarray, k: np.ndarray) -> np.ndarray:
-        return m.fits(r, k) & (m.hours(r, k) <= deadline + EPS_HOURS)
+        return np.asarray(m.fits(r, k) & meets_deadline(m.hours(r, k), deadline_hours), dtype=bool)
 
     k_star = _smallest(admissible, rows, lo, hi)
     feasible = k_star <= hi
@@ -141,7 +140,7 @@ def exact_counts(ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumpti
         last_bound = np.where(valid, bound, -np.inf).max(axis=1)
         nxt[ar] = nxt[ar] + SCAN_CHUNK
         active[ar] = (nxt[ar] <= top[ar]) & (last_bound < best_cost[ar])
-    cheapest[feasible] = np.where(best_cost <= budget, best_k, 0)
+    cheapest[feasible] = np.where(within_budget(best_cost, budget_usd), best_k, 0)
     fastest[feasible] = _fastest_within_budget(m, r, start, top, budget)
     return cheapest, fastest
 

@@ -20,6 +20,7 @@ from .counts import with_counts
 from .errors import InputError
 from .flops import FlopEstimate, estimate_flops
 from .job import Job
+from .limits import fits_memory, meets_deadline
 from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
 from .performance import Assumptions, realistic_assumptions
 from .result import Plan
@@ -193,7 +194,7 @@ def explain_infeasible(planner: Planner, cands: CandidateSet) -> tuple[str, str]
         allow = ", ".join(f"{k}" for k in cands.excluded) or "no offers in the catalog"
         return ("allow_lists", f"no candidate to choose from: every offer was excluded ({allow}); "
                 "widen constraints.providers / offer_kinds / gpus / regions or max_gpus")
-    fits = t[t["need_gb_per_gpu"] <= t["memory_gb"] + 1e-9]
+    fits = t[fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float))]
     if fits.empty:
         worst = t.sort_values("need_gb_per_gpu").iloc[0]
         return ("memory", f"no candidate holds the job in GPU memory: even {int(worst['gpu_count'])}×"
@@ -220,7 +221,7 @@ def explain_infeasible(planner: Planner, cands: CandidateSet) -> tuple[str, str]
         if more is not None:
             text += f" or max_gpus to {more:,}"
         return ("deadline_hours", text)
-    on_time = fits if deadline is None else fits[fits[hours_col] <= deadline + 1e-9]
+    on_time = fits[meets_deadline(fits[hours_col].to_numpy(float), deadline)]
     if budget is None or on_time.empty:
         return ("unknown", "no candidate passed every filter; see the candidates' reasons")
     cheapest = on_time.sort_values(["cost_usd", "hours"]).iloc[0]

@@ -71,6 +71,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..catalogs.loader import Catalog, hourly_cost_usd
+from .limits import fits_memory
 from .model import SolverName, binary_variable, make_solver, run_solver, variable
 from .planner import explain_infeasible
 from .portfolio import (
@@ -694,7 +695,7 @@ def _job_reason(cands: PortfolioCandidates, jc: JobCandidates) -> tuple[str, str
     binding, text = explain_infeasible(planner, jc.evaluated)
     if binding == "deadline_hours" and jc.horizon_bound:
         t = jc.evaluated.table
-        fits = t[t["need_gb_per_gpu"] <= t["memory_gb"] + 1e-9]
+        fits = t[fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float))]
         need = float(fits["hours"].min())
         spans = int(math.ceil(need / horizon.period_hours - 1e-9))
         latest = horizon.periods - spans + 1

@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..catalogs.loader import HOURS_PER_YEAR, break_even_utilization
 from .candidates import CandidateSet, dominated_mask
+from .limits import meets_deadline, within_budget
 from .performance import Assumptions, base_seconds_for, billed_hours, realistic_assumptions
 from .planner import Outcome, Planner, explain_infeasible, plan_from_row
 from .result import Plan, Result, Risk, SensitivityItem
@@ -47,12 +48,12 @@ def _pct(new: float, old: float) -> float:
 def _limits_text(hours: float, cost: float, deadline: float | None, budget: float | None) -> str:
     parts = []
     if deadline is not None:
-        if hours <= deadline + 1e-9:
+        if meets_deadline(hours, deadline):
             parts.append(f"meets the {deadline:,.0f} h deadline")
         else:
             parts.append(f"misses the {deadline:,.0f} h deadline by {(hours / deadline - 1) * 100:.0f}%")
     if budget is not None:
-        if cost <= budget * (1 + 1e-12):
+        if within_budget(cost, budget):
             parts.append(f"stays within the ${budget:,.0f} budget")
         else:
             parts.append(f"overruns the ${budget:,.0f} budget by {(cost / budget - 1) * 100:.0f}%")
@@ -75,8 +76,8 @@ def _pitfall(planner: Planner, optimum: Plan, name: str, assumption: str,
     assert believed is not None
     real_row = planner.evaluate_plan(believed, realistic)
     real = plan_from_row(real_row.to_dict())
-    deadline_met = c.deadline_hours is None or real.hours <= c.deadline_hours + 1e-9
-    within_budget = c.budget_usd is None or real.cost_usd <= c.budget_usd * (1 + 1e-12)
+    deadline_met = bool(meets_deadline(real.hours, c.deadline_hours))
+    affordable = bool(within_budget(real.cost_usd, c.budget_usd))
     delta = _pct(real.cost_usd, optimum.cost_usd)
     same = (believed.offer_id, believed.instances, believed.precision) == (
         optimum.offer_id, optimum.instances, optimum.precision)
@@ -88,7 +89,7 @@ def _pitfall(planner: Planner, optimum: Plan, name: str, assumption: str,
         summary += " — same choice as the realistic plan, only the forecast is off"
     return SensitivityItem(
         name=name, category="pitfall", assumption=assumption, plan=real, hours=real.hours, cost_usd=real.cost_usd,
-        delta_cost_pct=delta, deadline_met=deadline_met, within_budget=within_budget, skipped=None,
+        delta_cost_pct=delta, deadline_met=deadline_met, within_budget=affordable, skipped=None,
         summary=summary, believed_hours=believed.hours,
     )
 
@@ -149,8 +150,8 @@ def _stress(planner: Planner, optimum: Plan, name: str, assumption: str, stresse
     return SensitivityItem(
         name=name, category="stress", assumption=assumption, plan=plan, hours=plan.hours, cost_usd=plan.cost_usd,
         delta_cost_pct=delta,
-        deadline_met=c.deadline_hours is None or plan.hours <= c.deadline_hours + 1e-9,
-        within_budget=c.budget_usd is None or plan.cost_usd <= c.budget_usd * (1 + 1e-12),
+        deadline_met=bool(meets_deadline(plan.hours, c.deadline_hours)),
+        within_budget=bool(within_budget(plan.cost_usd, c.budget_usd)),
         skipped=None,
         summary=(f"the plan holds: {plan.label}, {plan.hours:,.0f} h, ${plan.cost_usd:,.0f}"
                  if (plan.offer_id, plan.instances, plan.precision) == (optimum.offer_id, optimum.instances,
@@ -323,7 +324,7 @@ def monte_carlo(planner: Planner, chosen: pd.Series, samples: int, seed: int) ->
     cost = float(chosen["instances"]) * float(chosen["hourly_cost_usd"]) * billed
     c = planner.job.constraints
     p_deadline = float(np.mean(hours <= c.deadline_hours)) if c.deadline_hours is not None else None
-    p_budget = float(np.mean(cost <= c.budget_usd * (1 + 1e-12))) if c.budget_usd is not None else None
+    p_budget = float(np.mean(within_budget(cost, c.budget_usd))) if c.budget_usd is not None else None
     return Risk(samples=samples, seed=seed, p_deadline=p_deadline, p_budget=p_budget,
                 hours_p50=float(np.percentile(hours, 50)), hours_p90=float(np.percentile(hours, 90)),
                 cost_p50=float(np.percentile(cost, 50)), cost_p90=float(np.percentile(cost, 90)))
@@ -343,7 +344,7 @@ def plan_with_confidence(planner: Planner, confidence: float, samples: int, seed
         quantile = np.quantile(hours, confidence, axis=0)
         t.loc[candidates.index, "hours_quantile"] = quantile
         t["quantile_label"] = f"P{confidence * 100:g}"
-        late = quantile > deadline + 1e-9
+        late = ~meets_deadline(quantile, deadline)
         idx = candidates.index[late]
         t.loc[idx, "feasible"] = False
         t.loc[idx, "category"] = f"P{confidence * 100:.0f} hours miss deadline"
