@@ -27,44 +27,52 @@ import pandas as pd
 from .flops import FlopEstimate
 from .job import Job
 from .limits import BUDGET_RELATIVE_TOLERANCE, fits_memory, meets_deadline, within_budget
-from .memory import bytes_per_gpu
-from .performance import Assumptions, base_seconds_for, billed_hours, evaluate, reference_scale, scale_out_efficiency
+from .memory import BYTES_PER_VALUE, bytes_per_gpu
+from .performance import (
+    Assumptions,
+    base_seconds,
+    billed_hours,
+    evaluate,
+    inter_node_fabric,
+    reference_scale,
+)
 
 SCAN_CHUNK = 64          # counts evaluated at once per offer while scanning
 
 
 class _Model:
-    """hours(k), cost(k), fits(k) of evaluated base rows, vectorised over a count per row."""
+    """hours(k), cost(k), fits(k) of evaluated base rows, vectorised over a count per row.
+
+    Plain numpy on arrays taken once from the evaluated rows: the search calls these a few
+    hundred times per set of limits, and building a DataFrame per call made it most of a solve."""
 
     def __init__(self, ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions) -> None:
-        self.ev, self.estimate, self.assumptions = ev, estimate, assumptions
-        self.ref_scale = reference_scale(ev["ref_gpus"].to_numpy(float), assumptions.scale_efficiency)
-        self.overhead = np.where(ev["kind"].to_numpy() == "spot", ev["interruption_overhead"].fillna(0.0)
-                                 .to_numpy(float), 0.0)
+        self.estimate = estimate
+        per_doubling = assumptions.scale_efficiency
+        self.gpi = ev["gpus_per_instance"].to_numpy(float)
+        intra = ev["interconnect"].map(per_doubling).fillna(1.0).to_numpy(float)
+        fabric = inter_node_fabric(ev["interconnect"], ev["gpus_per_instance"])
+        self.inter = np.array([per_doubling.get(f, 1.0) for f in fabric], dtype=float)
+        ref_scale = reference_scale(ev["ref_gpus"].to_numpy(float), per_doubling)
+        self.intra_over_ref = np.power(intra, np.log2(np.maximum(self.gpi, 1.0))) / ref_scale
+        self.peak = ev["peak_tflops"].to_numpy(float)
+        self.value_bytes = ev["precision"].map(BYTES_PER_VALUE).to_numpy(float)
+        self.bandwidth = ev["mem_bandwidth_gbs"].to_numpy(float)
+        self.attenuation = ev["attenuation"].to_numpy(float)
+        self.factor = (1.0 + ev["buffer"].to_numpy(float)) * (1.0 + np.where(
+            ev["kind"].to_numpy() == "spot", ev["interruption_overhead"].fillna(0.0).to_numpy(float), 0.0))
         self.increment = ev["billing_increment_hours"].fillna(0.0).to_numpy(float)
         self.minimum = ev["min_hours"].fillna(0.0).to_numpy(float)
         self.hourly = ev["hourly_cost_usd"].to_numpy(float)
         self.memory = ev["memory_gb"].to_numpy(float)
-
-    def _frame(self, rows: np.ndarray, k: np.ndarray) -> pd.DataFrame:
-        ev = self.ev
-        return pd.DataFrame({
-            "gpu_count": k * ev["gpus_per_instance"].to_numpy(float)[rows],
-            "gpus_per_instance": ev["gpus_per_instance"].to_numpy()[rows],
-            "instances": k,
-            "interconnect": ev["interconnect"].to_numpy()[rows],
-            "peak_tflops": ev["peak_tflops"].to_numpy(float)[rows],
-            "precision": ev["precision"].to_numpy()[rows],
-            "mem_bandwidth_gbs": ev["mem_bandwidth_gbs"].to_numpy(float)[rows],
-        })
+        self.precision = ev["precision"].to_numpy()
 
     def hours(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
-        frame = self._frame(rows, k.astype(float))
-        scale = scale_out_efficiency(frame, self.assumptions.scale_efficiency) / self.ref_scale[rows]
-        att = self.ev["attenuation"].to_numpy(float)[rows]
-        seconds, _ = base_seconds_for(frame, self.estimate, att, scale)
-        buffer = self.ev["buffer"].to_numpy(float)[rows]
-        return np.asarray(seconds * (1.0 + buffer) * (1.0 + self.overhead[rows]) / 3600.0, dtype=float)
+        k = np.asarray(k, dtype=float)
+        scale = self.intra_over_ref[rows] * np.power(self.inter[rows], np.log2(np.maximum(k, 1.0)))
+        seconds, _ = base_seconds(k * self.gpi[rows], self.peak[rows], self.value_bytes[rows], self.bandwidth[rows],
+                                  self.estimate, self.attenuation[rows], scale)
+        return np.asarray(seconds * self.factor[rows] / 3600.0, dtype=float)
 
     def cost(self, rows: np.ndarray, k: np.ndarray, hours: np.ndarray) -> np.ndarray:
         billed = billed_hours(hours, self.increment[rows], self.minimum[rows])
@@ -74,8 +82,7 @@ class _Model:
         return np.asarray(k * self.hourly[rows] * np.maximum(self.minimum[rows], hours), dtype=float)
 
     def fits(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
-        gpus = k * self.ev["gpus_per_instance"].to_numpy(float)[rows]
-        need = bytes_per_gpu(self.estimate.workload, self.ev["precision"].to_numpy()[rows], gpus) / 1e9
+        need = bytes_per_gpu(self.estimate.workload, self.precision[rows], k * self.gpi[rows]) / 1e9
         return np.asarray(fits_memory(need, self.memory[rows]), dtype=bool)
 
 

@@ -31,6 +31,7 @@ it produced.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -119,18 +120,32 @@ def lookup_attenuation(
     """Most specific row wins: calibrated (any scenario) rows for the workload and GPU, then
     (scenario, workload, gpu) > (scenario, workload) > (scenario, any, gpu) > (scenario, any).
     Returns low/high/median/uncertainty/ref_gpus/bottleneck/source per element."""
-    index = {
-        (str(r["scenario"]), str(r["workload"]), str(r["gpu"])): r
-        for r in attenuation.to_dict("records")
-    }  # later rows (calibration, user layers) overwrite earlier ones with the same key
-    keys = pd.MultiIndex.from_arrays([np.asarray(scenario, dtype=object).astype(str),
-                                      np.asarray(gpu, dtype=object).astype(str)])
-    codes, uniques = keys.factorize()
+    index = _lookup_index(attenuation)
+    pairs = list(zip(np.asarray(scenario, dtype=object).tolist(), np.asarray(gpu, dtype=object).tolist()))
+    codes, uniques = pd.factorize(pd.Series(pairs, dtype=object)) if pairs else (np.zeros(0, dtype=int), [])
     found = [_most_specific(index, str(sc), str(g), workload=workload) for sc, g in uniques]
-    columns = {name: np.array([f[i] for f in found], dtype=object)[codes] if found else np.array([], dtype=object)
+    numeric = {"att_low", "att_high", "att_median", "uncertainty", "ref_gpus"}
+    columns = {name: np.array([f[i] for f in found], dtype=float if name in numeric else object)[codes]
+               if found else np.array([], dtype=float if name in numeric else object)
                for i, name in enumerate(ATTENUATION_COLUMNS)}
-    return pd.DataFrame(columns).astype({"att_low": float, "att_high": float, "att_median": float,
-                                         "uncertainty": float, "ref_gpus": float})
+    return pd.DataFrame(columns)
+
+
+_INDEX_CACHE: dict[int, dict[tuple[str, str, str], dict[str, object]]] = {}
+
+
+def _lookup_index(attenuation: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, object]]:
+    """(scenario, workload, gpu) → row, built once per attenuation table (a solve looks up ~20
+    times; building the dict each time was a fifth of a solve). Keyed by the table's id and
+    dropped when the table is garbage-collected, so a new table never sees a stale index."""
+    key = id(attenuation)
+    found = _INDEX_CACHE.get(key)
+    if found is None:
+        # later rows (calibration, user layers) overwrite earlier ones with the same key
+        found = {(str(r["scenario"]), str(r["workload"]), str(r["gpu"])): r for r in attenuation.to_dict("records")}
+        _INDEX_CACHE[key] = found
+        weakref.finalize(attenuation, _INDEX_CACHE.pop, key, None)
+    return found
 
 
 def _most_specific(index: dict[tuple[str, str, str], dict[str, object]], scenario: str, gpu: str, *,
@@ -333,22 +348,32 @@ def base_seconds_for(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seconds before the buffer, for given attenuation values (vectorised; also used by
     the Monte Carlo with one attenuation per sample). Returns (seconds, roofline-bound?)."""
-    n = out["gpu_count"].to_numpy(dtype=float)
-    peak = out["peak_tflops"].to_numpy(dtype=float) * 1e12
+    value_bytes = (out["precision"].map(BYTES_PER_VALUE).to_numpy(float)
+                   if estimate.workload.kind == "transformer_inference" else np.zeros(len(out)))
+    bandwidth = (out["mem_bandwidth_gbs"].to_numpy(float) if "mem_bandwidth_gbs" in out.columns
+                 else np.zeros(len(out)))
+    return base_seconds(out["gpu_count"].to_numpy(dtype=float), out["peak_tflops"].to_numpy(dtype=float),
+                        value_bytes, bandwidth, estimate, attenuation, scale)
+
+
+def base_seconds(gpu_count: np.ndarray, peak_tflops: np.ndarray, value_bytes: np.ndarray,
+                 mem_bandwidth_gbs: np.ndarray, estimate: FlopEstimate, attenuation: np.ndarray,
+                 scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``base_seconds_for`` on plain arrays (the exact-count search calls it hundreds of times)."""
+    n = gpu_count
     per_gpu_efficiency = np.minimum(attenuation * scale, MAX_EFFICIENCY)
-    throughput = n * peak * per_gpu_efficiency
+    throughput = n * peak_tflops * 1e12 * per_gpu_efficiency
     total = estimate.total_flops
     w = estimate.workload
     if w.kind != "transformer_inference" or estimate.decode_tokens <= 0:
-        return total / throughput, np.zeros(len(out), dtype=bool)
+        return total / throughput, np.zeros(np.shape(throughput), dtype=bool)
     processed = estimate.terms.get("processed_tokens", 0.0) or 1.0
     decode_share = estimate.decode_tokens / processed
     compute_prefill = total * (1.0 - decode_share) / throughput
     compute_decode = total * decode_share / throughput
-    value_bytes = out["precision"].map(BYTES_PER_VALUE).to_numpy(float)
     weight_bytes = value_bytes * float(w.params or 0.0)
     steps = estimate.decode_tokens / float(w.batch_size or DEFAULT_SERVING_BATCH)
-    bandwidth = n * out["mem_bandwidth_gbs"].to_numpy(float) * 1e9 * np.minimum(scale, MAX_EFFICIENCY)
+    bandwidth = n * mem_bandwidth_gbs * 1e9 * np.minimum(scale, MAX_EFFICIENCY)
     memory_decode = steps * (weight_bytes + kv_cache_bytes(w) / 2.0) / bandwidth  # KV: half-full on average
     return compute_prefill + np.maximum(compute_decode, memory_decode), memory_decode > compute_decode
 
