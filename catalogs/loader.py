@@ -132,9 +132,12 @@ def _load_layer(directory: Path, problems: ProblemList, only: tuple[str, ...] = 
 
 
 def read_table(path: Path, name: str, problems: ProblemList,
-               today: dt.date | None = None) -> pd.DataFrame:
-    """Read and type one catalog CSV, recording every defect in ``problems``."""
-    raw = schema.read_raw(str(path), problems)
+               today: dt.date | None = None, kind: str | None = None) -> pd.DataFrame:
+    """Read and type one catalog CSV, recording every defect in ``problems``.
+
+    ``kind`` names the size cap when the file is not the catalog file itself (e.g. "quotes").
+    """
+    raw = schema.read_raw(str(path), problems, kind or name)
     columns = schema.SCHEMAS[name]
     if raw is None:
         raw = pd.DataFrame(columns=[c.name for c in columns])

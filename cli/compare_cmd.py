@@ -50,7 +50,7 @@ def compare(
     comparison = guarded(call)
     from .render_compare import render_compare
 
-    emit(render_compare(comparison, format.value), output)
+    emit(render_compare(comparison, format.value), output, format.value)
     if plot is not None:
         from .plot import plot_comparison
 

@@ -84,6 +84,8 @@ SIZE_CAPS: dict[str, FileKind] = {
     "offers.csv": FileKind("file", "an offers.csv file", 8 * MIB, "FLOPOPT_MAX_OFFERS_CSV_BYTES"),
     "attenuation.csv": FileKind("file", "an attenuation.csv file", 1 * MIB, "FLOPOPT_MAX_ATTENUATION_CSV_BYTES"),
     "models.csv": FileKind("file", "a models.csv file", 1 * MIB, "FLOPOPT_MAX_MODELS_CSV_BYTES"),
+    "precision.csv": FileKind("file", "a precision.csv file", 1 * MIB, "FLOPOPT_MAX_PRECISION_CSV_BYTES"),
+    "efficiency.csv": FileKind("file", "an efficiency.csv file", 1 * MIB, "FLOPOPT_MAX_EFFICIENCY_CSV_BYTES"),
     "quotes": FileKind("file", "a quotes CSV file", 4 * MIB, "FLOPOPT_MAX_QUOTES_BYTES"),
     "history": FileKind("file", "a history CSV file", 4 * MIB, "FLOPOPT_MAX_HISTORY_BYTES"),
 }
@@ -428,6 +430,20 @@ def write_text(path: str | Path, text: str, *, report: bool = False) -> Path:
     return write_bytes(path, text.encode("utf-8"), report=report)
 
 
+@contextmanager
+def scratch_folder(prefix: str = "flopopt-") -> Iterator[Path]:
+    """A private temporary folder for validating a would-be file; a full or read-only
+    temp folder is a WriteError naming it, not a traceback."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+            yield Path(scratch)
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else tempfile.gettempdir()
+        raise WriteError(where, f"{describe_os_error(exc)}; needed for a scratch copy, nothing was changed") from None
+
+
 # ---------------------------------------------------------------------------
 # locks
 
@@ -465,7 +481,7 @@ def locked(folder: Path, what: str) -> Iterator[None]:
     lock = FileLock(str(lock_file), timeout=timeout)
     try:
         lock.acquire()
-    except Timeout:
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
         raise LockTimeout(f"{lock_file}: another flopopt run is changing {what} and held the lock for "
                           f"{timeout:g} s; wait for it to finish, or set {LOCK_TIMEOUT_ENV} to wait longer"
                           ) from None

@@ -330,7 +330,7 @@ def translate_validation_error(
 # Reading files
 
 
-class _DuplicateKey(yaml.YAMLError):
+class _DuplicateKey(yaml.YAMLError):  # type: ignore[misc]
     def __init__(self, key: object, first_line: int, again_line: int) -> None:
         self.key, self.first_line, self.again_line = key, first_line, again_line
 
