@@ -256,10 +256,14 @@ def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, object]], text_
     texts = set(text_columns)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    # csv quotes a cell only for the line terminator's characters: a bare CR would end the
+    # record for every reader, so a row holding one is written fully quoted.
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(columns)
     for row in rows:
         cells = ["" if row.get(c) is None else str(row.get(c)) for c in columns]
-        writer.writerow([neutralise_formula(v) if c in texts else v for c, v in zip(columns, cells)])
+        cells = [neutralise_formula(v) if c in texts else v for c, v in zip(columns, cells)]
+        (quoted if any("\r" in v for v in cells) else writer).writerow(cells)
     return buffer.getvalue()
 
 
