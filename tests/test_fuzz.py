@@ -101,7 +101,8 @@ jobs:
     period: 2
     workload: {kind: transformer_training, model: llama2-7b, tokens: 1B}
 """
-OFFERS = """offer_id,provider,kind,region,instance_type,gpu,gpus_per_instance,price_per_hour_usd,interconnect,source,as_of
+OFFERS = """offer_id,provider,kind,region,instance_type,gpu,gpus_per_instance,price_per_hour_usd,interconnect,\
+source,as_of
 fz-h100,fuzzcloud,on_demand,r1,h100x8,H100-SXM,8,20.0,nvlink,fuzz fixture,2026-01-01
 fz-a100,fuzzcloud,spot,r1,a100x1,A100-80GB,1,1.5,pcie,fuzz fixture,2026-01-01
 """
