@@ -535,8 +535,9 @@ def refresh(
 ) -> RefreshResult:
     """Fetch the selected feeds, merge them into the refresh cache, and say what changed.
 
-    Raises RefreshError (nothing written) for a bad option, a refresh already running,
-    a merged result that fails validation, or a cache that cannot be written. A feed
+    Raises RefreshError (nothing written) for a bad option, a refresh already running or
+    a merged result that fails validation; fileio.WriteError for a cache that cannot be
+    written (full disk, read-only, permission; the previous cache is kept). A feed
     that fails is *not* an exception: it is an outcome with status ``error`` and a
     one-line message, and its previously cached rows are kept.
     """

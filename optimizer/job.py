@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from .errors import InputError, Problem
-from .fileio import control_character, read_text
+from .fileio import SIZE_CAPS, control_character, read_text
 from .units import parse_count, parse_hours, parse_money
 
 # The vocabulary lives at the bottom layer; re-exported here for the job model's users.
@@ -391,7 +391,7 @@ def read_yaml_mapping(path: str | Path, what: str = "job") -> dict[str, Any]:
     ``what`` is "job" or "portfolio": it picks the size cap (see ``fileio.SIZE_CAPS``).
     """
     file = str(path)
-    text = read_text(path, what)
+    text = read_text(path, what if what in SIZE_CAPS else "job")
     if not text.strip():
         raise InputError.at(file, "", f"file is empty; a {what} needs at least 'workload:'")
     try:
