@@ -174,6 +174,20 @@ def test_every_kind_of_file_has_a_cap_named_with_its_setting(tmp_path: Path, kin
     assert again.exception is None or isinstance(again.exception, SystemExit)
 
 
+def test_a_50_mb_models_csv_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    # The 50 MB models.csv was accepted after 21 s. A sparse file: 50 MB of size, no disk used.
+    path = tmp_path / "models.csv"
+    with path.open("wb") as handle:
+        handle.write(b"name,kind,source\n")
+        handle.truncate(50_000_000)
+    start = time.perf_counter()
+    result = invoke("catalog", "import", str(path))
+    assert time.perf_counter() - start < 1.0
+    assert_clean_exit(result, 2)
+    assert result.stderr == (f"error: {path}: file is 50,000,000 bytes, over the 1,048,576-byte cap for a models.csv "
+                             "file; set FLOPOPT_MAX_MODELS_CSV_BYTES=<bytes> to raise the cap\n")
+
+
 def test_a_cap_setting_that_is_not_a_number_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FLOPOPT_MAX_JOB_BYTES", "lots")
     result = invoke("estimate", str(write_job(tmp_path / "job.yaml")))
