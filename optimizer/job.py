@@ -41,7 +41,6 @@ from .vocabulary import Scenario as Scenario
 from .vocabulary import WorkloadKind as WorkloadKind
 
 
-
 def _positive(value: float) -> float:
     if value <= 0:
         raise ValueError(f"must be > 0 (got {value:g})")
