@@ -14,13 +14,14 @@ A refresh therefore never overwrites what the user imported or passed explicitly
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..optimizer.errors import CatalogError, ProblemList
+from ..optimizer.errors import CatalogError, Problem, ProblemList
 from ..optimizer.vocabulary import SCENARIOS
 from . import schema
 from .paths import BUNDLED_DIR, CATALOG_FILES, refreshed_offers_path, user_catalog_dir
@@ -127,14 +128,34 @@ def _load_layer(directory: Path, problems: ProblemList, only: tuple[str, ...] = 
         path = directory / name
         if not path.exists():
             continue
-        tables[name] = read_table(path, name, problems, today)
+        if directory == _PACKAGE_DIR:
+            table, found = _bundled_table(name, today or dt.date.today())
+            tables[name] = table.copy()
+            problems.items.extend(found)
+        else:
+            tables[name] = read_table(path, name, problems, today)
     return tables
 
 
+_PACKAGE_DIR = BUNDLED_DIR  # (tests may point BUNDLED_DIR elsewhere; only the real one is cached)
+
+
+@functools.lru_cache(maxsize=None)
+def _bundled_table(name: str, today: dt.date) -> tuple[pd.DataFrame, tuple[Problem, ...]]:
+    """A bundled CSV, parsed once per process: it ships with flopopt and never changes under
+    it, and `catalog import` and `calibrate` load the catalog twice (once to validate the merge)."""
+    problems = ProblemList()
+    table = read_table(_PACKAGE_DIR / name, name, problems, today)
+    return table, tuple(problems.items)
+
+
 def read_table(path: Path, name: str, problems: ProblemList,
-               today: dt.date | None = None) -> pd.DataFrame:
-    """Read and type one catalog CSV, recording every defect in ``problems``."""
-    raw = schema.read_raw(str(path), problems)
+               today: dt.date | None = None, kind: str | None = None) -> pd.DataFrame:
+    """Read and type one catalog CSV, recording every defect in ``problems``.
+
+    ``kind`` names the size cap when the file is not the catalog file itself (e.g. "quotes").
+    """
+    raw = schema.read_raw(str(path), problems, kind or name)
     columns = schema.SCHEMAS[name]
     if raw is None:
         raw = pd.DataFrame(columns=[c.name for c in columns])

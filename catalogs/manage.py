@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..optimizer import fileio
 from ..optimizer.errors import CatalogError, Problem, ProblemList
 from . import schema
 from .loader import Catalog, hourly_cost_usd, load_catalog, price_per_gpu_hour_usd, read_table
-from .paths import CATALOG_FILES, atomic_write_text, user_catalog_dir
+from .paths import CATALOG_FILES, user_catalog_dir
 
 SORT_KEYS = {
     "price_per_gpu_hour": ["price_per_gpu_hour_usd", "offer_id"],
@@ -63,10 +64,10 @@ def detect_catalog_file(path: Path) -> str:
                           "offer_id (offers), gpu+memory_gb (gpus), scenario+low (attenuation), name (models)")
 
 
-def _read_with_origin(path: Path) -> pd.DataFrame:
+def _read_with_origin(path: Path, name: str) -> pd.DataFrame:
     """Raw cells plus an ``_origin`` column: (file, CSV line) of every row."""
     problems = ProblemList()
-    raw = schema.read_raw(str(path), problems)
+    raw = schema.read_raw(str(path), problems, name)
     problems.raise_if_any(CatalogError)
     assert raw is not None
     raw["_origin"] = [(str(path), int(index) + 2) for index in raw.index]
@@ -95,37 +96,34 @@ def import_file(path: Path) -> ImportReport:
     """Validate ``path`` against the catalog it joins, then merge it into the user folder atomically.
 
     A bad file changes nothing: validation runs on the merged result before the rename.
+    The read-merge-write of the user file holds the user folder's lock, so two imports at
+    once (or an import and a ``calibrate``) both keep their rows.
     """
-    if path.is_dir():
-        raise CatalogError.at(str(path), "", "is a directory; give one CSV file")
-    if not path.is_file():
-        raise CatalogError.at(str(path), "", "file not found")
     name = detect_catalog_file(path)
     problems = ProblemList()
     incoming = read_table(path, name, problems)
     problems.raise_if_any(CatalogError)
+    raw_new = _read_with_origin(path, name)
     user_dir = user_catalog_dir()
     target = user_dir / name
-    raw_new = _read_with_origin(path)
-    if target.exists():
-        raw_old = _read_with_origin(target)
-        merged = pd.concat([raw_old, raw_new], ignore_index=True)
-        merged = merged.drop_duplicates(subset=list(schema.KEYS[name]), keep="last")
-    else:
-        merged = raw_new
-    columns = [c.name for c in schema.SCHEMAS[name] if c.name in merged.columns]
-    text = merged[columns].to_csv(index=False)
-    origins: list[tuple[str, int]] = list(merged["_origin"])
-    # Validate the would-be catalog (bundled + this user file) in a scratch folder first.
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as scratch:
-        trial = Path(scratch) / name
-        trial.write_text(text, encoding="utf-8")
-        try:
-            load_catalog(scratch)  # user layer too: its gpus.csv may define the GPUs used here
-        except CatalogError as exc:
-            # Point at the file the user can fix, not at the scratch copy that is gone.
-            raise CatalogError([_relocate(p, str(trial), origins, str(path)) for p in exc.problems]) from None
-    atomic_write_text(target, text)
+    with fileio.locked(user_dir, "the user catalog"):
+        if target.exists():
+            raw_old = _read_with_origin(target, name)
+            merged = pd.concat([raw_old, raw_new], ignore_index=True)
+            merged = merged.drop_duplicates(subset=list(schema.KEYS[name]), keep="last")
+        else:
+            merged = raw_new
+        columns = [c.name for c in schema.SCHEMAS[name] if c.name in merged.columns]
+        text = fileio.csv_text(columns, merged[columns].to_dict("records"), schema.text_columns(name))
+        origins: list[tuple[str, int]] = list(merged["_origin"])
+        # Validate the would-be catalog (bundled + this user file) in a scratch folder first.
+        with fileio.scratch_folder() as scratch:
+            trial = scratch / name
+            trial.write_text(text, encoding="utf-8")
+            try:
+                load_catalog(scratch)  # user layer too: its gpus.csv may define the GPUs used here
+            except CatalogError as exc:
+                # Point at the file the user can fix, not at the scratch copy that is gone.
+                raise CatalogError([_relocate(p, str(trial), origins, str(path)) for p in exc.problems]) from None
+        fileio.write_text(target, text)
     return ImportReport(target=target, catalog_file=name, rows_imported=len(incoming), rows_total=len(merged))

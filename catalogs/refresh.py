@@ -44,7 +44,6 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
-import io
 import json
 import math
 import time
@@ -54,6 +53,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..optimizer import fileio
 from . import paths
 from .fetch import (
     DEFAULT_URLS,
@@ -316,13 +316,10 @@ def _guess_feed(row: Mapping[str, str]) -> str | None:
 
 
 def _csv_text(rows: Iterable[Mapping[str, str]]) -> str:
-    columns = offer_columns()
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: row.get(c, "") for c in columns})
-    return buffer.getvalue()
+    from . import schema
+
+    # Text cells that start a spreadsheet formula (=cmd|...) are neutralised (OWASP CSV injection).
+    return fileio.csv_text(offer_columns(), rows, schema.text_columns("offers.csv"))
 
 
 def _bundled_rows() -> list[dict[str, str]]:
@@ -422,14 +419,12 @@ def _valid_previous_rows(
 def _validate_cache_text(text: str, known_gpus: set[str], today: dt.date) -> None:
     """Read the would-be cache file back exactly as the loader will (``loader.read_table``)
     and apply the loader's cross-file rules; raise before anything replaces the cache."""
-    import tempfile
-
     from ..optimizer.errors import ProblemList
     from .loader import read_table
 
     problems = ProblemList()
-    with tempfile.TemporaryDirectory(prefix="flopopt-refresh-") as scratch:
-        trial = Path(scratch) / paths.refreshed_offers_path().name
+    with fileio.scratch_folder(prefix="flopopt-refresh-") as scratch:
+        trial = scratch / paths.refreshed_offers_path().name
         trial.write_text(text, encoding="utf-8")
         table = read_table(trial, "offers.csv", problems, today)
         _offer_problems(table, str(trial), known_gpus, problems)
@@ -540,8 +535,9 @@ def refresh(
 ) -> RefreshResult:
     """Fetch the selected feeds, merge them into the refresh cache, and say what changed.
 
-    Raises RefreshError (nothing written) for a bad option, a refresh already running,
-    a merged result that fails validation, or a cache that cannot be written. A feed
+    Raises RefreshError (nothing written) for a bad option, a refresh already running or
+    a merged result that fails validation; fileio.WriteError for a cache that cannot be
+    written (full disk, read-only, permission; the previous cache is kept). A feed
     that fails is *not* an exception: it is an outcome with status ``error`` and a
     one-line message, and its previously cached rows are kept.
     """
@@ -558,15 +554,17 @@ def refresh(
         return _run(feeds, settings, region, True, progress, sleep, today, cache_file)
     from filelock import FileLock, Timeout
 
-    paths.cache_dir().mkdir(parents=True, exist_ok=True)
+    fileio.ensure_folder(paths.cache_dir())
     lock = FileLock(str(lock_path()), timeout=settings.lock_timeout_s)
     try:
         lock.acquire()
-    except Timeout:
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
         raise RefreshError(
             f"another `flopopt catalog refresh` is running (lock {lock_path()}); "
             "wait for it to finish and try again"
         ) from None
+    except OSError as exc:
+        raise fileio.WriteError(str(lock_path()), fileio.describe_os_error(exc)) from None
     try:
         return _run(feeds, settings, region, False, progress, sleep, today, cache_file)
     finally:
@@ -755,13 +753,9 @@ def _write_cache(
         "csv_sha256": hashlib.sha256(data).hexdigest(),
         "feeds": feeds,
     }
-    try:
-        paths.atomic_write_bytes(cache_file, data)
-        paths.atomic_write_text(state_path(), json.dumps(state, indent=1, sort_keys=True) + "\n")
-    except OSError as exc:
-        raise RefreshError(
-            f"cannot write the price cache {cache_file} ({exc.strerror or exc})"
-        ) from None
+    # A disk fault is a fileio.WriteError naming the file: the CLI exits 1, the old cache stays.
+    fileio.write_bytes(cache_file, data)
+    fileio.write_text(state_path(), json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
 def _skip_summary(skipped: Mapping[str, int]) -> str:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from ..optimizer.errors import ProblemList
+from ..optimizer import fileio
+from ..optimizer.errors import InputError, ProblemList
 from ..optimizer.vocabulary import INTERCONNECTS, OFFER_KINDS, PRECISIONS, SCENARIOS
 
 WORKLOADS = ("any", "transformer_training", "transformer_inference", "cnn_training",
@@ -33,12 +36,13 @@ class Column:
     low: float | None = None        # inclusive lower bound
     above: float | None = None      # exclusive lower bound
     high: float | None = None       # inclusive upper bound
+    ident: bool = False             # an id or name: checked against fileio.ID_PATTERN
 
 
 PEAK_COLUMNS = tuple(f"peak_tflops_{p}" for p in PRECISIONS)
 
 GPUS = (
-    Column("gpu"),
+    Column("gpu", ident=True),
     Column("vendor"),
     # Chip generation (volta, ampere, hopper, tpu-v4, …): a covariate of the calibrated
     # efficiency fit, since published runs on one generation share a software stack.
@@ -52,12 +56,12 @@ GPUS = (
 )
 
 OFFERS = (
-    Column("offer_id"),
-    Column("provider"),
+    Column("offer_id", ident=True),
+    Column("provider", ident=True),
     Column("kind", choices=OFFER_KINDS),
     Column("region", required=False),
     Column("instance_type", required=False),
-    Column("gpu"),
+    Column("gpu", ident=True),
     Column("gpus_per_instance", "int", low=1),
     Column("price_per_hour_usd", "float", low=0),
     Column("billing_increment_hours", "float", required=False, low=0),
@@ -80,7 +84,7 @@ ATTENUATION = (
     # describe the workload on that GPU whatever environment the optimiser later picks.
     Column("scenario", choices=(*SCENARIOS, "any")),
     Column("workload", choices=WORKLOADS),
-    Column("gpu", required=False),
+    Column("gpu", required=False, ident=True),
     Column("low", "float", above=0, high=1),
     Column("high", "float", above=0, high=1),
     Column("uncertainty", "float", low=0, high=1),
@@ -116,7 +120,7 @@ EFFICIENCY = (
 )
 
 MODELS = (
-    Column("name"),
+    Column("name", ident=True),
     Column("kind", choices=("transformer", "cnn")),
     Column("params", "float", required=False, above=0),
     Column("active_params", "float", required=False, above=0),
@@ -157,47 +161,47 @@ def _row(index: int) -> int:
     return index + 2  # header is line 1 of the file
 
 
-def _record_lines(path: str) -> list[int]:
+def _record_lines(text: str) -> list[int]:
     """The CSV line on which each data record starts.
 
     pandas skips blank lines and lets a quoted cell span lines, so its row index
     alone would point at the wrong line of the file.
     """
     lines: list[int] = []
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        end = 0
-        for record in reader:
-            start, end = end + 1, reader.line_num
-            if not record or (len(record) == 1 and not record[0].strip()):
-                continue  # a blank line, which pandas skips too
-            lines.append(start)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    end = 0
+    for record in reader:
+        start, end = end + 1, reader.line_num
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue  # a blank line, which pandas skips too
+        lines.append(start)
     return lines[1:]  # the first record is the header
 
 
-def read_raw(path: str, problems: ProblemList) -> pd.DataFrame | None:
+def read_raw(path: str, problems: ProblemList, kind: str | None = None) -> pd.DataFrame | None:
     """Read a CSV as text cells; an unreadable file is one problem, not a traceback.
 
+    ``kind`` picks the size cap (``fileio.SIZE_CAPS``: a catalog file name, "quotes" or
+    "history"); by default the file's own name if it is a catalog file, else offers.csv's.
+    The file is read once, bounded, and parsed from memory.
     The index is set so that ``index + 2`` is the record's line in the file (see ``_row``).
     """
+    name = Path(path).name
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
-                            comment=None, encoding="utf-8")
-    except FileNotFoundError:
-        problems.add(path, "", "file not found")
+        data = fileio.read_bytes(path, kind or (name if name in SCHEMAS else "offers.csv"))
+    except InputError as exc:
+        problems.items.extend(exc.problems)
         return None
-    except IsADirectoryError:
-        problems.add(path, "", "is a directory; give a CSV file")
-        return None
-    except OSError as exc:
-        problems.add(path, "", f"cannot read ({exc.strerror or exc})")
-        return None
+    try:
+        text = data.decode("utf-8")
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True,
+                            comment=None)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
         problems.add(path, "", f"not a readable CSV file ({str(exc).splitlines()[0][:120]})")
         return None
     try:
-        lines = _record_lines(path)
-    except (OSError, UnicodeDecodeError, csv.Error):
+        lines = _record_lines(text)
+    except csv.Error:
         lines = []
     if len(lines) == len(frame):  # else keep pandas' numbering rather than guess
         frame.index = pd.Index([line - 2 for line in lines])
@@ -236,6 +240,7 @@ def coerce(raw: pd.DataFrame, columns: tuple[Column, ...], file: str, problems: 
             for idx in text.index[empty]:
                 problems.add(file, col.name, "empty; a value is required", row=_row(int(idx)))
         if col.kind == "str":
+            _check_text(text, empty, col, file, problems)
             if col.choices is not None:
                 bad = ~empty & ~text.isin(col.choices)
                 for idx in text.index[bad]:
@@ -280,6 +285,28 @@ def coerce(raw: pd.DataFrame, columns: tuple[Column, ...], file: str, problems: 
                              row=_row(int(idx)))
             out[col.name] = text
     return out
+
+
+def text_columns(name: str) -> tuple[str, ...]:
+    """The free-text columns of a catalog file: those a CSV writer must guard against formulas."""
+    return tuple(c.name for c in SCHEMAS[name] if c.kind == "str")
+
+
+# Control characters other than tab/newline/CR in a free-text cell (the CSV reader
+# keeps quoted newlines; ids allow none at all, see ``fileio.ID_PATTERN``).
+_BAD_TEXT = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+
+
+def _check_text(text: pd.Series, empty: pd.Series, col: Column, file: str, problems: ProblemList) -> None:
+    """Ids must match the documented character set; other text may hold no control characters."""
+    if col.ident:
+        bad = ~empty & ~text.str.fullmatch(fileio.ID_PATTERN.pattern)
+        rule = f"is not {fileio.ID_RULE}"
+    else:
+        bad = ~empty & text.str.contains(_BAD_TEXT, regex=True)
+        rule = "contains a control character; only printable text is allowed"
+    for idx in text.index[bad]:
+        problems.add(file, col.name, f"{fileio.describe_value(str(text[idx]))} {rule}", row=_row(int(idx)))
 
 
 def check_unique(table: pd.DataFrame, key: tuple[str, ...], file: str, problems: ProblemList) -> None:

@@ -47,7 +47,7 @@ def calibrate(
     written: Path | None = None
     if not dry_run:
         written = guarded(lambda: write_calibration(cal, output))
-    emit(render_calibration(cal, format.value, written=written, would_write=target), None)
+    emit(render_calibration(cal, format.value, written=written, would_write=target), None, format.value)
     if format == Format.json:  # the table and markdown reports say it themselves
         typer.echo(f"wrote {len(cal.groups)} calibrated row(s) to {written}" if written is not None
                    else f"dry run: nothing written (would write {target})", err=True)
@@ -73,7 +73,7 @@ def backtest(
     from ..optimizer.calibration import backtest as run_backtest
 
     result = guarded(lambda: run_backtest(runs_file, load_catalog(catalog), loo=loo))
-    emit(render_backtest(result, format.value), output)
+    emit(render_backtest(result, format.value), output, format.value)
 
 
 # ---------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def list_(
     cat = guarded(lambda: load_catalog(catalog))
     table = guarded(lambda: list_offers(cat, gpu=gpu, provider=provider,
                                          kind=kind.value if kind else None, sort=sort.value))
-    emit(render_offer_list(table, format.value), output)
+    emit(render_offer_list(table, format.value), output, format.value)
     warning = cat.staleness_warning()
     if warning:
         typer.echo(warning, err=True)
@@ -72,7 +72,7 @@ def show(
 
     cat = guarded(lambda: load_catalog(catalog))
     offer = guarded(lambda: cat.offer(offer_id))
-    emit(render_offer(offer, cat.gpu(str(offer["gpu"])), format.value), None)
+    emit(render_offer(offer, cat.gpu(str(offer["gpu"])), format.value), None, format.value)
 
 
 @catalog_app.command()

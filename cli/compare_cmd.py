@@ -15,7 +15,6 @@ from .main import (
     Format,
     app,
     emit,
-    fail,
     guarded,
     load_inputs,
 )
@@ -50,14 +49,11 @@ def compare(
     comparison = guarded(call)
     from .render_compare import render_compare
 
-    emit(render_compare(comparison, format.value), output)
+    emit(render_compare(comparison, format.value), output, format.value)
     if plot is not None:
         from .plot import plot_comparison
 
-        try:
-            plot_comparison(comparison, plot)
-        except OSError as exc:
-            fail(f"{plot}: cannot write ({exc.strerror or exc})")
+        guarded(lambda: plot_comparison(comparison, plot))  # a disk fault is a WriteError: exit 2
         typer.echo(f"wrote {plot}", err=True)
     if comparison.optimum is None:
         typer.echo(f"infeasible: {comparison.binding}: {comparison.explanation}", err=True)

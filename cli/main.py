@@ -75,16 +75,18 @@ def guarded(call: Callable[[], T]) -> T:
         fail("interrupted", 130)
 
 
-def emit(text: str, output: Optional[Path]) -> None:
+def emit(text: str, output: Optional[Path], fmt: str | None = None) -> None:
+    """The report to stdout or, durably, to ``output`` — never over one of the command's inputs."""
+    if fmt == "markdown":
+        from .render import markdown_safe
+
+        text = markdown_safe(text)
     if output is None:
         sys.stdout.write(text)
         return
-    from ..catalogs.paths import atomic_write_text
+    from ..optimizer.fileio import write_text
 
-    try:
-        atomic_write_text(Path(output), text)
-    except OSError as exc:
-        fail(f"{output}: cannot write ({exc.strerror or exc})")
+    guarded(lambda: write_text(output, text, report=True))
     typer.echo(f"wrote {output}", err=True)
 
 
@@ -129,7 +131,7 @@ def solve(
     from ..catalogs.refresh import cache_status
     from .render import render_solve
 
-    emit(render_solve(result, format.value, price_note=cache_status()), output)
+    emit(render_solve(result, format.value, price_note=cache_status()), output, format.value)
     if result.plan is None:
         typer.echo(f"infeasible: {result.binding}: {result.explanation}", err=True)
         raise typer.Exit(EXIT_INFEASIBLE)
@@ -151,7 +153,7 @@ def estimate(
     report = guarded(lambda: estimate_job(*load_inputs(job_file, catalog)))
     from .render import render_estimate
 
-    emit(render_estimate(report, format.value), output)
+    emit(render_estimate(report, format.value), output, format.value)
 
 
 def main() -> None:

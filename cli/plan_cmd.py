@@ -55,7 +55,7 @@ def plan(
         return run_plan(portfolio, load_catalog(catalog), solver=solver.value)
 
     result = guarded(call)
-    emit(render_plan(result, format.value), output)
+    emit(render_plan(result, format.value), output, format.value)
     if result.cost is None:
         typer.echo(f"infeasible: {result.binding}: {result.explanation}", err=True)
         raise typer.Exit(EXIT_INFEASIBLE)

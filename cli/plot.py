@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..catalogs.paths import atomic_write_bytes
+from ..optimizer import fileio
 from ..optimizer.compare import OFFER_CLASSES, Comparison
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,7 +81,7 @@ def plot_comparison(comparison: Comparison, path: Path) -> None:
     figure.subplots_adjust(left=0.09, right=0.98, bottom=0.09, top=0.93)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    fileio.write_bytes(path, buffer.getvalue(), report=True)  # never over the job or a quotes file
 
 
 def _plain_log_ticks(ax: Axes) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from .main import FORMAT_OPTION, Format, catalog_app, guarded
+from .main import FORMAT_OPTION, Format, catalog_app, fail, guarded
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ..catalogs.refresh import FeedOutcome, OfferChange, RefreshProgress, RefreshResult
@@ -75,25 +75,27 @@ def refresh(
     """
     from ..catalogs.fetch import parse_url_overrides
     from ..catalogs.refresh import refresh as run_refresh
+    from ..optimizer.fileio import WriteError
     from .render import to_json
 
     overrides = guarded(lambda: parse_url_overrides(url or []))
+    def call(on_progress: Callable[[RefreshProgress], None] | None) -> RefreshResult:
+        try:
+            return run_refresh(source or None, region=region, dry_run=dry_run, url_overrides=overrides,
+                               progress=on_progress)
+        except WriteError as exc:  # a full or read-only disk: the refresh failed, the old cache stays
+            fail(str(exc), EXIT_SOURCE_FAILED)
+
     with _ProgressBar() as on_progress:
-        result = guarded(
-            lambda: run_refresh(
-                source or None,
-                region=region,
-                dry_run=dry_run,
-                url_overrides=overrides,
-                progress=on_progress,
-            )
-        )
+        result = guarded(lambda: call(on_progress))
     for outcome in result.failed:
         typer.echo(f"error: {outcome.name}: {outcome.message}", err=True)
     if format is Format.json:
         typer.echo(to_json(result_dict(result)), nl=False)
     elif format is Format.markdown:
-        typer.echo(render_markdown(result), nl=False)
+        from .render import markdown_safe
+
+        typer.echo(markdown_safe(render_markdown(result)), nl=False)
     else:
         render_table(result)
     if result.failed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -91,6 +92,16 @@ def _table_to_text(title: str | None, headers: Sequence[str], rows: Iterable[Seq
     buffer = io.StringIO()
     Console(file=buffer, width=140, force_terminal=False, color_system=None).print(table)
     return buffer.getvalue()
+
+
+# "<" that could open an HTML tag, comment or processing instruction. Only those are
+# escaped: "< 1 h" stays readable, and no text from a feed or file can become markup.
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def markdown_safe(text: str) -> str:
+    """Markdown with every would-be HTML tag escaped (``<script>`` → ``&lt;script>``)."""
+    return _TAG_START.sub("&lt;", text)
 
 
 def _markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

@@ -82,7 +82,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args
 import numpy as np
 import pandas as pd
 
-from . import efficiency_fit
+from . import efficiency_fit, fileio
 from .efficiency_fit import Covariates, EfficiencyModel, covariates_of
 from .errors import CatalogError, InputError, Problem, ProblemList
 from .flops import FlopEstimate, estimate_flops
@@ -417,7 +417,7 @@ def read_history(path: str | Path, catalog: Catalog) -> History:
     problems = ProblemList()
     if Path(path).is_dir():
         raise InputError.at(file, "", "is a directory; give a history CSV file")
-    raw = schema.read_raw(file, problems)
+    raw = schema.read_raw(file, problems, "history")
     problems.raise_if_any(InputError)
     assert raw is not None
     table = schema.coerce(raw, _history_schema(), file, problems)
@@ -671,19 +671,11 @@ def fit_efficiency(runs: list[Run] | tuple[Run, ...], catalog: Catalog, *, ref_g
 
 def calibration_csv(cal: Calibration, table: str = "attenuation.csv") -> str:
     """The calibrated rows as attenuation.csv (or efficiency.csv) text (six significant digits)."""
-    import csv
-    import io
+    from ..catalogs.schema import SCHEMAS, text_columns
 
-    from ..catalogs.schema import SCHEMAS
-
-    columns = [c.name for c in SCHEMAS[table]]
     rows = cal.rows() if table == "attenuation.csv" else cal.efficiency_rows()
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buffer.getvalue()
+    cells = [{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows]
+    return fileio.csv_text([c.name for c in SCHEMAS[table]], cells, text_columns(table))
 
 
 def default_calibration_path() -> Path:
@@ -701,8 +693,6 @@ def write_calibration(cal: Calibration, path: str | Path | None = None) -> Path:
     them above the bundled rows. With ``path``: exactly the calibrated rows, atomically, for
     ``--catalog DIR`` or ``flopopt catalog import``.
     """
-    from ..catalogs.paths import atomic_write_text
-
     if not cal.groups:
         raise InputError.at(cal.history_file, "", "nothing to write: no run could be fitted")
     text = calibration_csv(cal)
@@ -710,23 +700,19 @@ def write_calibration(cal: Calibration, path: str | Path | None = None) -> Path:
         target = Path(path)
         if target.is_dir():
             raise InputError.at(str(target), "", "is a directory; give a file name such as attenuation.csv")
-        try:
-            atomic_write_text(target, text)
-            if cal.models:  # the covariate fit, beside the rows, for `--catalog DIR`
-                atomic_write_text(target.with_name("efficiency.csv"), calibration_csv(cal, "efficiency.csv"))
-        except OSError as exc:
-            raise InputError.at(str(target), "", f"cannot write ({exc.strerror or exc})") from None
+        fileio.write_text(target, text, report=True)  # never over the history file it came from
+        if cal.models:  # the covariate fit, beside the rows, for `--catalog DIR`
+            fileio.write_text(target.with_name("efficiency.csv"), calibration_csv(cal, "efficiency.csv"),
+                              report=True)
         return target
-    import tempfile
-
     from ..catalogs.manage import import_file
 
-    with tempfile.TemporaryDirectory() as scratch:
-        staged = Path(scratch) / "attenuation.csv"
+    with fileio.scratch_folder() as scratch:
+        staged = scratch / "attenuation.csv"
         staged.write_text(text, encoding="utf-8")
         try:
             if cal.models:  # the covariate fit travels next to the rows, in efficiency.csv
-                fitted = Path(scratch) / "efficiency.csv"
+                fitted = scratch / "efficiency.csv"
                 fitted.write_text(calibration_csv(cal, "efficiency.csv"), encoding="utf-8")
                 import_file(fitted)
             report = import_file(staged)

@@ -231,7 +231,7 @@ def read_quotes(path: Path, catalog: Catalog, problems: ProblemList) -> QuoteFil
     per-second billing, source = the file, as_of = the file's modification date.
     """
     file = str(path)
-    raw = schema.read_raw(file, problems)
+    raw = schema.read_raw(file, problems, "quotes")
     if raw is None:
         return QuoteFile(path, "full", _empty_offers(file))
     header = {str(c) for c in raw.columns}
@@ -241,7 +241,7 @@ def read_quotes(path: Path, catalog: Catalog, problems: ProblemList) -> QuoteFil
             problems.add(file, "offer_id", "not a full offers.csv (no offer_id column) nor a short-form "
                          f"quote (columns exactly {', '.join(c.name for c in SHORT_FORM)})",
                          row=1)  # the header line
-        offers = read_table(path, "offers.csv", problems)
+        offers = read_table(path, "offers.csv", problems, kind="quotes")
         form: Literal["full", "short"] = "full"
     else:
         offers = _short_form_offers(raw, path, problems)

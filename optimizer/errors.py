@@ -37,12 +37,23 @@ class Problem:
         return f"{where}: {self.message}"
 
 
+MAX_LISTED_PROBLEMS = 20  # a file with 20,000 bad keys printed 3.3 MB of errors
+
+
 class InputError(FlopoptError):
-    """A user input file is wrong; carries every problem found."""
+    """A user input file is wrong; carries every problem found.
+
+    ``problems`` keeps them all; the message lists the first ``MAX_LISTED_PROBLEMS`` and
+    then "and N more", since nobody reads the 21st line and a terminal may choke on the 20,000th.
+    """
 
     def __init__(self, problems: list[Problem] | Problem) -> None:
         self.problems: list[Problem] = problems if isinstance(problems, list) else [problems]
-        super().__init__("\n".join(str(p) for p in self.problems))
+        lines = [str(p) for p in self.problems[:MAX_LISTED_PROBLEMS]]
+        hidden = len(self.problems) - len(lines)
+        if hidden > 0:
+            lines.append(f"and {hidden:,} more problem(s) (fix these first)")
+        super().__init__("\n".join(lines))
 
     @classmethod
     def at(cls, file: str, field_path: str, message: str, row: int | None = None) -> "InputError":

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from .errors import InputError, Problem
+from .fileio import SIZE_CAPS, control_character, read_text
 from .units import parse_count, parse_hours, parse_money
 
 # The vocabulary lives at the bottom layer; re-exported here for the job model's users.
@@ -38,8 +39,6 @@ from .vocabulary import OfferKind as OfferKind
 from .vocabulary import Precision as Precision
 from .vocabulary import Scenario as Scenario
 from .vocabulary import WorkloadKind as WorkloadKind
-
-MAX_JOB_FILE_BYTES = 1_000_000  # job files are a few hundred bytes; refuse to parse a dump
 
 
 def _positive(value: float) -> float:
@@ -330,27 +329,75 @@ def translate_validation_error(
 # Reading files
 
 
+class _DuplicateKey(yaml.YAMLError):  # type: ignore[misc]
+    def __init__(self, key: object, first_line: int, again_line: int) -> None:
+        self.key, self.first_line, self.again_line = key, first_line, again_line
+
+
+# libyaml's parser where installed: 5× faster than pure Python on a file at the size cap.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[misc]
+    """SafeLoader that refuses duplicate keys: with PyYAML the last one silently wins, so
+    ``budget_usd: $2M`` followed by ``budget_usd: $1`` would plan with a $1 budget."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # merge keys (<<) may be overridden on purpose; non-scalar keys fail later
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in first:
+                raise _DuplicateKey(key, first[key], line)
+            first[key] = line
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def _control_character_problem(data: Any, file: str) -> InputError | None:
+    """The first key or text value holding a control character (NUL, ESC, newline …).
+
+    Containers are visited once each: an alias bomb shares them, so this stays linear in
+    the file, not in the expanded document.
+    """
+    seen: set[int] = set()
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            bad = control_character(value)
+            if bad:
+                return InputError.at(file, where, f"contains the control character {bad}; "
+                                     "names and ids must be printable text")
+        elif isinstance(value, (dict, list)):
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and control_character(key):
+                    return InputError.at(file, where, f"key {key!r} contains the control character "
+                                         f"{control_character(key)}")
+                part = f"{where}[{key}]" if isinstance(value, list) else (f"{where}.{key}" if where else str(key))
+                stack.append((part, item))
+    return None
+
+
 def read_yaml_mapping(path: str | Path, what: str = "job") -> dict[str, Any]:
-    """Read a small YAML file that must hold a mapping; every failure is an InputError."""
+    """Read a small YAML file that must hold a mapping; every failure is an InputError.
+
+    ``what`` is "job" or "portfolio": it picks the size cap (see ``fileio.SIZE_CAPS``).
+    """
     file = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise InputError.at(file, "", f"{what} file not found")
-    if p.is_dir():
-        raise InputError.at(file, "", f"is a directory; give a {what} YAML file")
-    size = p.stat().st_size
-    if size > MAX_JOB_FILE_BYTES:
-        raise InputError.at(
-            file, "", f"file is {size / 1e6:.1f} MB; a {what} file should be under 1 MB"
-        )
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError.at(file, "", f"cannot read as UTF-8 text ({exc.__class__.__name__})") from None
+    text = read_text(path, what if what in SIZE_CAPS else "job")
     if not text.strip():
         raise InputError.at(file, "", f"file is empty; a {what} needs at least 'workload:'")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise InputError.at(file, str(exc.key), f"duplicate key on lines {exc.first_line} and {exc.again_line}; "
+                            "remove one (YAML would silently keep the last)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
@@ -363,6 +410,9 @@ def read_yaml_mapping(path: str | Path, what: str = "job") -> dict[str, Any]:
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
         raise InputError.at(file, str(bad_keys[0]), "keys must be text")
+    control = _control_character_problem(data, file)
+    if control is not None:
+        raise control
     return data
 
 

@@ -192,7 +192,8 @@ def test_import_lands_in_user_dir_and_is_listed(tmp_path: Path, isolated_dirs: P
     assert result.exit_code == 0, result.output
     target = isolated_dirs / "offers.csv"
     assert f"imported 1 row(s) into {target}" in result.stdout
-    assert sorted(p.name for p in isolated_dirs.iterdir()) == ["offers.csv"]  # no temp files left
+    # no temp files left; the lock file stays (an empty file: removing it would race a waiting run)
+    assert sorted(p.name for p in isolated_dirs.iterdir()) == [".flopopt.lock", "offers.csv"]
     assert "myco-h100-8x" in target.read_text(encoding="utf-8")
 
     offers = listed("--provider", "myco")
@@ -259,4 +260,4 @@ def test_import_attenuation_file_is_recognised(tmp_path: Path, isolated_dirs: Pa
                  header="scenario,workload,gpu,low,high,uncertainty,bottleneck,source")
     result = invoke("catalog", "import", str(path))
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in isolated_dirs.iterdir()) == ["attenuation.csv"]
+    assert sorted(p.name for p in isolated_dirs.iterdir()) == [".flopopt.lock", "attenuation.csv"]

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from flopopt.cli.main import app
 from flopopt.optimizer.errors import FlopoptError, InputError
-from flopopt.optimizer.job import MAX_JOB_FILE_BYTES, Job, load_job, parse_job
+from flopopt.optimizer.fileio import size_cap_bytes
+from flopopt.optimizer.job import Job, load_job, parse_job
 
 REPO = Path(__file__).resolve().parent.parent
 BAD_JOBS = Path(__file__).resolve().parent / "fixtures" / "bad_jobs"
@@ -116,12 +117,15 @@ def test_exact_message_negative_deadline(runner: CliRunner) -> None:
 
 
 def test_too_large_file(runner: CliRunner, tmp_path: Path) -> None:
-    # Generated here, not committed: a valid start followed by > 1 MB of comment.
+    # Generated here, not committed: a valid start followed by more comment than the cap allows.
     path = tmp_path / "huge.yaml"
-    path.write_text("workload: {kind: custom, total_flops: 1e16}\n" + "#" * (MAX_JOB_FILE_BYTES + 10))
+    cap = size_cap_bytes("job")
+    path.write_text("workload: {kind: custom, total_flops: 1e16}\n" + "#" * cap)
+    size = path.stat().st_size
     for command in ("solve", "estimate"):
         code, out, err = run(runner, command, str(path))
-        assert_input_error(code, out, err, path, "file is 1.0 MB; a job file should be under 1 MB")
+        assert_input_error(code, out, err, path, f"file is {size:,} bytes, over the {cap:,}-byte cap for "
+                           "a job YAML file; set FLOPOPT_MAX_JOB_BYTES=<bytes> to raise the cap")
 
 
 def test_directory(runner: CliRunner, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import json
 import os
 import socket
@@ -25,6 +24,7 @@ from flopopt.catalogs import fetch, paths, price_sources
 from flopopt.catalogs import refresh as rf
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.main import app
+from flopopt.optimizer import fileio
 from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
 from werkzeug.wrappers import Request, Response
@@ -725,30 +725,16 @@ def test_an_exception_mid_write_leaves_no_partial_file(
         clouds=("aws",),
         overrides={"aws": fixture_text("skypilot_aws_vms.csv").replace(",98.32,", ",60.0,")},
     )
-    real_fdopen = os.fdopen
+    real_write = os.write
 
-    class HalfWriter(io.RawIOBase):
-        def __init__(self, handle: Any) -> None:
-            self.handle = handle
-
-        def __enter__(self) -> HalfWriter:  # noqa: PYI034 - a stand-in, not a base class
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.handle.close()
-
-        def write(self, data: Any) -> int:
-            self.handle.write(bytes(data)[: len(data) // 2])
-            self.handle.flush()
-            raise Killed("killed half-way through writing the cache")
-
-    def fdopen(fd: int, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        return HalfWriter(real_fdopen(fd, mode, *args, **kwargs))
+    def write(fd: int, data: Any) -> int:  # the durable writer's only way to put bytes in a file
+        real_write(fd, bytes(data)[: len(data) // 2])
+        raise Killed("killed half-way through writing the cache")
 
     settings = settings_for(httpserver, clouds=("aws",))
     # A separate MonkeyPatch: undoing the test's own would also drop the FLOPOPT_*_DIR settings.
     with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
-        patch.setattr(paths.os, "fdopen", fdopen)
+        patch.setattr(fileio.os, "write", write)
         rf.refresh(["skypilot:aws"], settings=settings, sleep=Sleeps())
     assert cache_bytes() == previous_cache
     assert sorted(p.name for p in paths.cache_dir().iterdir()) == [
