@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flopopt.catalogs import fetch, paths, price_sources
+from flopopt.catalogs import fetch, mapping, paths, price_sources
 from flopopt.catalogs import refresh as rf
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.main import app
@@ -169,18 +169,15 @@ def previous_cache(httpserver: HTTPServer) -> Iterator[bytes]:
 # mapping tables
 
 
-def test_every_mapping_table_targets_a_gpu_of_gpus_csv() -> None:
+def test_every_mapping_rule_targets_a_gpu_of_gpus_csv() -> None:
     with GPUS_CSV.open(newline="", encoding="utf-8") as handle:
         known = {row["gpu"] for row in csv.DictReader(handle)}
-    targets = {shape.gpu for shape in price_sources.AZURE_GPU_VMS.values()}
-    targets |= {gpu for gpu, _ in price_sources.SKYPILOT_ACCELERATORS.values()}
-    targets |= {gpu for gpu in price_sources.VAST_GPUS.values() if gpu != "A100"}
-    targets |= {"A100-40GB", "A100-80GB"}
-    targets |= {"TPU-v5p", "TPU-v5e"}
+    targets = {rule.gpu for rule in mapping.rules()} | {"TPU-v5p", "TPU-v5e", "TPU-v6e"}
     assert targets - known == set()
-    interconnects = {s.interconnect for s in price_sources.AZURE_GPU_VMS.values()}
-    interconnects |= {i for _, i in price_sources.SKYPILOT_ACCELERATORS.values()}
-    assert interconnects <= {"nvlink", "pcie", "infiniband", "ethernet"}
+    assert {rule.interconnect for rule in mapping.rules()} <= {"nvlink", "pcie", "infiniband"}
+    assert {rule.source.split(":")[0] for rule in mapping.rules()} == {"skypilot", "vast", "azure"}
+    for rule in mapping.rules():
+        assert (rule.gpus_per_instance is not None) == (rule.source == "azure"), rule
 
 
 @pytest.mark.parametrize(
@@ -192,6 +189,8 @@ def test_every_mapping_table_targets_a_gpu_of_gpus_csv() -> None:
         ("Standard_NC40ads_H100_v5", "H100-NVL", 1, "pcie"),
         ("Standard_NC64as_T4_v3", "T4", 4, "pcie"),
         ("Standard_ND40rs_v2", "V100", 8, "nvlink"),
+        ("Standard_NC6s_v3", "V100-16GB", 1, "pcie"),
+        ("Standard_ND96isr_MI300X_v5", "MI300X", 8, "nvlink"),
     ],
 )
 def test_azure_sku_table(sku: str, gpu: str, count: int, interconnect: str) -> None:
@@ -199,30 +198,58 @@ def test_azure_sku_table(sku: str, gpu: str, count: int, interconnect: str) -> N
 
 
 @pytest.mark.parametrize(
-    ("cloud", "name", "instance", "expected"),
+    ("cloud", "name", "memory_gib", "instance", "expected"),
     [
-        ("aws", "H100", "p5.48xlarge", ("H100-SXM", "nvlink")),
-        ("lambda", "H100", "gpu_1x_h100_pcie", ("H100-PCIe", "pcie")),
-        ("gcp", "H100-MEGA", "a3-megagpu-8g", ("H100-SXM", "nvlink")),
-        ("aws", "A100", "p4d.24xlarge", ("A100-40GB", "nvlink")),
-        ("aws", "a100-80gb", "p4de.24xlarge", ("A100-80GB", "nvlink")),
-        ("runpod", "A100-80GB", "1x_A100-80GB_SECURE", ("A100-80GB", "pcie")),
-        ("aws", "A10G", "g5.xlarge", ("A10G", "pcie")),
-        ("aws", "L4", "g6.xlarge", ("L4", "pcie")),
-        ("aws", "T4", "g4dn.xlarge", ("T4", "pcie")),
-        ("aws", "V100", "p3.2xlarge", ("V100", "nvlink")),
-        ("aws", "L40S", "g6e.xlarge", ("L40S", "pcie")),
-        ("aws", "H200", "p5en.48xlarge", ("H200", "nvlink")),
-        ("aws", "B200", "p6-b200.48xlarge", ("B200", "nvlink")),
-        ("azure", "MI300X", "Standard_ND96isr_MI300X_v5", ("MI300X", "nvlink")),
-        ("aws", "Inferentia2", "inf2.xlarge", None),
-        ("gcp", "K80", "n1-standard-4", None),
+        ("aws", "H100", 80, "p5.48xlarge", ("H100-SXM", "nvlink")),
+        ("lambda", "H100", 80, "gpu_1x_h100_pcie", ("H100-PCIe", "pcie")),
+        ("gcp", "H100-MEGA", None, "a3-megagpu-8g", ("H100-SXM", "nvlink")),
+        ("aws", "A100", 40, "p4d.24xlarge", ("A100-40GB", "nvlink")),
+        ("aws", "A100", 80, "p4de.24xlarge", ("A100-80GB", "nvlink")),  # a p4de zone row's name
+        ("aws", "a100-80gb", 80, "p4de.24xlarge", ("A100-80GB", "nvlink")),
+        ("runpod", "A100-80GB", None, "1x_A100-80GB_SECURE", ("A100-80GB", "pcie")),
+        ("aws", "A10G", 24, "g5.xlarge", ("A10G", "pcie")),
+        ("aws", "L4", 24, "g6.xlarge", ("L4", "pcie")),
+        ("aws", "T4", 16, "g4dn.xlarge", ("T4", "pcie")),
+        ("aws", "V100", 16, "p3.2xlarge", ("V100-16GB", "nvlink")),
+        ("aws", "V100", 32, "p3dn.24xlarge", ("V100", "nvlink")),
+        ("lambda", "V100", None, "gpu_8x_v100", ("V100-16GB", "nvlink")),
+        ("aws", "L40S", 48, "g6e.xlarge", ("L40S", "pcie")),
+        ("aws", "H200", 141, "p5en.48xlarge", ("H200", "nvlink")),
+        ("runpod", "H200-NVL", None, "1x_H200-NVL", ("H200-NVL", "pcie")),
+        ("aws", "B200", None, "p6-b200.48xlarge", ("B200", "nvlink")),
+        ("lambda", "GH200", 96, "gpu_1x_gh200", ("GH200", "nvlink")),
+        ("runpod", "RTX4090", None, "1x_RTX4090", ("RTX-4090", "pcie")),
+        ("runpod", "RTX5090", None, "1x_RTX5090", ("RTX-5090", "pcie")),
+        ("azure", "MI300X", None, "Standard_ND96isr_MI300X_v5", ("MI300X", "nvlink")),
+        ("aws", "Inferentia2", None, "inf2.xlarge", None),
+        ("gcp", "K80", None, "n1-standard-4", None),
+        ("lambda", "RTX6000", 24, "gpu_1x_rtx6000", None),
     ],
 )
-def test_skypilot_accelerator_table(
-    cloud: str, name: str, instance: str, expected: tuple[str, str] | None
+def test_skypilot_accelerator_mapping(
+    cloud: str, name: str, memory_gib: float | None, instance: str, expected: tuple[str, str] | None
 ) -> None:
-    assert price_sources._resolve_accelerator(cloud, name, instance) == expected
+    found = mapping.resolve(
+        "skypilot", name, cloud=cloud, memory_gib=memory_gib, instance_type=instance
+    )
+    assert (None if found is None else (found.gpu, found.interconnect)) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "gpu_ram_mb", "expected"),
+    [
+        ("A100 SXM4", 81920, "A100-80GB"),
+        ("A100_PCIE", 40960, "A100-40GB"),
+        ("Tesla V100", 16384, "V100-16GB"),
+        ("Tesla V100", 32768, "V100"),
+        ("RTX 5090", 32607, "RTX-5090"),
+        ("H200 NVL", 143771, "H200-NVL"),
+        ("A100 SXM4", None, None),  # 40 or 80 GB cannot be told: not guessed
+        ("RTX 3060", 12288, None),
+    ],
+)
+def test_vast_gpu_mapping(name: str, gpu_ram_mb: float | None, expected: str | None) -> None:
+    assert price_sources._vast_gpu(name, gpu_ram_mb) == expected
 
 
 # ---------------------------------------------------------------------------
@@ -232,7 +259,7 @@ def test_skypilot_accelerator_table(
 def test_azure_adapter_classifies_meters_and_divides_reservations() -> None:
     items = json.loads(fixture_text("azure_page1.json"))["Items"]
     adapted = price_sources.adapt_azure_items(
-        items, base_url="https://prices.example/api/retail/prices", as_of=TODAY
+        items, base_url="https://prices.example/api/retail/prices", fetched_at=TODAY
     )
     rows = {r["offer_id"]: r for r in adapted.rows}
     base = "azure-standard_nd96isr_h100_v5-eastus"
@@ -279,7 +306,7 @@ def test_azure_adapter_classifies_meters_and_divides_reservations() -> None:
 
 def test_azure_adapter_skips_unmapped_sizes_and_non_primary_meters() -> None:
     items = json.loads(fixture_text("azure_page2.json"))["Items"]
-    adapted = price_sources.adapt_azure_items(items, base_url="https://x/p", as_of=TODAY)
+    adapted = price_sources.adapt_azure_items(items, base_url="https://x/p", fetched_at=TODAY)
     rows = {r["offer_id"]: r for r in adapted.rows}
     assert rows["azure-standard_nc24ads_a100_v4-eastus-ondemand"]["price_per_hour_usd"] == "3.673"
     assert rows["azure-standard_nc96ads_a100_v4-westeurope-ondemand"]["gpus_per_instance"] == "4"
@@ -381,7 +408,7 @@ def test_skypilot_rejects_a_file_that_is_not_a_catalog() -> None:
 def test_vast_uses_the_median_of_enough_listings() -> None:
     payload = json.loads(fixture_text("vast_bundles.json"))
     adapted = price_sources.adapt_vast_offers(
-        payload, source_url="https://vast/bundles", as_of=TODAY, min_offers=3
+        payload, source_url="https://vast/bundles", fetched_at=TODAY, min_offers=3
     )
     rows = {r["offer_id"]: r for r in adapted.rows}
     assert set(rows) == {
@@ -400,7 +427,7 @@ def test_vast_uses_the_median_of_enough_listings() -> None:
     assert adapted.skipped["unknown GPU RTX 3060"] == 1
     assert adapted.skipped["fewer than 3 listings for one GPU/count"] == 1
     with pytest.raises(fetch.FetchError, match="expected a JSON object with an 'offers' list"):
-        price_sources.adapt_vast_offers([], source_url="https://vast/bundles", as_of=TODAY)
+        price_sources.adapt_vast_offers([], source_url="https://vast/bundles", fetched_at=TODAY)
 
 
 # ---------------------------------------------------------------------------
