@@ -11,9 +11,10 @@ fails is *held back*: it is listed with every reason it failed and never reaches
   always within the absolute floor and ceiling [``FLOPOPT_GUARD_BAND_FACTOR``,
   ``FLOPOPT_GUARD_FLOOR_USD``, ``FLOPOPT_GUARD_CEILING_USD``];
 * **spot vs on-demand** for the same provider, instance type and region: spot must be
-  below on-demand, above a floor fraction of it, and not an exact round fraction such
-  as 10% (SkyPilot's AWS catalog fills unknown spot prices with exactly 10%)
-  [``FLOPOPT_GUARD_SPOT_FLOOR``];
+  below on-demand, above a floor fraction of it, and not exactly a placeholder fraction
+  (SkyPilot's AWS catalog fills unknown spot prices with exactly 10% of on-demand; GCP's
+  real TPU spot is exactly 40%, so only 10% is flagged by default)
+  [``FLOPOPT_GUARD_SPOT_FLOOR``, ``FLOPOPT_GUARD_PLACEHOLDER_FRACTIONS``];
 * **change** against the previous price of the same offer: a move beyond the threshold
   is held back unless the user accepts it (``--accept-changes``)
   [``FLOPOPT_GUARD_MAX_CHANGE_PCT``].
@@ -48,8 +49,7 @@ ENV_FLOOR = "FLOPOPT_GUARD_FLOOR_USD"
 ENV_CEILING = "FLOPOPT_GUARD_CEILING_USD"
 ENV_SPOT_FLOOR = "FLOPOPT_GUARD_SPOT_FLOOR"
 ENV_MAX_CHANGE = "FLOPOPT_GUARD_MAX_CHANGE_PCT"
-# Ratios spot / on-demand that are placeholders rather than market prices when exact.
-ROUND_FRACTIONS = tuple(k / 10 for k in range(1, 10))
+ENV_PLACEHOLDERS = "FLOPOPT_GUARD_PLACEHOLDER_FRACTIONS"
 _EXACT = 1e-6  # relative tolerance for "exactly": real spot prices are not round to 6 digits
 
 
@@ -67,6 +67,8 @@ class GuardSettings:
     ceiling_usd_per_gpu_hour: float = 150.0
     spot_floor_fraction: float = 0.05
     max_change_pct: float = 30.0
+    # spot / on-demand ratios that are placeholders, not market prices, when exact
+    placeholder_fractions: tuple[float, ...] = (0.1,)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GuardSettings:
@@ -80,7 +82,19 @@ class GuardSettings:
             ),
             spot_floor_fraction=_env_number(env, ENV_SPOT_FLOOR, d.spot_floor_fraction, low=0),
             max_change_pct=_env_number(env, ENV_MAX_CHANGE, d.max_change_pct, above=0),
+            placeholder_fractions=_fractions(env, d.placeholder_fractions),
         )
+
+
+def _fractions(env: Mapping[str, str], default: tuple[float, ...]) -> tuple[float, ...]:
+    """``FLOPOPT_GUARD_PLACEHOLDER_FRACTIONS=0.1,0.5`` → (0.1, 0.5); empty string = none."""
+    if ENV_PLACEHOLDERS not in env:
+        return default
+    out: list[float] = []
+    for part in env[ENV_PLACEHOLDERS].split(","):
+        if part.strip():
+            out.append(_env_number({ENV_PLACEHOLDERS: part}, ENV_PLACEHOLDERS, 0.0, above=0))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -262,7 +276,7 @@ def _spot_reasons(
     if ratio < settings.spot_floor_fraction:
         return [f"spot is {ratio:.1%} of on-demand {_usd(od)}, below the floor "
                 f"{settings.spot_floor_fraction:.0%} ({ENV_SPOT_FLOOR})"]
-    for fraction in ROUND_FRACTIONS:
+    for fraction in settings.placeholder_fractions:
         if math.isclose(ratio, fraction, rel_tol=_EXACT):
             return [f"spot is exactly {fraction:.0%} of on-demand {_usd(od)}: a placeholder, "
                     "not a market price"]

@@ -157,8 +157,8 @@ def closed_port_url() -> str:
 def previous_cache(httpserver: HTTPServer) -> Iterator[bytes]:
     """A good cache from a full refresh; the server is cleared for the test's own handlers."""
     serve_everything(httpserver)
-    result = rf.refresh(settings=settings_for(httpserver), sleep=Sleeps())
-    assert result.written and not result.failed
+    result = rf.refresh(settings=settings_for(httpserver), sleep=Sleeps(), accept_changes=True)
+    assert result.written and not result.failed and not result.held
     before = cache_bytes()
     assert before is not None
     httpserver.clear()
@@ -292,7 +292,9 @@ def test_azure_adapter_classifies_meters_and_divides_reservations() -> None:
         "8",
         "nvlink",
     )
-    assert row["as_of"] == TODAY.isoformat()
+    # as_of is the price's own effectiveStartDate; fetched_at is when it was read.
+    assert (row["as_of"], row["fetched_at"]) == ("2025-09-01", TODAY.isoformat())
+    assert row["price_quality"] == "primary"
     assert row["source"].startswith("https://prices.example/api/retail/prices?$filter=")
     assert set(row) == {
         c.name for c in __import__("flopopt.catalogs.schema", fromlist=["OFFERS"]).OFFERS
@@ -419,7 +421,9 @@ def test_vast_uses_the_median_of_enough_listings() -> None:
         "vast-2x_rtx-4090-interruptible",
     }
     assert rows["vast-1x_h100-sxm-ondemand"]["price_per_hour_usd"] == "2.25"
-    assert rows["vast-1x_h100-sxm-interruptible"]["price_per_hour_usd"] == "1.2"
+    # The bid excludes storage, dph_total includes it: the bid gets the same storage
+    # (dph_total - dph_base = 0.02 on every listing), so median 1.2 + 0.02.
+    assert rows["vast-1x_h100-sxm-interruptible"]["price_per_hour_usd"] == "1.22"
     assert rows["vast-1x_h100-sxm-interruptible"]["kind"] == "spot"
     assert rows["vast-2x_rtx-4090-ondemand"]["price_per_hour_usd"] == "0.7"
     assert rows["vast-1x_a100-80gb-ondemand"]["gpu"] == "A100-80GB"
@@ -454,11 +458,31 @@ def test_full_refresh_writes_a_valid_cache_that_solve_loads(httpserver: HTTPServ
     assert azure_requests[0].args["api-version"] == "2023-01-01-preview"
     assert "armSkuName eq 'Standard_ND96isr_H100_v5'" in azure_requests[0].args["$filter"]
 
+    # The fixture's p5 at 98.32 is the pre-June-2025 price: +79% against the bundled
+    # 55.04, so it is held back (and never cached) until the user accepts the change.
+    (held,) = result.held
+    assert (held.offer_id, held.source) == ("aws-p5.48xlarge-ondemand", "skypilot:aws")
+    assert held.reasons[0].startswith("price moved +79% against the previous $55.04/h")
+    assert held.change_only and outcome(result, "skypilot:aws").held == 1
+    assert load_catalog().offer("aws-p5.48xlarge-ondemand")["price_per_hour_usd"] == 55.04
+    assert "azure-standard_nd96isr_h100_v5-westus3-ondemand" in {
+        c.offer_id for c in result.diff.added
+    }
+    httpserver.clear()
+    serve_everything(httpserver)
+    result = rf.refresh(settings=settings_for(httpserver), sleep=Sleeps(), accept_changes=True)
+    assert not result.held and not result.failed
+
     catalog = load_catalog()
     assert any(layer.startswith("refreshed ") for layer in catalog.layers)
     # Same VM, region and kind as a bundled row → the bundled offer_id, so it replaces it.
+    # The test server sends no Last-Modified: as_of falls back to the fetch date, and the
+    # source says so (a real GitHub file gets its commit date).
     p5 = catalog.offer("aws-p5.48xlarge-ondemand")
-    assert (p5["price_per_hour_usd"], p5["as_of"]) == (98.32, TODAY.isoformat())
+    assert (p5["price_per_hour_usd"], p5["as_of"], p5["fetched_at"]) == (
+        98.32, TODAY.isoformat(), TODAY.isoformat()
+    )
+    assert p5["source"].endswith("(no source date published; as_of = fetch date)")
     assert catalog.offer("azure-nd96isr-h100-v5-ondemand")["source"].startswith(
         httpserver.url_for(AZURE_PATH)
     )
@@ -467,9 +491,6 @@ def test_full_refresh_writes_a_valid_cache_that_solve_loads(httpserver: HTTPServ
     assert (move.old_price_per_hour_usd, move.new_price_per_hour_usd) == (55.04, 98.32)
     assert move.old_as_of == "2025-07-01"
     assert result.diff.replaced_as_of is not None and result.diff.replaced_as_of[0] <= "2025-07-01"
-    assert "azure-standard_nd96isr_h100_v5-westus3-ondemand" in {
-        c.offer_id for c in result.diff.added
-    }
     state = json.loads(rf.state_path().read_text(encoding="utf-8"))
     assert set(state["feeds"]) == {
         "skypilot:aws",
@@ -630,7 +651,9 @@ def test_a_failed_source_keeps_its_rows_while_the_others_refresh(
     serve_azure(httpserver, {None: json_response("{}", status=500)})
     serve_skypilot(httpserver, overrides={"aws": cheaper})
     serve_vast(httpserver)
-    result = rf.refresh(settings=settings_for(httpserver, retries=0), sleep=Sleeps())
+    result = rf.refresh(
+        settings=settings_for(httpserver, retries=0), sleep=Sleeps(), accept_changes=True
+    )
     assert [o.name for o in result.failed] == ["azure"] and result.written
     after = cached_rows()
     azure_ids = {i for i, r in before.items() if r["provider"] == "azure"}
@@ -661,19 +684,40 @@ def test_ownership_is_guessed_when_the_sidecar_is_lost(
     assert {i for i, r in before.items() if r["provider"] == "vast"} <= set(after)
 
 
-def test_a_feed_with_invalid_rows_fails_alone(
+def test_a_row_with_defects_is_held_back_with_every_reason(
     httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(price_sources.SKYPILOT_ACCELERATORS, "A10G", ("A10G-typo", "pcie"))
-    serve_skypilot(httpserver, clouds=("aws", "gcp"))
+    """One bad row is held back with all its defects; its feed keeps the other rows."""
+    original = mapping.resolve
+
+    def typo(source: str, name: str, **kw: Any) -> mapping.Mapped | None:
+        found = original(source, name, **kw)
+        if found is not None and name == "A10G":
+            return mapping.Mapped("A10G-typo", found.interconnect)
+        return found
+
+    monkeypatch.setattr(mapping, "resolve", typo)
+    poisoned = fixture_text("skypilot_aws_vms.csv").replace(",1.006,", ",0.0001,")
+    serve_skypilot(httpserver, clouds=("aws", "gcp"), overrides={"aws": poisoned})
     settings = settings_for(httpserver, clouds=("aws", "gcp"))
     result = rf.refresh(["skypilot"], settings=settings, sleep=Sleeps())
-    assert [o.name for o in result.failed] == ["skypilot:aws"]
-    assert outcome(result, "skypilot:aws").message == (
-        "2 invalid value(s) in the converted offers, first: aws-g5.xlarge-ondemand: "
-        "gpu: unknown gpu 'A10G-typo' (not in gpus.csv)"
+    assert not result.failed and result.written
+    held = {h.offer_id: h for h in result.held}
+    # g5.xlarge: an unknown GPU *and* an absurd price; both are named.
+    (g5,) = [h for h in held.values() if h.offer_id.startswith("aws-g5.xlarge")
+             and h.kind == "on_demand"]
+    assert g5.reasons == (
+        "gpu: unknown gpu 'A10G-typo' (not in gpus.csv)",
+        "$0.0001/GPU-h is below the plausible band $0.05–$150.00 for A10G-typo (from the "
+        "absolute limits; FLOPOPT_GUARD_BAND_FACTOR, FLOPOPT_GUARD_FLOOR_USD)",
+        "price moved -100% against the previous $1.006/h (more than 30%, "
+        "FLOPOPT_GUARD_MAX_CHANGE_PCT); --accept-changes adopts it",
     )
-    assert result.written and all(r["provider"] == "gcp" for r in cached_rows().values())
+    assert not g5.change_only  # accepting the change would not adopt it
+    assert outcome(result, "skypilot:aws").held == len(held) and outcome(result, "skypilot:aws").offers
+    cached = cached_rows()
+    assert not set(held) & set(cached)
+    assert {r["provider"] for r in cached.values()} == {"aws", "gcp"}
 
 
 def test_a_cached_row_that_no_longer_validates_is_dropped(
@@ -707,6 +751,7 @@ def test_region_refresh_replaces_only_that_region(
         region="us-west-2",
         settings=settings_for(httpserver, clouds=("aws",)),
         sleep=Sleeps(),
+        accept_changes=True,
     )
     assert outcome(result, "vast").status is rf.FeedStatus.skipped
     assert outcome(result, "skypilot:aws").offers == 2  # p5 on-demand + spot in us-west-2
@@ -726,7 +771,7 @@ def test_user_imported_rows_are_never_overwritten(httpserver: HTTPServer, tmp_pa
     )
     (user_dir / "offers.csv").write_text(mine, encoding="utf-8")
     serve_everything(httpserver)
-    result = rf.refresh(settings=settings_for(httpserver), sleep=Sleeps())
+    result = rf.refresh(settings=settings_for(httpserver), sleep=Sleeps(), accept_changes=True)
     assert result.written and "aws-p5.48xlarge-ondemand" in result.diff.shadowed_by_user
     assert (user_dir / "offers.csv").read_text(encoding="utf-8") == mine
     assert cached_rows()["aws-p5.48xlarge-ondemand"]["price_per_hour_usd"] == "98.32"
@@ -892,17 +937,23 @@ def test_cli_refresh_renders_the_diff_and_json(
         f"vast={httpserver.url_for('/api/v0/bundles/')}",
     ]
     runner = CliRunner()
-    table = runner.invoke(app, ["catalog", "refresh", "--dry-run", *urls], env={"COLUMNS": "120"})
-    assert table.exit_code == 0, table.output
-    assert "Biggest price moves" in table.stdout and "aws-p5.48xlarge-ondemand" in table.stdout
-    assert "dry run:" in table.stdout and table.stderr == ""
+    table = runner.invoke(app, ["catalog", "refresh", "--dry-run", *urls], env={"COLUMNS": "160"})
+    # p5's +79% is held back: listed with its reason, and the exit code says so.
+    assert table.exit_code == 1, table.output
+    assert "Held back by the price guards" in table.stdout and "price moved +79%" in table.stdout
+    assert "dry run:" in table.stdout and "1 row(s) held back" in table.stderr
     markdown = runner.invoke(app, ["catalog", "refresh", "--dry-run", "-f", "markdown", *urls])
-    assert markdown.exit_code == 0 and "| skypilot:aws | ok | 10 | never |" in markdown.stdout
-    as_json = runner.invoke(app, ["catalog", "refresh", "--format", "json", *urls])
+    assert markdown.exit_code == 1 and "| skypilot:aws | ok | 9 | never |" in markdown.stdout
+    held_json = json.loads(runner.invoke(app, ["catalog", "refresh", "--dry-run", "-f", "json",
+                                               *urls]).stdout)
+    assert [h["offer_id"] for h in held_json["held_back"]] == ["aws-p5.48xlarge-ondemand"]
+    assert held_json["held_back"][0]["accept_changes_adopts"] is True
+    as_json = runner.invoke(app, ["catalog", "refresh", "--format", "json", "--accept-changes",
+                                  *urls])
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.stdout)
     assert data["written"] is True and [s["status"] for s in data["sources"]] == ["ok"] * 5
-    assert data["diff"]["moves"][0]["change_pct"] is not None
+    assert data["held_back"] == [] and data["diff"]["moves"][0]["change_pct"] is not None
     solved = runner.invoke(
         app, ["solve", str(REPO / "examples" / "llama2-7b-pretrain.yaml"), "--no-sensitivity"]
     )
