@@ -21,7 +21,8 @@ SORT_KEYS = {
     "as_of": ["as_of", "offer_id"],
 }
 LIST_COLUMNS = ["offer_id", "provider", "kind", "region", "instance_type", "gpu", "gpus_per_instance",
-                "price_per_hour_total_usd", "price_per_gpu_hour_usd", "as_of"]
+                "price_per_hour_total_usd", "price_per_gpu_hour_usd", "as_of", "fetched_at", "price_quality",
+                "max_instances"]
 
 
 def list_offers(catalog: Catalog, *, gpu: str | None = None, provider: str | None = None,
