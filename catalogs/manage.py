@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..optimizer.errors import CatalogError, Problem, ProblemList
 from . import schema
+from .guards import GuardReport, GuardSettings, HeldRow, check_prices, price_rows
 from .loader import Catalog, hourly_cost_usd, load_catalog, price_per_gpu_hour_usd, read_table
 from .paths import CATALOG_FILES, atomic_write_text, user_catalog_dir
 
@@ -90,12 +91,28 @@ class ImportReport:
     catalog_file: str
     rows_imported: int
     rows_total: int
+    held: tuple[HeldRow, ...] = ()  # offers the price guards kept out (nothing else was refused)
 
 
-def import_file(path: Path) -> ImportReport:
+def guard_offers(incoming: pd.DataFrame, current: Catalog, *, label: str, accept_changes: bool = False,
+                 settings: GuardSettings | None = None) -> GuardReport:
+    """Run the price guards on offers entering from a file, against the catalog they join:
+    its rented offers give the plausible bands, its prices per offer_id the previous price."""
+    records = incoming.to_dict("records")
+    reference = [r for r in price_rows(current.offers.to_dict("records")) if r is not None]
+    previous = {str(o): float(p) for o, p in zip(current.offers["offer_id"], current.offers["price_per_hour_usd"])
+                if p == p}
+    return check_prices(price_rows(records), reference=reference, previous=previous,
+                        settings=settings or GuardSettings.from_env(), accept_changes=accept_changes,
+                        sources=[label] * len(records))
+
+
+def import_file(path: Path, *, accept_changes: bool = False) -> ImportReport:
     """Validate ``path`` against the catalog it joins, then merge it into the user folder atomically.
 
     A bad file changes nothing: validation runs on the merged result before the rename.
+    Offers also pass the price guards (``guards``): a row they hold back is not imported
+    and is listed in the report with every reason; the other rows are imported.
     """
     if path.is_dir():
         raise CatalogError.at(str(path), "", "is a directory; give one CSV file")
@@ -108,6 +125,15 @@ def import_file(path: Path) -> ImportReport:
     user_dir = user_catalog_dir()
     target = user_dir / name
     raw_new = _read_with_origin(path)
+    held: tuple[HeldRow, ...] = ()
+    if name == "offers.csv":
+        report = guard_offers(incoming, load_catalog(), label=str(path), accept_changes=accept_changes)
+        held = report.held
+        raw_new = raw_new.iloc[list(report.kept)]
+        incoming = incoming.iloc[list(report.kept)]
+        if raw_new.empty:
+            return ImportReport(target=target, catalog_file=name, rows_imported=0,
+                                rows_total=len(_read_with_origin(target)) if target.exists() else 0, held=held)
     if target.exists():
         raw_old = _read_with_origin(target)
         merged = pd.concat([raw_old, raw_new], ignore_index=True)
@@ -129,4 +155,5 @@ def import_file(path: Path) -> ImportReport:
             # Point at the file the user can fix, not at the scratch copy that is gone.
             raise CatalogError([_relocate(p, str(trial), origins, str(path)) for p in exc.problems]) from None
     atomic_write_text(target, text)
-    return ImportReport(target=target, catalog_file=name, rows_imported=len(incoming), rows_total=len(merged))
+    return ImportReport(target=target, catalog_file=name, rows_imported=len(incoming), rows_total=len(merged),
+                        held=held)

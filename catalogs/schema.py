@@ -72,11 +72,11 @@ OFFERS = (
     Column("power_kw", "float", required=False, low=0),
     Column("electricity_usd_per_kwh", "float", required=False, low=0),
     Column("sunk", "bool", required=False),
+    Column("source"),
+    Column("as_of", "date"),          # the source's own date for the price
     # primary: the provider's own price page or API, or SkyPilot's catalog at a named
     # commit; estimate: anything else, with its basis in ``source``. Empty = primary.
     Column("price_quality", required=False, choices=PRICE_QUALITIES),
-    Column("source"),
-    Column("as_of", "date"),          # the source's own date for the price
     Column("fetched_at", "date", required=False),  # when flopopt read it (refreshed rows)
 )
 

@@ -235,16 +235,13 @@ def _move_rows(result: RefreshResult) -> list[tuple[str, ...]]:
     ]
 
 
-HELD_COLUMNS = ("offer", "source", "kind", "region", "gpu", "$/instance-h", "reasons")
 HELD_SHOWN = 50
 
 
 def _held_rows(result: RefreshResult) -> list[tuple[str, ...]]:
-    return [
-        (h.offer_id, h.source, h.kind, h.region or "—", h.gpu, _usd(h.price_per_hour_usd),
-         "; ".join(h.reasons))
-        for h in result.held[:HELD_SHOWN]
-    ]
+    from .render import held_rows
+
+    return held_rows(result.held[:HELD_SHOWN])
 
 
 def _summary_lines(result: RefreshResult) -> list[str]:
@@ -319,7 +316,9 @@ def render_table(result: RefreshResult) -> None:
             title=f"Held back by the price guards (not cached; {len(result.held)} row(s))",
             title_justify="left",
         )
-        for column in HELD_COLUMNS:
+        from .render import HELD_HEADERS
+
+        for column in HELD_HEADERS:
             held.add_column(column, overflow="fold")
         for cells in _held_rows(result):
             held.add_row(*cells)
@@ -342,7 +341,9 @@ def render_markdown(result: RefreshResult) -> str:
         out += ["", *_markdown_table(MOVE_COLUMNS, _move_rows(result))]
     if result.held:
         rows = [(*r[:-1], r[-1].replace("|", "\\|")) for r in _held_rows(result)]
-        out += ["", *_markdown_table(HELD_COLUMNS, rows)]
+        from .render import HELD_HEADERS
+
+        out += ["", *_markdown_table(HELD_HEADERS, rows)]
     out += [""] + [f"- {line}" for line in _summary_lines(result)]
     return "\n".join(out) + "\n"
 
@@ -362,6 +363,8 @@ def _change_dict(change: OfferChange) -> dict[str, Any]:
 
 def result_dict(result: RefreshResult) -> dict[str, Any]:
     """The JSON shape of a refresh (rows themselves are in the cache file, not repeated here)."""
+    from .render import held_dict
+
     diff = result.diff
     return {
         "as_of": result.as_of,
@@ -384,20 +387,7 @@ def result_dict(result: RefreshResult) -> dict[str, Any]:
             }
             for o in result.outcomes
         ],
-        "held_back": [
-            {
-                "offer_id": h.offer_id,
-                "source": h.source,
-                "provider": h.provider,
-                "kind": h.kind,
-                "region": h.region,
-                "gpu": h.gpu,
-                "price_per_hour_usd": h.price_per_hour_usd,
-                "reasons": list(h.reasons),
-                "accept_changes_adopts": h.change_only,
-            }
-            for h in result.held
-        ],
+        "held_back": [held_dict(h) for h in result.held],
         "diff": {
             "added": [_change_dict(c) for c in diff.added],
             "removed": [_change_dict(c) for c in diff.removed],

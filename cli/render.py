@@ -20,6 +20,8 @@ from ..optimizer.serving_solve import ServingResult
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..catalogs.guards import HeldRow
+
 FORMATS = ("table", "json", "markdown")
 
 
@@ -484,3 +486,24 @@ def render_serving(result: ServingResult, fmt: str, price_note: str | None = Non
     for w in result.warnings:
         out.append(w + "\n")
     return "".join(out)
+
+
+# ---------------------------------------------------------------------------
+# rows held back by the price guards (refresh, catalog import)
+
+HELD_HEADERS = ("offer", "from", "kind", "region", "gpu", "$/instance-h", "reasons")
+
+
+def held_rows(held: Sequence[HeldRow]) -> list[tuple[str, ...]]:
+    return [
+        (h.offer_id, h.source, h.kind, h.region or "—", h.gpu,
+         "—" if h.price_per_hour_usd is None else f"${h.price_per_hour_usd:,.4f}".rstrip("0").rstrip("."),
+         "; ".join(h.reasons))
+        for h in held
+    ]
+
+
+def held_dict(h: HeldRow) -> dict[str, Any]:
+    return {"offer_id": h.offer_id, "source": h.source, "provider": h.provider, "kind": h.kind,
+            "region": h.region, "gpu": h.gpu, "price_per_hour_usd": h.price_per_hour_usd,
+            "reasons": list(h.reasons), "accept_changes_adopts": h.change_only}

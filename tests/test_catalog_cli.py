@@ -101,15 +101,16 @@ def test_list_table_is_readable() -> None:
     assert "Traceback" not in result.output
     lines = result.stdout.splitlines()
     header = next(line for line in lines if "provider" in line)
-    for title in ("provider", "kind", "GPU", "GPUs/inst.", "$/instance-h", "$/GPU-h", "as of"):
+    for title in ("provider", "kind", "region", "GPU", "GPUs/inst.", "$/instance-h", "$/GPU-h", "as of"):
         assert title in header
     # data rows, in the same order as the JSON, with the prices formatted as money
     cells = [[c.strip() for c in line.split("│")] for line in lines if "│" in line]
     rows = [c[1:] for c in cells if c[1]]  # skip lines that only continue a folded cell
     offers = listed("--gpu", "H100", "--sort", "price_per_gpu_hour")
     assert rows == [
-        [o["provider"], o["kind"], o["gpu"], str(o["gpus_per_instance"]),
-         f"${o['price_per_hour_total_usd']:,.2f}", f"${o['price_per_gpu_hour_usd']:,.2f}", o["as_of"]]
+        [o["provider"], o["kind"], o["region"] or "—", o["gpu"], str(o["gpus_per_instance"]),
+         f"${o['price_per_hour_total_usd']:,.2f}", f"${o['price_per_gpu_hour_usd']:,.2f}",
+         o["as_of"] + (" (est.)" if o["price_quality"] == "estimate" else "")]
         for o in offers
     ]
     assert f"{len(offers)} offers" in result.stdout
