@@ -501,14 +501,14 @@ def test_full_refresh_writes_a_valid_cache_that_solve_loads(httpserver: HTTPServ
     }
     assert rf.cache_status() == (
         f"prices: refreshed {TODAY.isoformat()} (today) from azure, skypilot:aws, "
-        "skypilot:gcp, skypilot:runpod, vast; bundled catalog (as_of 2024-12-01 … "
+        "skypilot:gcp, skypilot:runpod, vast; bundled catalog (as_of 2024-03-01 … "
         "2026-06-01) for the rest"
     )
 
 
 def test_cache_status_without_a_refresh_names_the_bundled_dates() -> None:
     assert rf.cache_status() == (
-        "prices: bundled catalog (as_of 2024-12-01 … 2026-06-01); "
+        "prices: bundled catalog (as_of 2024-03-01 … 2026-06-01); "
         "run `flopopt catalog refresh` for current prices"
     )
 
