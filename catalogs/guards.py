@@ -180,7 +180,11 @@ def price_rows(records: Iterable[Mapping[str, Any]]) -> list[PriceRow | None]:
 
 
 def _usd(value: float) -> str:
-    return f"${value:,.4f}".rstrip("0").rstrip(".") if value < 10 else f"${value:,.2f}"
+    """Cents always, up to 4 decimals below $10 (0.0001 and 0.4988 are the point of a message)."""
+    if value >= 10:
+        return f"${value:,.2f}"
+    text = f"{value:,.4f}".rstrip("0")
+    return "$" + text + "0" * max(0, 2 - len(text.split(".")[1]))
 
 
 def _bands(reference: Sequence[PriceRow], settings: GuardSettings) -> dict[str, tuple[float, float]]:
