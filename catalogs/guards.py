@@ -179,7 +179,7 @@ def price_rows(records: Iterable[Mapping[str, Any]]) -> list[PriceRow | None]:
     return out
 
 
-def _usd(value: float) -> str:
+def usd_text(value: float) -> str:
     """Cents always, up to 4 decimals below $10 (0.0001 and 0.4988 are the point of a message)."""
     if value >= 10:
         return f"${value:,.2f}"
@@ -259,10 +259,10 @@ def _band_reasons(
     )
     basis = "the catalog's offers for this GPU" if row.gpu in bands else "the absolute limits"
     if per_gpu < low:
-        return [f"{_usd(per_gpu)}/GPU-h is below the plausible band {_usd(low)}–{_usd(high)} "
+        return [f"{usd_text(per_gpu)}/GPU-h is below the plausible band {usd_text(low)}–{usd_text(high)} "
                 f"for {row.gpu} (from {basis}; {ENV_BAND_FACTOR}, {ENV_FLOOR})"]
     if per_gpu > high:
-        return [f"{_usd(per_gpu)}/GPU-h is above the plausible band {_usd(low)}–{_usd(high)} "
+        return [f"{usd_text(per_gpu)}/GPU-h is above the plausible band {usd_text(low)}–{usd_text(high)} "
                 f"for {row.gpu} (from {basis}; {ENV_BAND_FACTOR}, {ENV_CEILING})"]
     return []
 
@@ -275,14 +275,14 @@ def _spot_reasons(
     od = on_demand[row.machine]
     ratio = row.price_per_hour_usd / od
     if ratio >= 1:
-        return [f"spot {_usd(row.price_per_hour_usd)} is not below on-demand {_usd(od)} "
+        return [f"spot {usd_text(row.price_per_hour_usd)} is not below on-demand {usd_text(od)} "
                 "for the same instance and region"]
     if ratio < settings.spot_floor_fraction:
-        return [f"spot is {ratio:.1%} of on-demand {_usd(od)}, below the floor "
+        return [f"spot is {ratio:.1%} of on-demand {usd_text(od)}, below the floor "
                 f"{settings.spot_floor_fraction:.0%} ({ENV_SPOT_FLOOR})"]
     for fraction in settings.placeholder_fractions:
         if math.isclose(ratio, fraction, rel_tol=_EXACT):
-            return [f"spot is exactly {fraction:.0%} of on-demand {_usd(od)}: a placeholder, "
+            return [f"spot is exactly {fraction:.0%} of on-demand {usd_text(od)}: a placeholder, "
                     "not a market price"]
     return []
 
@@ -296,5 +296,5 @@ def _change_reasons(
     change = (row.price_per_hour_usd - old) / old * 100.0
     if abs(change) <= settings.max_change_pct:
         return []
-    return [f"{CHANGE_PREFIX} {change:+.0f}% against the previous {_usd(old)}/h (more than "
+    return [f"{CHANGE_PREFIX} {change:+.0f}% against the previous {usd_text(old)}/h (more than "
             f"{settings.max_change_pct:g}%, {ENV_MAX_CHANGE}); --accept-changes adopts it"]

@@ -495,10 +495,11 @@ HELD_HEADERS = ("offer", "from", "kind", "region", "gpu", "$/instance-h", "reaso
 
 
 def held_rows(held: Sequence[HeldRow]) -> list[tuple[str, ...]]:
+    from ..catalogs.guards import usd_text
+
     return [
         (h.offer_id, h.source, h.kind, h.region or "—", h.gpu,
-         "—" if h.price_per_hour_usd is None else f"${h.price_per_hour_usd:,.4f}".rstrip("0").rstrip("."),
-         "; ".join(h.reasons))
+         "—" if h.price_per_hour_usd is None else usd_text(h.price_per_hour_usd), "; ".join(h.reasons))
         for h in held
     ]
 
