@@ -201,6 +201,7 @@ class OfferChange:
     new_price_per_hour_usd: float | None
     old_as_of: str | None
     new_as_of: str | None
+    region: str = ""
 
     @property
     def change_pct(self) -> float | None:
@@ -552,6 +553,7 @@ def compute_diff(
             _price(new),
             (old or {}).get("as_of") or None,
             (new or {}).get("as_of") or None,
+            ref.get("region", ""),
         )
 
     added = tuple(change(i) for i in sorted(set(after) - set(before)))

@@ -204,7 +204,7 @@ def _outcome_note(outcome: FeedOutcome) -> str:
 
 # The two tables of a refresh, shared by the table and markdown renderings.
 SOURCE_COLUMNS = ("source", "status", "offers", "last refresh", "note")
-MOVE_COLUMNS = ("offer", "gpu", "old", "new", "change", "old as_of")
+MOVE_COLUMNS = ("offer", "region", "gpu", "old", "new", "change", "old as_of")
 RIGHT_ALIGNED = frozenset({"offers", "old", "new", "change"})
 
 
@@ -225,6 +225,7 @@ def _move_rows(result: RefreshResult) -> list[tuple[str, ...]]:
     return [
         (
             move.offer_id,
+            move.region or "—",
             move.gpu,
             _usd(move.old_price_per_hour_usd),
             _usd(move.new_price_per_hour_usd),
@@ -352,6 +353,7 @@ def _change_dict(change: OfferChange) -> dict[str, Any]:
     return {
         "offer_id": change.offer_id,
         "provider": change.provider,
+        "region": change.region,
         "gpu": change.gpu,
         "old_price_per_hour_usd": change.old_price_per_hour_usd,
         "new_price_per_hour_usd": change.new_price_per_hour_usd,
