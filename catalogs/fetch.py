@@ -296,13 +296,17 @@ def _retry_after_s(value: str | None, now: float) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    when = _http_date(value)
+    return None if when is None else max(0.0, when.timestamp() - now)
+
+
+def _http_date(value: str) -> dt.datetime | None:
+    """An HTTP date (RFC 9110 §5.6.7) as an aware datetime, or None when it does not parse."""
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, when.timestamp() - now)
+    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when
 
 
 @dataclass(frozen=True)
@@ -321,15 +325,8 @@ class Fetched:
     def last_modified(self) -> dt.date | None:
         """The ``Last-Modified`` date, if the server sent a parseable one: the file's own date."""
         value = self.headers.get("Last-Modified")
-        if not value:
-            return None
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.timezone.utc)
-        return when.astimezone(dt.timezone.utc).date()
+        when = _http_date(value) if value else None
+        return None if when is None else when.astimezone(dt.timezone.utc).date()
 
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

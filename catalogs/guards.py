@@ -148,7 +148,8 @@ class GuardReport:
     held: tuple[HeldRow, ...] = field(default=())
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """A cell as a finite float, or None (empty, text, NaN, inf)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -161,8 +162,8 @@ def price_rows(records: Iterable[Mapping[str, Any]]) -> list[PriceRow | None]:
     (schema validation reports those; the guards only judge rows that parse)."""
     out: list[PriceRow | None] = []
     for r in records:
-        price = _number(r.get("price_per_hour_usd"))
-        count = _number(r.get("gpus_per_instance"))
+        price = finite_number(r.get("price_per_hour_usd"))
+        count = finite_number(r.get("gpus_per_instance"))
         if price is None or count is None or count < 1:
             out.append(None)
             continue

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from flopopt.catalogs import refresh as rf
 from flopopt.catalogs.guards import GuardSettings, PriceRow, check_prices
 from flopopt.catalogs.loader import load_catalog
 from pytest_httpserver import HTTPServer
+from test_refresh import Sleeps, isolated_dirs  # noqa: F401 - the autouse fixture isolates dirs here too
 from werkzeug.wrappers import Request, Response
 
 REAL = Path(__file__).parent / "fixtures" / "real-samples"
@@ -34,20 +34,6 @@ SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "reference" / "re
 TODAY = dt.date.today()
 AZURE_PATH = "/api/retail/prices"
 SAMPLE_NEXT_LINK = "http://127.0.0.1:8765/page2.json"
-
-
-@pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FLOPOPT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FLOPOPT_USER_DIR", str(tmp_path / "user"))
-    for name in list(os.environ):
-        if name.startswith("FLOPOPT_") and name not in ("FLOPOPT_CACHE_DIR", "FLOPOPT_USER_DIR"):
-            monkeypatch.delenv(name)
-
-
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def sample(name: str) -> str:
