@@ -11,7 +11,7 @@ import pandas as pd
 from ..optimizer.errors import CatalogError, Problem, ProblemList
 from . import schema
 from .guards import GuardReport, GuardSettings, HeldRow, check_prices, price_rows
-from .loader import Catalog, hourly_cost_usd, load_catalog, price_per_gpu_hour_usd, read_table
+from .loader import Catalog, cross_check, hourly_cost_usd, load_catalog, price_per_gpu_hour_usd, read_table
 from .paths import CATALOG_FILES, atomic_write_text, user_catalog_dir
 
 SORT_KEYS = {
@@ -107,6 +107,22 @@ def guard_offers(incoming: pd.DataFrame, current: Catalog, *, label: str, accept
                         sources=[label] * len(records))
 
 
+def _add_cross_file_problems(incoming: pd.DataFrame, name: str, path: Path, problems: ProblemList) -> None:
+    """The rules that span files (a known GPU, capex for owned rows), so that a row with a
+    negative price *and* an unknown GPU names both, not only the cell the schema saw first."""
+    try:
+        current = load_catalog()
+    except CatalogError:
+        return  # the catalog itself is broken: its own errors come with the trial load below
+    tables = {"gpus.csv": current.gpus, "offers.csv": current.offers, "attenuation.csv": current.attenuation}
+    if name not in tables:
+        return
+    tables[name] = incoming
+    cross = ProblemList()
+    cross_check(tables, cross)
+    problems.items.extend(p for p in cross.items if p.file == str(path))
+
+
 def import_file(path: Path, *, accept_changes: bool = False) -> ImportReport:
     """Validate ``path`` against the catalog it joins, then merge it into the user folder atomically.
 
@@ -121,6 +137,8 @@ def import_file(path: Path, *, accept_changes: bool = False) -> ImportReport:
     name = detect_catalog_file(path)
     problems = ProblemList()
     incoming = read_table(path, name, problems)
+    if problems.items:
+        _add_cross_file_problems(incoming, name, path, problems)
     problems.raise_if_any(CatalogError)
     user_dir = user_catalog_dir()
     target = user_dir / name
