@@ -150,6 +150,7 @@ class Assignment:
     hours: float
     cost_usd: float            # rental bill, or power on bought hardware, 0 on reserved
     periods: tuple[int, ...]   # periods it runs in
+    region: str = ""           # the offer's region ("portfolio" for a capacity source)
 
     @property
     def gpu_hours(self) -> float:
@@ -416,6 +417,7 @@ def _assignment(jc: JobCandidates, c: int, use: np.ndarray) -> Assignment:
         instances=int(row["instances"]), precision=str(row["precision"]), scenario=str(row["scenario"]),
         hours=float(row["hours"]), cost_usd=float(row["cost_usd"]),
         periods=tuple(int(p) + 1 for p in np.flatnonzero(use > 0)),
+        region=str(row.get("region", "") or ""),
     )
 
 
