@@ -101,11 +101,12 @@ ENV_TOTAL_DEADLINE = "FLOPOPT_REFRESH_TOTAL_DEADLINE_S"
 ENV_MAX_RESPONSE_MB = "FLOPOPT_REFRESH_MAX_RESPONSE_MB"
 ENV_MAX_REDIRECTS = "FLOPOPT_REFRESH_MAX_REDIRECTS"
 # Clouds whose vms.csv SkyPilot publishes under catalogs/v7 in the common layout
-# (InstanceType, AcceleratorName, AcceleratorCount, ..., Price, SpotPrice, Region),
-# listed from the skypilot-catalog repository's catalogs/v7 folder.
+# (InstanceType, AcceleratorName, AcceleratorCount, ..., Price, SpotPrice, Region, read by
+# header name), as listed in the skypilot-org/skypilot-catalog repository's catalogs/v7
+# folder (kubernetes has images only; common/ holds no prices).
 SKYPILOT_V7_CLOUDS = (
-    "aws", "azure", "cudo", "do", "fluidstack", "gcp", "hyperbolic", "ibm", "lambda",
-    "nebius", "oci", "paperspace", "runpod", "scp", "vast", "vsphere",
+    "aws", "azure", "cudo", "gcp", "hyperbolic", "lambda", "mithril", "nebius",
+    "primeintellect", "runpod", "seeweb", "shadeform", "simplepod", "vast",
 )
 # The default selection: the clouds whose GPU names the mapping covers best.
 DEFAULT_SKYPILOT_CLOUDS = ("aws", "gcp", "azure", "lambda", "runpod")

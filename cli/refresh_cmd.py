@@ -63,7 +63,7 @@ def refresh(
         None,
         "--clouds",
         metavar="CLOUD,...",
-        help="SkyPilot v7 clouds to read, comma-separated, e.g. aws,gcp,lambda,fluidstack "
+        help="SkyPilot v7 clouds to read, comma-separated, e.g. aws,gcp,lambda,nebius "
         "(default aws,gcp,azure,lambda,runpod; environment FLOPOPT_SKYPILOT_CLOUDS).",
     ),
     accept_changes: bool = typer.Option(

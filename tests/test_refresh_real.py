@@ -454,10 +454,10 @@ def test_retry_after_waiting_is_capped_in_total(httpserver: HTTPServer) -> None:
 def test_bound_settings_come_from_the_environment() -> None:
     env = {"FLOPOPT_REFRESH_SOURCE_DEADLINE_S": "5", "FLOPOPT_REFRESH_TOTAL_DEADLINE_S": "20",
            "FLOPOPT_REFRESH_MAX_RESPONSE_MB": "2", "FLOPOPT_REFRESH_MAX_RETRY_WAIT_S": "7",
-           "FLOPOPT_REFRESH_MAX_REDIRECTS": "1", "FLOPOPT_SKYPILOT_CLOUDS": "aws,fluidstack"}
+           "FLOPOPT_REFRESH_MAX_REDIRECTS": "1", "FLOPOPT_SKYPILOT_CLOUDS": "aws,nebius"}
     s = fetch.RefreshSettings.from_env(environ=env)
     assert (s.source_deadline_s, s.total_deadline_s, s.max_response_bytes, s.max_retry_wait_s,
-            s.max_redirects, s.skypilot_clouds) == (5.0, 20.0, 2 * 1024 * 1024, 7.0, 1, ("aws", "fluidstack"))
+            s.max_redirects, s.skypilot_clouds) == (5.0, 20.0, 2 * 1024 * 1024, 7.0, 1, ("aws", "nebius"))
     with pytest.raises(fetch.RefreshError, match="'awz' is not a SkyPilot v7 cloud; did you mean 'aws'"):
         fetch.RefreshSettings.from_env(environ={"FLOPOPT_SKYPILOT_CLOUDS": "awz"})
 
@@ -466,15 +466,15 @@ def test_cli_clouds_option_reads_any_v7_cloud_in_the_same_layout(httpserver: HTT
     from flopopt.cli.main import app
     from typer.testing import CliRunner
 
-    # fluidstack publishes the same columns; the Lambda rows stand in for its file.
-    httpserver.expect_request("/v7/fluidstack/vms.csv").respond_with_data(
+    # nebius publishes the same columns; the Lambda rows stand in for its file.
+    httpserver.expect_request("/v7/nebius/vms.csv").respond_with_data(
         sample("skypilot-v7-lambda-vms-excerpt.csv"))
     runner = CliRunner()
-    out = runner.invoke(app, ["catalog", "refresh", "--source", "skypilot", "--clouds", "fluidstack",
+    out = runner.invoke(app, ["catalog", "refresh", "--source", "skypilot", "--clouds", "nebius",
                               "--url", f"skypilot={httpserver.url_for('/v7')}", "--dry-run", "-f", "json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
-    assert [s["name"] for s in data["sources"]] == ["skypilot:fluidstack"]
+    assert [s["name"] for s in data["sources"]] == ["skypilot:nebius"]
     assert data["sources"][0]["offers"] == len([k for k in ADOPTED if k.startswith("lambda-")])
     bad = runner.invoke(app, ["catalog", "refresh", "--clouds", "lamda"])
     assert bad.exit_code == 2 and "did you mean 'lambda'" in bad.stderr
