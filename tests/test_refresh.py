@@ -969,3 +969,26 @@ def test_cli_usage_errors_exit_2_without_traceback() -> None:
     bad_source = runner.invoke(app, ["catalog", "refresh", "--source", "gcp"])
     assert bad_source.exit_code == 2 and "unknown source" in bad_source.stderr
     assert "Traceback" not in bad_url.output + bad_source.output
+
+
+def test_gcp_edge_and_nolssd_sizes_are_gpu_machines_and_unknown_families_are_named() -> None:
+    text = (
+        "InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,"
+        "Price,SpotPrice\n"
+        "a3-edgegpu-8g,208.0,1872.0,,,,us-central1,us-central1-a,9.46,2.1\n"
+        "a3-highgpu-8g-nolssd,208.0,1872.0,,,,us-central1,us-central1-a,9.0,2.0\n"
+        "a9-newgpu-8g,208.0,1872.0,,,,us-central1,us-central1-a,9.0,2.0\n"
+        ",,,H100,8,,us-central1,us-central1-a,78.79,20.0\n"
+        ",,,tpu-v6e-8,1,tpu-v6e-8,us-central1,us-central1-a,21.6,\n"
+    )
+    adapted = price_sources.adapt_skypilot_csv(
+        text, cloud="gcp", source_url="https://mirror/gcp/vms.csv", as_of=TODAY
+    )
+    rows = {r["offer_id"]: r for r in adapted.rows}
+    edge = rows["gcp-a3-edgegpu-8g-us-central1-ondemand"]
+    assert (edge["gpu"], edge["gpus_per_instance"]) == ("H100-SXM", "8")
+    assert float(edge["price_per_hour_usd"]) == pytest.approx(9.46 + 78.79)
+    assert rows["gcp-a3-highgpu-8g-nolssd-us-central1-ondemand"]["gpu"] == "H100-SXM"
+    tpu = rows["gcp-tpu-v6e-8-us-central1-ondemand"]
+    assert (tpu["gpu"], tpu["gpus_per_instance"]) == ("TPU-v6e", "8")  # v6e slices count chips
+    assert adapted.skipped == {"unknown GPU machine type a9-newgpu-8g": 1}
