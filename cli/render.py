@@ -456,7 +456,8 @@ def render_serving(result: ServingResult, fmt: str, price_note: str | None = Non
                    f"average load {p.utilisation_at_average:.0%}\n")
         out.append(f"{bullet}what binds: {'; '.join(p.binds) or 'nothing (demand alone)'}\n\n")
         rows = [  # a line serving several buckets: its totals on its first row only
-            ((f"{line.gpu} {line.precision} TP{line.tensor_parallel}", line.offer_id, str(line.instances),
+            ((f"{line.gpu} {line.precision} TP{line.tensor_parallel}",
+              f"{line.offer_id} ({line.region})" if line.region else line.offer_id, str(line.instances),
               str(line.replicas), str(line.gpus)) if i == 0 else ("", "", "", "", ""))
             + (load.bucket, f"{load.peak_rps:,.1f}", str(load.batch), _ms(load.ttft_seconds),
                f"{load.tpot_seconds * 1000:,.1f} ms", f"{load.tokens_per_s_per_replica:,.0f}")
