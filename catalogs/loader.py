@@ -78,6 +78,46 @@ class Catalog:
                 f"(oldest as_of {oldest}, {age} days); run `flopopt catalog refresh`")
 
 
+QUOTAS_FILE = BUNDLED_DIR / "quotas.csv"
+CAPACITY_KINDS = ("on_demand", "spot")
+
+
+def apply_capacity(offers: pd.DataFrame) -> pd.DataFrame:
+    """Give every on-demand and spot offer a capacity, and say where it comes from.
+
+    No rental is unlimited (a plan once rented 512 eight-GPU nodes on demand). An offer's
+    own ``max_instances`` wins (``capacity_source`` "offer row"); else ``quotas.csv``
+    gives a GPU cap per (provider, kind) — ``*`` for any provider — turned into whole
+    instances, with its basis (each marked an assumption where it is one).
+    ``typical_quota_gpus`` is the default quota a new account typically has: a plan
+    above it works only after a quota increase, which the plan line says.
+    """
+    quotas = pd.read_csv(QUOTAS_FILE, dtype=str, keep_default_na=False)
+    table = {(r["provider"], r["kind"]): r for r in quotas.to_dict("records")}
+    out = offers.copy()
+    sources, typical, caps = [], [], []
+    for provider, kind, per_instance, cap in zip(out["provider"], out["kind"], out["gpus_per_instance"],
+                                                 out["max_instances"]):
+        row = table.get((str(provider), str(kind))) or table.get(("*", str(kind)))
+        if kind not in CAPACITY_KINDS or row is None:
+            sources.append("offer row" if cap == cap else "")
+            typical.append(float("nan"))
+            caps.append(cap)
+            continue
+        typical.append(float(row["typical_quota_gpus"]) if row["typical_quota_gpus"] else float("nan"))
+        if cap == cap:  # not NaN: the row's own number
+            sources.append("offer row")
+            caps.append(cap)
+        else:
+            per = max(int(per_instance), 1) if per_instance == per_instance else 1
+            caps.append(float(max(1, int(float(row["max_gpus"]) // per))))
+            sources.append(f"quotas.csv ({row['provider']} {kind}: {row['max_gpus']} GPUs; {row['basis']})")
+    out["max_instances"] = caps
+    out["capacity_source"] = sources
+    out["typical_quota_gpus"] = typical
+    return out
+
+
 def hourly_cost_usd(offers: pd.DataFrame) -> pd.Series:
     """Cost of one instance-hour for every offer kind.
 
@@ -262,6 +302,7 @@ def load_catalog(
     cross_check(final, problems)
     problems.raise_if_any(CatalogError)
     gpus = final["gpus.csv"].set_index("gpu", drop=False)
-    return Catalog(gpus=gpus, offers=final["offers.csv"], attenuation=final["attenuation.csv"],
+    offers = apply_capacity(final["offers.csv"]) if use_bundled else final["offers.csv"]
+    return Catalog(gpus=gpus, offers=offers, attenuation=final["attenuation.csv"],
                    models=final["models.csv"], layers=tuple(used), precision=final["precision.csv"],
                    efficiency=final["efficiency.csv"])

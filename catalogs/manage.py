@@ -11,7 +11,8 @@ import pandas as pd
 from ..optimizer import fileio
 from ..optimizer.errors import CatalogError, Problem, ProblemList
 from . import schema
-from .loader import Catalog, hourly_cost_usd, load_catalog, price_per_gpu_hour_usd, read_table
+from .guards import GuardReport, GuardSettings, HeldRow, check_prices, price_rows
+from .loader import Catalog, cross_check, hourly_cost_usd, load_catalog, price_per_gpu_hour_usd, read_table
 from .paths import CATALOG_FILES, user_catalog_dir
 
 SORT_KEYS = {
@@ -22,7 +23,8 @@ SORT_KEYS = {
     "as_of": ["as_of", "offer_id"],
 }
 LIST_COLUMNS = ["offer_id", "provider", "kind", "region", "instance_type", "gpu", "gpus_per_instance",
-                "price_per_hour_total_usd", "price_per_gpu_hour_usd", "as_of"]
+                "price_per_hour_total_usd", "price_per_gpu_hour_usd", "as_of", "fetched_at", "price_quality",
+                "max_instances"]
 
 
 def list_offers(catalog: Catalog, *, gpu: str | None = None, provider: str | None = None,
@@ -90,23 +92,67 @@ class ImportReport:
     catalog_file: str
     rows_imported: int
     rows_total: int
+    held: tuple[HeldRow, ...] = ()  # offers the price guards kept out (nothing else was refused)
 
 
-def import_file(path: Path) -> ImportReport:
+def guard_offers(incoming: pd.DataFrame, current: Catalog, *, label: str, accept_changes: bool = False,
+                 settings: GuardSettings | None = None) -> GuardReport:
+    """Run the price guards on offers entering from a file, against the catalog they join:
+    its rented offers give the plausible bands, its prices per offer_id the previous price."""
+    records = incoming.to_dict("records")
+    reference = [r for r in price_rows(current.offers.to_dict("records")) if r is not None]
+    previous = {str(o): float(p) for o, p in zip(current.offers["offer_id"], current.offers["price_per_hour_usd"])
+                if p == p}
+    return check_prices(price_rows(records), reference=reference, previous=previous,
+                        settings=settings or GuardSettings.from_env(), accept_changes=accept_changes,
+                        sources=[label] * len(records))
+
+
+def _add_cross_file_problems(incoming: pd.DataFrame, name: str, path: Path, problems: ProblemList) -> None:
+    """The rules that span files (a known GPU, capex for owned rows), so that a row with a
+    negative price *and* an unknown GPU names both, not only the cell the schema saw first."""
+    try:
+        current = load_catalog()
+    except CatalogError:
+        return  # the catalog itself is broken: its own errors come with the trial load below
+    tables = {"gpus.csv": current.gpus, "offers.csv": current.offers, "attenuation.csv": current.attenuation}
+    if name not in tables:
+        return
+    tables[name] = incoming
+    cross = ProblemList()
+    cross_check(tables, cross)
+    problems.items.extend(p for p in cross.items if p.file == str(path))
+
+
+def import_file(path: Path, *, accept_changes: bool = False) -> ImportReport:
     """Validate ``path`` against the catalog it joins, then merge it into the user folder atomically.
 
     A bad file changes nothing: validation runs on the merged result before the rename.
+    Offers also pass the price guards (``guards``): a row they hold back is not imported
+    and is listed in the report with every reason; the other rows are imported.
     The read-merge-write of the user file holds the user folder's lock, so two imports at
     once (or an import and a ``calibrate``) both keep their rows.
     """
     name = detect_catalog_file(path)
     problems = ProblemList()
     incoming = read_table(path, name, problems)
+    if problems.items:
+        _add_cross_file_problems(incoming, name, path, problems)
     problems.raise_if_any(CatalogError)
     raw_new = _read_with_origin(path, name)
     user_dir = user_catalog_dir()
     target = user_dir / name
+    held: tuple[HeldRow, ...] = ()
+    if name == "offers.csv":
+        report = guard_offers(incoming, load_catalog(), label=str(path), accept_changes=accept_changes)
+        held = report.held
+        raw_new = raw_new.iloc[list(report.kept)]
+        incoming = incoming.iloc[list(report.kept)]
     with fileio.locked(user_dir, "the user catalog"):
+        if raw_new.empty:
+            return ImportReport(target=target, catalog_file=name, rows_imported=0,
+                                rows_total=len(_read_with_origin(target, name)) if target.exists() else 0,
+                                held=held)
         if target.exists():
             raw_old = _read_with_origin(target, name)
             merged = pd.concat([raw_old, raw_new], ignore_index=True)
@@ -126,4 +172,5 @@ def import_file(path: Path) -> ImportReport:
                 # Point at the file the user can fix, not at the scratch copy that is gone.
                 raise CatalogError([_relocate(p, str(trial), origins, str(path)) for p in exc.problems]) from None
         fileio.write_text(target, text)
-    return ImportReport(target=target, catalog_file=name, rows_imported=len(incoming), rows_total=len(merged))
+    return ImportReport(target=target, catalog_file=name, rows_imported=len(incoming), rows_total=len(merged),
+                        held=held)

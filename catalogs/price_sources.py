@@ -30,12 +30,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fetch import ENV_MAX_PAGES, Fetcher, FetchError, decode_json, short_url
+from . import mapping
+from .fetch import ENV_MAX_PAGES, Fetched, Fetcher, FetchError, decode_json, redirect_refusal, short_url
 
 __all__ = [
     "AZURE_GPU_VMS",
-    "SKYPILOT_ACCELERATORS",
-    "VAST_GPUS",
     "VAST_REGION",
     "Adapted",
     "VmShape",
@@ -63,109 +62,36 @@ class VmShape:
     interconnect: str
 
 
-# Azure GPU VM sizes worth pricing (whole GPUs only: fractional NVads_A10 sizes share a
-# GPU and cannot run a training job's GPU). Sources: Azure VM size docs as summarised
-# in shared/reference/specs-and-prices.md B1; ND-series are SXM boards with NVLink and
-# InfiniBand between VMs, NC-series are PCIe cards (NC80adis pairs two H100 NVL by bridge).
+# Every source name → gpus.csv id lives in accelerators.csv (see ``mapping``): whole-GPU
+# Azure VM sizes, SkyPilot accelerator names (with GpuInfo memory), vast GPU names.
 AZURE_GPU_VMS: dict[str, VmShape] = {
-    "Standard_ND96isr_H100_v5": VmShape("H100-SXM", 8, "nvlink"),
-    "Standard_ND96isr_H200_v5": VmShape("H200", 8, "nvlink"),
-    "Standard_ND96asr_v4": VmShape("A100-40GB", 8, "nvlink"),
-    "Standard_ND96amsr_A100_v4": VmShape("A100-80GB", 8, "nvlink"),
-    "Standard_NC24ads_A100_v4": VmShape("A100-80GB", 1, "pcie"),
-    "Standard_NC48ads_A100_v4": VmShape("A100-80GB", 2, "pcie"),
-    "Standard_NC96ads_A100_v4": VmShape("A100-80GB", 4, "pcie"),
-    "Standard_NC40ads_H100_v5": VmShape("H100-NVL", 1, "pcie"),
-    "Standard_NC80adis_H100_v5": VmShape("H100-NVL", 2, "nvlink"),
-    "Standard_NC4as_T4_v3": VmShape("T4", 1, "pcie"),
-    "Standard_NC8as_T4_v3": VmShape("T4", 1, "pcie"),
-    "Standard_NC16as_T4_v3": VmShape("T4", 1, "pcie"),
-    "Standard_NC64as_T4_v3": VmShape("T4", 4, "pcie"),
-    "Standard_NC6s_v3": VmShape("V100", 1, "pcie"),
-    "Standard_NC12s_v3": VmShape("V100", 2, "pcie"),
-    "Standard_NC24s_v3": VmShape("V100", 4, "pcie"),
-    "Standard_NC24rs_v3": VmShape("V100", 4, "pcie"),
-    "Standard_ND40rs_v2": VmShape("V100", 8, "nvlink"),
-    "Standard_NV36ads_A10_v5": VmShape("A10", 1, "pcie"),
-    "Standard_NV72ads_A10_v5": VmShape("A10", 2, "pcie"),
-    # Both spellings appear in public material; the MI300X boards use Infinity Fabric,
-    # which the performance model treats like NVLink.
-    "Standard_ND96is_MI300X_v5": VmShape("MI300X", 8, "nvlink"),
-    "Standard_ND96isr_MI300X_v5": VmShape("MI300X", 8, "nvlink"),
+    size: VmShape(m.gpu, m.gpus_per_instance or 1, m.interconnect)
+    for size, m in mapping.azure_sizes().items()
 }
 AZURE_RESERVATION_HOURS = {"1 Year": 8760.0, "3 Years": 26280.0}
 
-# SkyPilot canonical accelerator names → (gpus.csv id, interconnect inside the VM).
-# Looked up case-insensitively. "H100" is the SXM part on AWS p5, GCP a3 and Azure ND;
-# an instance type naming "pcie" (Lambda's gpu_1x_h100_pcie) overrides it below.
-SKYPILOT_ACCELERATORS: dict[str, tuple[str, str]] = {
-    "H100": ("H100-SXM", "nvlink"),
-    "H100-MEGA": ("H100-SXM", "nvlink"),
-    "H100-SXM": ("H100-SXM", "nvlink"),
-    "H100-PCIE": ("H100-PCIe", "pcie"),
-    "H100-NVL": ("H100-NVL", "pcie"),
-    "H200": ("H200", "nvlink"),
-    "B200": ("B200", "nvlink"),
-    "GH200": ("GH200", "nvlink"),
-    "A100": ("A100-40GB", "nvlink"),
-    "A100-80GB": ("A100-80GB", "nvlink"),
-    "A100-80GB-SXM": ("A100-80GB", "nvlink"),
-    "A10G": ("A10G", "pcie"),
-    "A10": ("A10", "pcie"),
-    "L4": ("L4", "pcie"),
-    "L40S": ("L40S", "pcie"),
-    "T4": ("T4", "pcie"),
-    # gpus.csv has one V100 row (32 GB); the 16 GB part maps to it too, as in offers.csv.
-    "V100": ("V100", "nvlink"),
-    "V100-32GB": ("V100", "nvlink"),
-    "MI300X": ("MI300X", "nvlink"),
-    "RTX4090": ("RTX-4090", "pcie"),
-    "A6000": ("RTX-A6000", "pcie"),
-    "RTXA6000": ("RTX-A6000", "pcie"),
-}
-# RunPod's plain "A100-80GB" is the PCIe card (its SXM board is named A100-80GB-SXM).
-SKYPILOT_INTERCONNECT_OVERRIDES: dict[tuple[str, str], str] = {("runpod", "A100-80GB"): "pcie"}
-
 # GCP machine families with fixed GPUs: host rows carry only vCPU+RAM, the GPUs are a
-# separate catalog row (reference B6). g2-standard sizes hold 1, 2, 4 or 8 L4.
+# separate catalog row (reference B6). g2-standard sizes hold 1, 2, 4 or 8 L4. The
+# "-nolssd" variants (no local SSD) hold the same GPUs; a3-edgegpu is an H100 SXM size.
 _GCP_G2_L4 = {4: 1, 8: 1, 12: 1, 16: 1, 32: 1, 24: 2, 48: 4, 96: 8}
 _GCP_FIXED: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"a2-highgpu-(\d+)g"), "A100"),
     (re.compile(r"a2-megagpu-(\d+)g"), "A100"),
-    (re.compile(r"a2-ultragpu-(\d+)g"), "A100-80GB"),
-    (re.compile(r"a3-highgpu-(\d+)g"), "H100"),
-    (re.compile(r"a3-megagpu-(\d+)g"), "H100-MEGA"),
-    (re.compile(r"a3-ultragpu-(\d+)g"), "H200"),
-    (re.compile(r"a4-highgpu-(\d+)g"), "B200"),
+    (re.compile(r"a2-ultragpu-(\d+)g(?:-nolssd)?"), "A100-80GB"),
+    (re.compile(r"a3-(?:high|edge)gpu-(\d+)g(?:-nolssd)?"), "H100"),
+    (re.compile(r"a3-megagpu-(\d+)g(?:-nolssd)?"), "H100-MEGA"),
+    (re.compile(r"a3-ultragpu-(\d+)g(?:-nolssd)?"), "H200"),
+    (re.compile(r"a4-highgpu-(\d+)g(?:-nolssd)?"), "B200"),
 )
-# TPU slices: v5p-N counts TensorCores (2 per chip); v5litepod-N counts chips.
+# A GCP machine family that has GPUs built in (a2/a3/a4/g2/...): one the table above does
+# not know is reported by name, not counted as CPU-only.
+_GCP_GPU_FAMILY = re.compile(r"(?:a\d+-\w*gpu-|g\d+-)")
+# TPU slices: v5p-N counts TensorCores (2 per chip); v5litepod-N and v6e-N count chips.
 _TPU_SLICES: tuple[tuple[re.Pattern[str], str, int], ...] = (
     (re.compile(r"tpu-v5p-(\d+)"), "TPU-v5p", 2),
     (re.compile(r"tpu-v5litepod-(\d+)"), "TPU-v5e", 1),
+    (re.compile(r"tpu-v6e-(\d+)"), "TPU-v6e", 1),
 )
-
-# vast.ai ``gpu_name`` (normalised: upper case, single spaces) → gpus.csv id. A100 names
-# are resolved by the offer's ``gpu_ram`` (MB) because vast lists 40 and 80 GB alike.
-VAST_GPUS: dict[str, str] = {
-    "H100 SXM": "H100-SXM",
-    "H100 PCIE": "H100-PCIe",
-    "H100 NVL": "H100-NVL",
-    "H200": "H200",
-    "B200": "B200",
-    "GH200 SXM": "GH200",
-    "A100 SXM4": "A100",
-    "A100 PCIE": "A100",
-    "A100X": "A100",
-    "L40S": "L40S",
-    "L4": "L4",
-    "A10": "A10",
-    "RTX 4090": "RTX-4090",
-    "RTX A6000": "RTX-A6000",
-    "TESLA T4": "T4",
-    "TESLA V100": "V100",
-    "MI300X": "MI300X",
-}
-_A100_80GB_MIN_MB = 60_000
 
 # Billing granularity per provider: (billing_increment_hours, min_hours), the same
 # numbers as the bundled offers.csv. Unknown clouds get per-minute billing.
@@ -211,7 +137,12 @@ def _slug(text: str) -> str:
 
 @dataclass(frozen=True)
 class Machine:
-    """What one offer rents, where, and who says so: every column but the price terms."""
+    """What one offer rents, where, and who says so: every column but the price terms.
+
+    ``as_of`` is the source's own date for the price (the API's effective date, the
+    catalog file's commit or Last-Modified date); ``fetched_at`` is when flopopt read it.
+    An old snapshot fetched today stays old.
+    """
 
     provider: str
     region: str
@@ -219,6 +150,7 @@ class Machine:
     shape: VmShape
     source: str
     as_of: dt.date
+    fetched_at: dt.date | None = None
 
     def row(
         self,
@@ -246,8 +178,10 @@ class Machine:
             billing_increment_hours=_hours_text(increment_hours),
             min_hours=_hours_text(min_hours),
             interconnect=self.shape.interconnect,
+            price_quality="primary",
             source=self.source,
-            as_of=self.as_of.isoformat(),
+            as_of=min(self.as_of, self.fetched_at or self.as_of).isoformat(),
+            fetched_at=(self.fetched_at or self.as_of).isoformat(),
         )
         if interruption_overhead is not None:
             row["interruption_overhead"] = f"{interruption_overhead:g}"
@@ -311,7 +245,15 @@ def azure_filter(skus: Iterable[str], region: str | None) -> str:
     return text
 
 
-def adapt_azure_items(items: Sequence[Any], *, base_url: str, as_of: dt.date) -> Adapted:
+def _effective_date(value: Any) -> dt.date | None:
+    """Azure's ``effectiveStartDate`` (``2024-03-01T00:00:00Z``) as a date: the price's own date."""
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def adapt_azure_items(items: Sequence[Any], *, base_url: str, fetched_at: dt.date) -> Adapted:
     """Azure price items → offers: Linux consumption (on-demand), Spot, and reservations.
 
     Rules (reference B1): Windows products carry a licence fee → skipped; "Low Priority"
@@ -320,7 +262,8 @@ def adapt_azure_items(items: Sequence[Any], *, base_url: str, as_of: dt.date) ->
     (1 year) or 26,280 h (3 years), with min_hours = the term, because a reservation is
     paid whether used or not. Several items for one offer (non-primary meters, tiers)
     keep the lowest price. ``source`` is the API query that returns exactly that VM's
-    price in that region, so a reader can check the number.
+    price in that region, so a reader can check the number. ``as_of`` is the item's
+    ``effectiveStartDate`` (the fetch date only when the item has none).
     """
     out = Adapted()
     best: dict[str, dict[str, str]] = {}
@@ -375,7 +318,8 @@ def adapt_azure_items(items: Sequence[Any], *, base_url: str, as_of: dt.date) ->
             out.skipped[f"price type {price_type or '?'}"] += 1
             continue
         source = f"{base_url}?$filter=armSkuName eq '{sku}' and armRegionName eq '{region}'"
-        row = Machine("azure", region, sku, shape, source, as_of).row(
+        as_of = _effective_date(item.get("effectiveStartDate")) or fetched_at
+        row = Machine("azure", region, sku, shape, source, as_of, fetched_at).row(
             f"azure-{_slug(sku)}-{_slug(region)}-{suffix}",
             kind,
             price_per_hour_usd,
@@ -392,7 +336,8 @@ def adapt_azure_items(items: Sequence[Any], *, base_url: str, as_of: dt.date) ->
 
 
 def fetch_azure(
-    fetcher: Fetcher, url: str, region: str | None, as_of: dt.date, report: Callable[[str], None]
+    fetcher: Fetcher, url: str, region: str | None, fetched_at: dt.date,
+    report: Callable[[str], None],
 ) -> Adapted:
     """Follow ``NextPageLink`` until null (at most ``max_pages``), then adapt every item."""
     params: dict[str, str] | None = {
@@ -418,13 +363,16 @@ def fetch_azure(
             raise FetchError(
                 f"malformed page {page} from {short_url(page_url)}: NextPageLink is not a URL"
             )
+        refusal = redirect_refusal(page_url, next_link)  # a next page is a redirect in disguise
+        if refusal:
+            raise FetchError(f"page {page} from {short_url(page_url)}: NextPageLink {refusal}")
         page_url, params = next_link, None  # the link already carries the query
     else:
         raise FetchError(
             f"more than {limit} pages from {short_url(url)}; the query is too broad "
             f"(raise {ENV_MAX_PAGES} if this is expected)"
         )
-    adapted = adapt_azure_items(items, base_url=url, as_of=as_of)
+    adapted = adapt_azure_items(items, base_url=url, fetched_at=fetched_at)
     adapted.pages = page
     return adapted
 
@@ -433,16 +381,13 @@ def fetch_azure(
 # adapter: SkyPilot catalog CSVs
 
 SKYPILOT_REQUIRED = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region")
+_GPUINFO_MIB = re.compile(r"['\"]SizeInMiB['\"]\s*:\s*([0-9.]+)")
 
 
-def _resolve_accelerator(cloud: str, name: str, instance_type: str) -> tuple[str, str] | None:
-    key = name.strip().upper()
-    if key == "H100" and "pcie" in instance_type.lower():
-        key = "H100-PCIE"
-    found = SKYPILOT_ACCELERATORS.get(key)
-    if found is None:
-        return None
-    return found[0], SKYPILOT_INTERCONNECT_OVERRIDES.get((cloud, key), found[1])
+def _gpu_memory_gib(gpu_info: str) -> float | None:
+    """Per-GPU memory from SkyPilot's GpuInfo cell (a Python-literal dict), in GiB."""
+    match = _GPUINFO_MIB.search(gpu_info or "")
+    return float(match.group(1)) / 1024 if match else None
 
 
 def _tpu_slice(name: str) -> tuple[str, int] | None:
@@ -472,23 +417,34 @@ class _Priced:
 
     price_usd: float | None = None
     spot_price_usd: float | None = None
+    memory_gib: float | None = None
 
-    def add(self, price: float | None, spot: float | None) -> None:
+    def add(self, price: float | None, spot: float | None, memory_gib: float | None = None) -> None:
         if price is not None:
             self.price_usd = price if self.price_usd is None else min(self.price_usd, price)
         if spot is not None:
             self.spot_price_usd = (
                 spot if self.spot_price_usd is None else min(self.spot_price_usd, spot)
             )
+        if memory_gib is not None:
+            self.memory_gib = memory_gib
 
 
 def adapt_skypilot_csv(
-    text: str, *, cloud: str, source_url: str, as_of: dt.date, region: str | None = None
+    text: str,
+    *,
+    cloud: str,
+    source_url: str,
+    as_of: dt.date,
+    fetched_at: dt.date | None = None,
+    region: str | None = None,
 ) -> Adapted:
     """One SkyPilot ``vms.csv`` → offers; columns are read by header name (order varies by cloud).
 
     * One row per availability zone: deduplicated by (InstanceType, Region); Price is the
       same in every zone, SpotPrice differs → the minimum (cheapest spot in the region).
+      Zone rows may name the GPU differently (AWS p4de: ``A100`` and ``A100-80GB``); the
+      GpuInfo memory decides the gpus.csv row, so they are one instance.
     * Empty Price = not orderable on demand (AWS Capacity-Block-only sizes): no
       on-demand offer; a SpotPrice, if any, still gives a spot offer.
     * GCP: host rows carry only vCPU+RAM and GPU rows (empty InstanceType) only the GPUs;
@@ -496,7 +452,8 @@ def adapt_skypilot_csv(
       the same region. n1 hosts take attachable GPUs in any combination the catalog does
       not pair, so they are skipped (the bundled catalog keeps hand-made n1+T4/V100 rows).
       TPU slices are standalone rows, priced per slice, counted in chips.
-    * Accelerators missing from ``SKYPILOT_ACCELERATORS`` are skipped and counted.
+    * Accelerator names ``accelerators.csv`` does not map are skipped and counted by name.
+    * ``as_of`` is the catalog's own date (commit or Last-Modified), ``fetched_at`` today.
     """
     out = Adapted()
     reader = csv.DictReader(io.StringIO(text))
@@ -508,7 +465,8 @@ def adapt_skypilot_csv(
             f"{', '.join(missing)})"
         )
     reader.fieldnames = header
-    hosts: dict[tuple[str, str, str, int], _Priced] = {}  # (instance, region, accel, count)
+    # (instance, region, count) → the shape it resolves to, and its min prices
+    hosts: dict[tuple[str, str, int, VmShape], _Priced] = {}
     gcp_gpus: dict[tuple[str, int, str], _Priced] = {}  # (accel, count, region)
     gcp_hosts: dict[tuple[str, str], _Priced] = {}  # (instance, region)
     for record in reader:
@@ -519,6 +477,7 @@ def adapt_skypilot_csv(
             continue
         price = _positive_float((record.get("Price") or "").strip() or None)
         spot = _positive_float((record.get("SpotPrice") or "").strip() or None)
+        memory_gib = _gpu_memory_gib(record.get("GpuInfo") or "")
         count_text = (record.get("AcceleratorCount") or "").strip()
         if cloud == "gcp" and not instance and accelerator:
             if _tpu_slice(accelerator) is None:
@@ -527,7 +486,7 @@ def adapt_skypilot_csv(
                     out.skipped["unparseable AcceleratorCount"] += 1
                     continue
                 gcp_gpus.setdefault((accelerator.upper(), count, row_region), _Priced()).add(
-                    price, spot
+                    price, spot, memory_gib
                 )
                 continue
             instance = accelerator  # a TPU slice is its own "instance"
@@ -544,56 +503,52 @@ def adapt_skypilot_csv(
         if not instance or not row_region:
             out.skipped["no InstanceType or Region"] += 1
             continue
-        hosts.setdefault((instance, row_region, accelerator, count), _Priced()).add(price, spot)
+        shape = _skypilot_shape(cloud, accelerator, instance, count, memory_gib)
+        if shape is None:
+            out.skipped[f"unknown accelerator {accelerator}"] += 1
+            continue
+        hosts.setdefault((instance, row_region, count, shape), _Priced()).add(price, spot)
 
     # GCP: host + fixed GPUs of the same region.
     used_gpu_rows: set[tuple[str, int, str]] = set()
     for (instance, row_region), host in gcp_hosts.items():
         fixed = _gcp_fixed_gpus(instance)
         if fixed is None:
-            reason = (
-                "gcp n1 host (attachable GPUs are not paired in the catalog)"
-                if instance.startswith("n1-")
-                else "no accelerator (CPU-only)"
-            )
-            out.skipped[reason] += 1
+            if instance.startswith("n1-"):
+                out.skipped["gcp n1 host (attachable GPUs are not paired in the catalog)"] += 1
+            elif _GCP_GPU_FAMILY.match(instance):
+                out.skipped[f"unknown GPU machine type {instance}"] += 1
+            else:
+                out.skipped["no accelerator (CPU-only)"] += 1
             continue
         key = (fixed[0].upper(), fixed[1], row_region)
         gpu_row = gcp_gpus.get(key)
         if gpu_row is None:
             out.skipped["gcp host without a GPU price row in its region"] += 1
             continue
+        shape = _skypilot_shape(cloud, fixed[0], instance, fixed[1], gpu_row.memory_gib)
+        if shape is None:
+            out.skipped[f"unknown accelerator {fixed[0]}"] += 1
+            continue
         used_gpu_rows.add(key)
-        assembled = _Priced()
+        assembled = hosts.setdefault((instance, row_region, fixed[1], shape), _Priced())
         assembled.add(
             _sum(host.price_usd, gpu_row.price_usd),
             _sum(host.spot_price_usd, gpu_row.spot_price_usd),
         )
-        hosts[(instance, row_region, fixed[0], fixed[1])] = assembled
     unused = len(set(gcp_gpus) - used_gpu_rows)
     if unused:
         out.skipped["gcp GPU row without a fixed-GPU host"] += unused
 
-    for (instance, row_region, accelerator, count), priced in sorted(hosts.items()):
-        if cloud == "azure" and instance in AZURE_GPU_VMS:
-            shape = AZURE_GPU_VMS[instance]  # exact board and count, not just the chip name
-        else:
-            tpu = _tpu_slice(accelerator)
-            if tpu is not None:
-                # TPU chips talk over ICI links, which the model treats like NVLink.
-                shape = VmShape(*tpu, "nvlink")
-            else:
-                resolved = _resolve_accelerator(cloud, accelerator, instance)
-                if resolved is None:
-                    out.skipped[f"unknown accelerator {accelerator}"] += 1
-                    continue
-                shape = VmShape(resolved[0], count, resolved[1])
+    for (instance, row_region, _count, shape), priced in sorted(
+        hosts.items(), key=lambda kv: kv[0][:3]
+    ):
         if priced.price_usd is None and priced.spot_price_usd is None:
             out.skipped["no price (not orderable)"] += 1
             continue
         if priced.price_usd is None:
             out.skipped["empty Price (not orderable on demand)"] += 1
-        machine = Machine(cloud, row_region, instance, shape, source_url, as_of)
+        machine = Machine(cloud, row_region, instance, shape, source_url, as_of, fetched_at)
         out.rows += machine.on_demand_and_spot(
             f"{cloud}-{_slug(instance)}-{_slug(row_region)}",
             priced.price_usd,
@@ -602,6 +557,21 @@ def adapt_skypilot_csv(
             spot_overhead=SPOT_INTERRUPTION_OVERHEAD,
         )
     return out
+
+
+def _skypilot_shape(
+    cloud: str, accelerator: str, instance: str, count: int, memory_gib: float | None
+) -> VmShape | None:
+    """The VmShape of a SkyPilot row: exact Azure size, a TPU slice, or the mapping table."""
+    if cloud == "azure" and instance in AZURE_GPU_VMS:
+        return AZURE_GPU_VMS[instance]  # exact board and count, not just the chip name
+    tpu = _tpu_slice(accelerator)
+    if tpu is not None:
+        return VmShape(*tpu, "nvlink")  # TPU chips talk over ICI links, treated like NVLink
+    found = mapping.resolve(
+        "skypilot", accelerator, cloud=cloud, memory_gib=memory_gib, instance_type=instance
+    )
+    return None if found is None else VmShape(found.gpu, count, found.interconnect)
 
 
 def _whole(text: str) -> int | None:
@@ -616,17 +586,53 @@ def _sum(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
 
 
+_GITHUB_RAW = re.compile(r"https://raw\.githubusercontent\.com/([^/]+)/([^/]+)/([^/]+)/(.+)")
+GITHUB_API = "https://api.github.com"
+
+
+def source_date(
+    fetcher: Fetcher, fetched: Fetched, url: str, fetched_at: dt.date
+) -> tuple[dt.date, str]:
+    """The file's own date and a source text naming it: Last-Modified, else (for a file on
+    raw.githubusercontent.com) the date and hash of the commit that last changed it, else
+    the fetch date — said so in the source, because then the date is not the source's."""
+    modified = fetched.last_modified()
+    if modified is not None:
+        return min(modified, fetched_at), f"{url} (Last-Modified {modified.isoformat()})"
+    match = _GITHUB_RAW.fullmatch(url)
+    if match:
+        owner, repo, ref, path = match.groups()
+        try:
+            commits = fetcher.get_json(
+                f"{GITHUB_API}/repos/{owner}/{repo}/commits",
+                {"path": path, "sha": ref, "per_page": "1"},
+            )
+            sha = str(commits[0]["sha"])
+            when = dt.date.fromisoformat(str(commits[0]["commit"]["committer"]["date"])[:10])
+            return (
+                min(when, fetched_at),
+                f"https://github.com/{owner}/{repo}/blob/{sha}/{path} (commit of {when.isoformat()})",
+            )
+        except (FetchError, KeyError, IndexError, TypeError, ValueError):
+            pass
+    return fetched_at, f"{url} (no source date published; as_of = fetch date)"
+
+
 def fetch_skypilot(
     fetcher: Fetcher,
     url: str,
     cloud: str,
     region: str | None,
-    as_of: dt.date,
+    fetched_at: dt.date,
     report: Callable[[str], None],
 ) -> Adapted:
     report("downloading vms.csv")
-    text = fetcher.get_text(url)
-    return adapt_skypilot_csv(text, cloud=cloud, source_url=url, as_of=as_of, region=region)
+    fetched = fetcher.get(url)
+    as_of, source = source_date(fetcher, fetched, url, fetched_at)
+    return adapt_skypilot_csv(
+        fetched.text(), cloud=cloud, source_url=source, as_of=as_of, fetched_at=fetched_at,
+        region=region,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -644,27 +650,26 @@ VAST_REGION = "marketplace"
 
 
 def _vast_gpu(name: str, gpu_ram_mb: Any) -> str | None:
-    key = re.sub(r"\s+", " ", name.replace("_", " ")).strip().upper()
-    gpu = VAST_GPUS.get(key)
-    if gpu == "A100":
-        ram = _positive_float(gpu_ram_mb)
-        if ram is None:
-            return None
-        return "A100-80GB" if ram >= _A100_80GB_MIN_MB else "A100-40GB"
-    return gpu
+    """vast's ``gpu_name`` (and ``gpu_ram`` in MB, which tells 40 from 80 GB) → gpus.csv id."""
+    ram = _positive_float(gpu_ram_mb)
+    found = mapping.resolve("vast", name, memory_gib=ram / 1024 if ram else None)
+    return found.gpu if found else None
 
 
 def adapt_vast_offers(
-    payload: Any, *, source_url: str, as_of: dt.date, min_offers: int = 3
+    payload: Any, *, source_url: str, fetched_at: dt.date, min_offers: int = 3
 ) -> Adapted:
     """vast.ai search results → one on-demand and one interruptible offer per (GPU, count).
 
     vast.ai is a marketplace of individual hosts whose prices move daily, so a single
     listing is not a price: the offer's price is the median ``dph_total`` ($/h for the
-    whole machine) over at least ``min_offers`` verified listings, and the interruptible
-    price the median ``min_bid`` (the lowest bid a host accepts — a lower bound).
+    whole machine, storage included) over at least ``min_offers`` verified listings, and
+    the interruptible price the median ``min_bid`` (the lowest bid a host accepts — a
+    lower bound) plus the same storage charge (``dph_total − dph_base``), which the bid
+    does not include: otherwise interruptible looks cheaper by the storage alone.
     Region is "marketplace" (listings span the world) and interconnect "pcie": hosts
-    rarely advertise NVLink topology, so the scale-out model stays conservative.
+    rarely advertise NVLink topology, so the scale-out model stays conservative. The
+    listings are live, so ``as_of`` is the fetch date.
     """
     if not isinstance(payload, dict) or not isinstance(payload.get("offers"), list):
         raise FetchError(
@@ -689,8 +694,10 @@ def adapt_vast_offers(
             continue
         on_demand.setdefault((gpu, count), []).append(price)
         bid = _positive_float(offer.get("min_bid"))
+        base = _positive_float(offer.get("dph_base"))
         if bid is not None:
-            bids.setdefault((gpu, count), []).append(bid)
+            storage = max(0.0, price - base) if base is not None else 0.0
+            bids.setdefault((gpu, count), []).append(bid + storage)
     for (gpu, count), prices in sorted(on_demand.items()):
         if len(prices) < min_offers:
             out.skipped[f"fewer than {min_offers} listings for one GPU/count"] += len(prices)
@@ -698,7 +705,8 @@ def adapt_vast_offers(
         instance = f"{count}x_{gpu.lower()}"
         offered_bids = bids.get((gpu, count), [])
         machine = Machine(
-            "vast", VAST_REGION, instance, VmShape(gpu, count, "pcie"), source_url, as_of
+            "vast", VAST_REGION, instance, VmShape(gpu, count, "pcie"), source_url, fetched_at,
+            fetched_at,
         )
         out.rows += machine.on_demand_and_spot(
             f"vast-{instance}",
@@ -711,7 +719,8 @@ def adapt_vast_offers(
 
 
 def fetch_vast(
-    fetcher: Fetcher, url: str, region: str | None, as_of: dt.date, report: Callable[[str], None]
+    fetcher: Fetcher, url: str, region: str | None, fetched_at: dt.date,
+    report: Callable[[str], None],
 ) -> Adapted:
     report("searching offers")
     response = fetcher.get(url, {"q": json.dumps(VAST_QUERY, separators=(",", ":"))})
@@ -719,6 +728,6 @@ def fetch_vast(
     return adapt_vast_offers(
         payload,
         source_url=response.url or url,
-        as_of=as_of,
+        fetched_at=fetched_at,
         min_offers=fetcher.settings.vast_min_offers,
     )

@@ -64,6 +64,7 @@ from .fetch import (
     RefreshSettings,
     short_url,
 )
+from .guards import GuardSettings, HeldRow, check_prices, price_rows
 from .price_sources import (
     VAST_REGION,
     Adapted,
@@ -186,6 +187,7 @@ class FeedOutcome:
     message: str | None = None
     previous_refresh: str | None = None  # date this feed last refreshed, if known
     rows: tuple[dict[str, str], ...] = field(default=(), repr=False)
+    held: int = 0  # rows the price guards held back
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,7 @@ class OfferChange:
     new_price_per_hour_usd: float | None
     old_as_of: str | None
     new_as_of: str | None
+    region: str = ""
 
     @property
     def change_pct(self) -> float | None:
@@ -247,6 +250,7 @@ class RefreshResult:
     written: bool
     rows_total: int  # rows in the cache file after this refresh (or that would be)
     region: str | None = None
+    held: tuple[HeldRow, ...] = ()  # rows held back by validation or the price guards
 
     @property
     def failed(self) -> tuple[FeedOutcome, ...]:
@@ -306,7 +310,7 @@ def _read_state(cache_file: Path) -> dict[str, Any] | None:
 def _guess_feed(row: Mapping[str, str]) -> str | None:
     """Owner of a cached row when the sidecar is missing (e.g. a crash between the two writes)."""
     source, provider = row.get("source", ""), row.get("provider", "")
-    if source.endswith("vms.csv"):
+    if "vms.csv" in source:
         return f"skypilot:{provider}"
     if provider == "vast" and "bundles" in source:
         return "vast"
@@ -359,7 +363,7 @@ def _offer_problems(
 def _row_problems(
     rows: Sequence[Mapping[str, str]], known_gpus: set[str], today: dt.date
 ) -> list[tuple[int | None, str]]:
-    """Every offers.csv defect in ``rows`` as (row position or None, "offer_id: field: message").
+    """Every offers.csv defect in ``rows`` as (row position or None, "field: message").
 
     One schema pass for all rows, because pandas, not the network, is the slow part here.
     """
@@ -378,30 +382,86 @@ def _row_problems(
     found: list[tuple[int | None, str]] = []
     for problem in problems.items:
         position = problem.row - 2 if problem.row is not None else None
-        offer_id = rows[position].get("offer_id", "?") if position is not None else "?"
-        found.append((position, f"{offer_id}: {problem.field}: {problem.message}"))
+        found.append((position, f"{problem.field}: {problem.message}"))
     return found
 
 
-def _invalid_feeds(
-    outcomes: Sequence[FeedOutcome], known_gpus: set[str], today: dt.date
-) -> dict[str, str]:
-    """Check every fresh row against offers.csv's rules; name each feed with a bad row,
-    so that a bad feed fails alone instead of sinking the whole refresh."""
+def _guard_feeds(
+    outcomes: Sequence[FeedOutcome],
+    known_gpus: set[str],
+    today: dt.date,
+    *,
+    reference: Sequence[Mapping[str, str]],
+    previous: Mapping[str, float],
+    settings: GuardSettings,
+    accept_changes: bool,
+) -> tuple[list[FeedOutcome], tuple[HeldRow, ...]]:
+    """Check every fresh row against offers.csv's rules and the price guards, in one pass.
+
+    A row with any defect is held back with all of them (schema and guards together);
+    the feed keeps its other rows. A feed whose every row is held back, or whose
+    response is wrong as a whole, fails alone and keeps its previous rows.
+    """
     owners: list[str] = []
     rows: list[dict[str, str]] = []
     for outcome in outcomes:
         if outcome.status is FeedStatus.ok:
             rows.extend(outcome.rows)
             owners.extend([outcome.name] * len(outcome.rows))
-    bad: dict[str, list[str]] = {}
+    schema_reasons: dict[int, list[str]] = {}
+    whole_feed: dict[str, str] = {}
     for position, text in _row_problems(rows, known_gpus, today):
-        for feed in [owners[position]] if position is not None else sorted(set(owners)):
-            bad.setdefault(feed, []).append(text)
-    return {
-        feed: f"{len(items)} invalid value(s) in the converted offers, first: {items[0]}"
-        for feed, items in bad.items()
-    }
+        if position is None:
+            for feed in sorted(set(owners)):
+                whole_feed.setdefault(feed, f"the converted offers are invalid: {text}")
+        else:
+            schema_reasons.setdefault(position, []).append(text)
+    report = check_prices(
+        price_rows(rows),
+        reference=[r for r in price_rows(reference) if r is not None],
+        previous=previous,
+        settings=settings,
+        accept_changes=accept_changes,
+        extra_reasons=schema_reasons,
+        sources=owners,
+    )
+    kept_by_feed: dict[str, list[dict[str, str]]] = {}
+    for position in report.kept:
+        kept_by_feed.setdefault(owners[position], []).append(rows[position])
+    held_by_feed: dict[str, int] = {}
+    for item in report.held:
+        held_by_feed[item.source] = held_by_feed.get(item.source, 0) + 1
+    out: list[FeedOutcome] = []
+    for o in outcomes:
+        if o.status is not FeedStatus.ok:
+            out.append(o)
+        elif o.name in whole_feed:
+            out.append(_failed(o.name, o.url, whole_feed[o.name], o.previous_refresh))
+        elif o.rows and not kept_by_feed.get(o.name):
+            message = (f"all {len(o.rows)} converted offer(s) were held back by the price "
+                       "guards (listed below); previous prices kept")
+            out.append(dataclasses.replace(
+                _failed(o.name, o.url, message, o.previous_refresh), held=held_by_feed[o.name]
+            ))
+        else:
+            kept = tuple(kept_by_feed.get(o.name, []))
+            out.append(dataclasses.replace(
+                o, rows=kept, offers=len(kept), held=held_by_feed.get(o.name, 0)
+            ))
+    held = tuple(h for h in report.held if h.source not in whole_feed)
+    return out, held
+
+
+def _effective_prices(
+    bundled: Sequence[Mapping[str, str]], cache: Sequence[Mapping[str, str]]
+) -> dict[str, float]:
+    """offer_id → the instance-hour price ``solve`` uses now (bundled overlaid with the cache)."""
+    prices: dict[str, float] = {}
+    for row in [*bundled, *cache]:
+        price = _price(row)
+        if row.get("offer_id") and price is not None:
+            prices[row["offer_id"]] = price
+    return prices
 
 
 def _valid_previous_rows(
@@ -488,6 +548,7 @@ def compute_diff(
             _price(new),
             (old or {}).get("as_of") or None,
             (new or {}).get("as_of") or None,
+            ref.get("region", ""),
         )
 
     added = tuple(change(i) for i in sorted(set(after) - set(before)))
@@ -532,8 +593,14 @@ def refresh(
     progress: Callable[[RefreshProgress], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     today: dt.date | None = None,
+    accept_changes: bool = False,
+    guard_settings: GuardSettings | None = None,
 ) -> RefreshResult:
     """Fetch the selected feeds, merge them into the refresh cache, and say what changed.
+
+    Every fresh row passes the price guards (``guards``); a row that fails is held back
+    (``RefreshResult.held``, with every reason) and never cached. ``accept_changes``
+    adopts prices that moved more than the change threshold.
 
     Raises RefreshError (nothing written) for a bad option, a refresh already running or
     a merged result that fails validation; fileio.WriteError for a cache that cannot be
@@ -550,8 +617,9 @@ def refresh(
     today = today or dt.date.today()
     cache_file = paths.refreshed_offers_path()
 
+    guard = _Guard(guard_settings or GuardSettings.from_env(), accept_changes)
     if dry_run:
-        return _run(feeds, settings, region, True, progress, sleep, today, cache_file)
+        return _run(feeds, settings, region, True, progress, sleep, today, cache_file, guard)
     from filelock import FileLock, Timeout
 
     fileio.ensure_folder(paths.cache_dir())
@@ -566,9 +634,15 @@ def refresh(
     except OSError as exc:
         raise fileio.WriteError(str(lock_path()), fileio.describe_os_error(exc)) from None
     try:
-        return _run(feeds, settings, region, False, progress, sleep, today, cache_file)
+        return _run(feeds, settings, region, False, progress, sleep, today, cache_file, guard)
     finally:
         lock.release()
+
+
+@dataclass(frozen=True)
+class _Guard:
+    settings: GuardSettings
+    accept_changes: bool
 
 
 def _run(
@@ -580,6 +654,7 @@ def _run(
     sleep: Callable[[float], None],
     today: dt.date,
     cache_file: Path,
+    guard: _Guard,
 ) -> RefreshResult:
     import requests
 
@@ -599,19 +674,24 @@ def _run(
         )
         fetcher = Fetcher(settings, session, sleep)
         for done, feed in enumerate(feeds):
+            fetcher.start_source()
             previous = (state_feeds.get(feed.name) or {}).get("as_of")
             report = functools.partial(tick, feed.name, done)
             outcome = _run_feed(feed, fetcher, region, today, bundled, previous, report)
             outcomes.append(outcome)
             tick(feed.name, done + 1, _DONE_DETAIL.get(outcome.status, f"{outcome.offers} offers"))
 
-    invalid = _invalid_feeds(outcomes, known_gpus, today)
-    outcomes = [
-        _failed(o.name, o.url, invalid[o.name], o.previous_refresh) if o.name in invalid else o
-        for o in outcomes
-    ]
     old_rows = _read_csv_rows(cache_file) if cache_file.exists() else []
     kept_candidates = _valid_previous_rows(old_rows, known_gpus, today)
+    outcomes, held = _guard_feeds(
+        outcomes,
+        known_gpus,
+        today,
+        reference=[*bundled, *kept_candidates],
+        previous=_effective_prices(bundled, kept_candidates),
+        settings=guard.settings,
+        accept_changes=guard.accept_changes,
+    )
     merged, owners = _merge(kept_candidates, state_feeds, outcomes, region)
     new_rows = [merged[k] for k in sorted(merged)]
     user_ids = {
@@ -629,6 +709,7 @@ def _run(
         written=False,
         rows_total=len(new_rows),
         region=region,
+        held=held,
     )
     if dry_run or not any(o.status is FeedStatus.ok and o.offers for o in outcomes):
         return result  # nothing fetched replaces anything: the cache stays byte-for-byte as it was

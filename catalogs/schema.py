@@ -25,6 +25,7 @@ WORKLOADS = ("any", "transformer_training", "transformer_inference", "cnn_traini
              "cnn_inference", "custom")
 RENTAL_KINDS = ("on_demand", "spot", "reserved", "cluster_quote")
 CAPEX_KINDS = ("owned", "edge")
+PRICE_QUALITIES = ("primary", "estimate")
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,11 @@ OFFERS = (
     Column("electricity_usd_per_kwh", "float", required=False, low=0),
     Column("sunk", "bool", required=False),
     Column("source"),
-    Column("as_of", "date"),
+    Column("as_of", "date"),          # the source's own date for the price
+    # primary: the provider's own price page or API, or SkyPilot's catalog at a named
+    # commit; estimate: anything else, with its basis in ``source``. Empty = primary.
+    Column("price_quality", required=False, choices=PRICE_QUALITIES),
+    Column("fetched_at", "date", required=False),  # when flopopt read it (refreshed rows)
 )
 
 ATTENUATION = (

@@ -98,13 +98,35 @@ def validate(
 @catalog_app.command("import")
 def import_(
     file: Path = typer.Argument(..., help="A CSV with the columns of offers.csv (or gpus/attenuation/models)."),
+    accept_changes: bool = typer.Option(
+        False, "--accept-changes",
+        help="Import prices that moved more than the change threshold (FLOPOPT_GUARD_MAX_CHANGE_PCT) "
+             "against the price in use; the other price guards still apply."),
+    format: Format = FORMAT_OPTION,
 ) -> None:
     """Validate FILE, then merge it into your user catalog folder (atomically; a bad file changes nothing).
 
-    Example:  flopopt catalog import my-quotes.csv
+    Offers pass the price guards first (see the README's "Price guards"): a row they hold
+    back is listed with every reason and not imported; the command then exits 1.
+
+    Example:  flopopt catalog import examples/owned-machines.csv
     """
     from ..catalogs.manage import import_file
+    from .render import HELD_HEADERS, grid, held_dict, held_rows, to_json
 
-    report = guarded(lambda: import_file(file))
-    typer.echo(f"imported {report.rows_imported} row(s) into {report.target} "
+    report = guarded(lambda: import_file(file, accept_changes=accept_changes))
+    summary = (f"imported {report.rows_imported} row(s) into {report.target} "
                f"({report.rows_total} rows in your {report.catalog_file})")
+    if format is Format.json:
+        typer.echo(to_json({"imported": report.rows_imported, "target": str(report.target),
+                            "rows_total": report.rows_total, "catalog_file": report.catalog_file,
+                            "held_back": [held_dict(h) for h in report.held]}), nl=False)
+    else:
+        typer.echo(summary)
+        if report.held:
+            typer.echo(grid(format.value, f"Held back by the price guards (not imported; {len(report.held)} row(s))",
+                            HELD_HEADERS, held_rows(report.held)), nl=False)
+    if report.held:
+        typer.echo(f"warning: {len(report.held)} row(s) held back by the price guards; "
+                   "fix them or rerun with --accept-changes if only the change guard objects", err=True)
+        raise typer.Exit(1)

@@ -167,4 +167,5 @@ def _where(a: Assignment) -> str:
         return f"bought {a.option}"
     if a.resource == "reserved":
         return f"reserved {a.option}"
-    return f"{a.offer_id} ({a.provider} {a.kind})"
+    where = f" in {a.region}" if a.region else ""
+    return f"{a.offer_id} ({a.provider} {a.kind}{where})"

@@ -6,9 +6,10 @@ this module parses options, drives a progress bar, and renders. JSON goes throug
 rather than in ``cli/render.py`` because nothing else shows a refresh result.
 
 Exit codes (documented in the command's help):
-  0  every selected source refreshed (or was skipped for --region)
-  1  at least one source failed: one ``error:`` line each on stderr; its previously
-     cached prices are kept, the sources that worked were refreshed
+  0  every selected source refreshed (or was skipped for --region), nothing held back
+  1  at least one source failed (one ``error:`` line each on stderr; its previously
+     cached prices are kept, the sources that worked were refreshed), or the price
+     guards held rows back (listed with every reason; they are not cached)
   2  the refresh could not run or be saved (bad --source/--url, another refresh
      running, merged prices invalid, cache not writable): the cache is unchanged
 """
@@ -58,6 +59,19 @@ def refresh(
         "skypilot:gcp=http://mirror/gcp/vms.csv. Environment: FLOPOPT_AZURE_PRICES_URL, "
         "FLOPOPT_SKYPILOT_CATALOG_URL, FLOPOPT_VAST_BUNDLES_URL.",
     ),
+    clouds: str | None = typer.Option(
+        None,
+        "--clouds",
+        metavar="CLOUD,...",
+        help="SkyPilot v7 clouds to read, comma-separated, e.g. aws,gcp,lambda,nebius "
+        "(default aws,gcp,azure,lambda,runpod; environment FLOPOPT_SKYPILOT_CLOUDS).",
+    ),
+    accept_changes: bool = typer.Option(
+        False,
+        "--accept-changes",
+        help="Adopt prices that moved more than the change threshold "
+        "(FLOPOPT_GUARD_MAX_CHANGE_PCT, default 30%) since the price in use; other guards still apply.",
+    ),
     format: Format = FORMAT_OPTION,
 ) -> None:
     """Fetch current GPU prices from public sources (no account needed) into the local price cache.
@@ -69,20 +83,32 @@ def refresh(
 
     Example:  flopopt catalog refresh --source azure --region eastus --dry-run
 
+    Every fetched price passes the price guards (plausible band per GPU, spot below
+    on-demand and not a placeholder fraction, a move above 30% needs --accept-changes);
+    rows that fail are held back, listed with every reason, and not cached.
+
     Exit codes: 0 all sources refreshed; 1 some source failed (one error line each; its
-    previous prices are kept, the others were refreshed); 2 nothing could be done (bad
-    option, another refresh running, invalid result) and the cache is unchanged.
+    previous prices are kept, the others were refreshed) or rows were held back; 2
+    nothing could be done (bad option, another refresh running, invalid result) and the
+    cache is unchanged.
     """
-    from ..catalogs.fetch import parse_url_overrides
+    import dataclasses
+
+    from ..catalogs.fetch import RefreshSettings, parse_clouds, parse_url_overrides
     from ..catalogs.refresh import refresh as run_refresh
     from ..optimizer.fileio import WriteError
     from .render import to_json
 
     overrides = guarded(lambda: parse_url_overrides(url or []))
+    settings = guarded(lambda: RefreshSettings.from_env(overrides))
+    if clouds is not None:
+        chosen = guarded(lambda: parse_clouds(clouds))
+        settings = dataclasses.replace(settings, skypilot_clouds=chosen)
+
     def call(on_progress: Callable[[RefreshProgress], None] | None) -> RefreshResult:
         try:
-            return run_refresh(source or None, region=region, dry_run=dry_run, url_overrides=overrides,
-                               progress=on_progress)
+            return run_refresh(source or None, region=region, dry_run=dry_run, settings=settings,
+                               progress=on_progress, accept_changes=accept_changes)
         except WriteError as exc:  # a full or read-only disk: the refresh failed, the old cache stays
             fail(str(exc), EXIT_SOURCE_FAILED)
 
@@ -90,6 +116,9 @@ def refresh(
         result = guarded(lambda: call(on_progress))
     for outcome in result.failed:
         typer.echo(f"error: {outcome.name}: {outcome.message}", err=True)
+    if result.held:
+        typer.echo(f"warning: {len(result.held)} row(s) held back by the price guards "
+                   "(not cached); see the held-back table", err=True)
     if format is Format.json:
         typer.echo(to_json(result_dict(result)), nl=False)
     elif format is Format.markdown:
@@ -98,7 +127,7 @@ def refresh(
         typer.echo(markdown_safe(render_markdown(result)), nl=False)
     else:
         render_table(result)
-    if result.failed:
+    if result.failed or result.held:
         raise typer.Exit(EXIT_SOURCE_FAILED)
 
 
@@ -177,7 +206,7 @@ def _outcome_note(outcome: FeedOutcome) -> str:
 
 # The two tables of a refresh, shared by the table and markdown renderings.
 SOURCE_COLUMNS = ("source", "status", "offers", "last refresh", "note")
-MOVE_COLUMNS = ("offer", "gpu", "old", "new", "change", "old as_of")
+MOVE_COLUMNS = ("offer", "region", "gpu", "old", "new", "change", "old as_of")
 RIGHT_ALIGNED = frozenset({"offers", "old", "new", "change"})
 
 
@@ -198,6 +227,7 @@ def _move_rows(result: RefreshResult) -> list[tuple[str, ...]]:
     return [
         (
             move.offer_id,
+            move.region or "—",
             move.gpu,
             _usd(move.old_price_per_hour_usd),
             _usd(move.new_price_per_hour_usd),
@@ -206,6 +236,15 @@ def _move_rows(result: RefreshResult) -> list[tuple[str, ...]]:
         )
         for move in result.diff.moves[:MOVES_SHOWN]
     ]
+
+
+HELD_SHOWN = 50
+
+
+def _held_rows(result: RefreshResult) -> list[tuple[str, ...]]:
+    from .render import held_rows
+
+    return held_rows(result.held[:HELD_SHOWN])
 
 
 def _summary_lines(result: RefreshResult) -> list[str]:
@@ -275,6 +314,18 @@ def render_table(result: RefreshResult) -> None:
         for cells in _move_rows(result):
             moves.add_row(*cells)
         console.print(moves)
+    if result.held:
+        held = Table(
+            title=f"Held back by the price guards (not cached; {len(result.held)} row(s))",
+            title_justify="left",
+        )
+        from .render import HELD_HEADERS
+
+        for column in HELD_HEADERS:
+            held.add_column(column, overflow="fold")
+        for cells in _held_rows(result):
+            held.add_row(*cells)
+        console.print(held)
     for line in _summary_lines(result):
         console.print(line)
 
@@ -291,6 +342,11 @@ def render_markdown(result: RefreshResult) -> str:
     out = _markdown_table(SOURCE_COLUMNS, sources)
     if result.diff.moves:
         out += ["", *_markdown_table(MOVE_COLUMNS, _move_rows(result))]
+    if result.held:
+        rows = [(*r[:-1], r[-1].replace("|", "\\|")) for r in _held_rows(result)]
+        from .render import HELD_HEADERS
+
+        out += ["", *_markdown_table(HELD_HEADERS, rows)]
     out += [""] + [f"- {line}" for line in _summary_lines(result)]
     return "\n".join(out) + "\n"
 
@@ -299,6 +355,7 @@ def _change_dict(change: OfferChange) -> dict[str, Any]:
     return {
         "offer_id": change.offer_id,
         "provider": change.provider,
+        "region": change.region,
         "gpu": change.gpu,
         "old_price_per_hour_usd": change.old_price_per_hour_usd,
         "new_price_per_hour_usd": change.new_price_per_hour_usd,
@@ -310,6 +367,8 @@ def _change_dict(change: OfferChange) -> dict[str, Any]:
 
 def result_dict(result: RefreshResult) -> dict[str, Any]:
     """The JSON shape of a refresh (rows themselves are in the cache file, not repeated here)."""
+    from .render import held_dict
+
     diff = result.diff
     return {
         "as_of": result.as_of,
@@ -328,9 +387,11 @@ def result_dict(result: RefreshResult) -> dict[str, Any]:
                 "skipped": dict(o.skipped),
                 "message": o.message,
                 "previous_refresh": o.previous_refresh,
+                "held_back": o.held,
             }
             for o in result.outcomes
         ],
+        "held_back": [held_dict(h) for h in result.held],
         "diff": {
             "added": [_change_dict(c) for c in diff.added],
             "removed": [_change_dict(c) for c in diff.removed],

@@ -5,6 +5,7 @@ Library results come in, strings go out; nothing here computes a number.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import math
@@ -19,6 +20,8 @@ from ..optimizer.serving_solve import ServingResult
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..catalogs.guards import HeldRow
 
 FORMATS = ("table", "json", "markdown")
 
@@ -203,11 +206,41 @@ def solve_dict(result: Result, price_note: str | None = None) -> dict[str, Any]:
 
 
 def plan_summary(plan: Plan) -> str:
-    where = f"{plan.provider} {plan.kind}"
+    where = f"{plan.provider} {plan.kind}" + (f" in {plan.region}" if plan.region else "")
     if plan.instance_type:
         where += f", {plan.instances} × {plan.instance_type}"
     return (f"{plan.gpu_count} × {plan.gpu} at {plan.precision} — {where}: "
-            f"{hours_text(plan.hours)} ({days_text(plan.hours)}), {usd(plan.cost_usd)}")
+            f"{hours_text(plan.hours)} ({days_text(plan.hours)}), {usd(plan.cost_usd)} · "
+            f"{plan_price_note(plan)}")
+
+
+def plan_price_note(plan: Plan) -> str:
+    """Price date (and fetch date when it differs), quality, and a quota the plan exceeds."""
+    text = f"price as of {plan.price_as_of}"
+    if plan.price_fetched_at and plan.price_fetched_at != plan.price_as_of:
+        text += f" (fetched {plan.price_fetched_at})"
+    if plan.price_quality == "estimate":
+        text += ", estimate (not from the provider's own page; see `flopopt catalog show`)"
+    quota = plan.typical_quota_gpus
+    if quota is not None and plan.gpu_count > quota and plan.kind in ("on_demand", "spot"):
+        text += (f"; above the typical default quota of {quota:,.0f} GPUs for {plan.provider} "
+                 f"{plan.kind.replace('_', '-')}: request a quota increase first")
+    return text
+
+
+def stale_price_warning(plan: Plan, today: dt.date | None = None) -> str | None:
+    """A warning when the winning price is older than ``STALE_AFTER_DAYS`` (180 days)."""
+    from ..catalogs.loader import STALE_AFTER_DAYS
+
+    try:
+        as_of = dt.date.fromisoformat(plan.price_as_of)
+    except ValueError:
+        return None
+    age = ((today or dt.date.today()) - as_of).days
+    if age <= STALE_AFTER_DAYS:
+        return None
+    return (f"warning: the winning price ({plan.offer_id}) is {age} days old (as of {plan.price_as_of}; "
+            f"older than {STALE_AFTER_DAYS} days): check it or run `flopopt catalog refresh`")
 
 
 def plan_assumptions(plan: Plan) -> str:
@@ -248,13 +281,14 @@ def recommendation(result: Result) -> str:
 
 def _plan_rows(plans: Iterable[Plan]) -> list[tuple[str, ...]]:
     return [
-        (str(p.gpu_count), p.gpu, p.precision, p.provider, p.kind, p.offer_id, hours_text(p.hours),
-         days_text(p.hours), usd(p.cost_usd), f"{p.attenuation:.2f}", f"{p.buffer:.0%}", p.price_as_of)
+        (str(p.gpu_count), p.gpu, p.precision, p.provider, p.kind, p.region or "—", p.offer_id,
+         hours_text(p.hours), days_text(p.hours), usd(p.cost_usd), f"{p.attenuation:.2f}", f"{p.buffer:.0%}",
+         p.price_as_of + (" (est.)" if p.price_quality == "estimate" else ""))
         for p in plans
     ]
 
 
-PLAN_HEADERS = ("GPUs", "GPU", "prec.", "provider", "kind", "offer", "hours", "days", "cost", "atten.",
+PLAN_HEADERS = ("GPUs", "GPU", "prec.", "provider", "kind", "region", "offer", "hours", "days", "cost", "atten.",
                 "buffer", "price as of")
 
 
@@ -331,7 +365,8 @@ def render_solve(result: Result | ServingResult, fmt: str, price_note: str | Non
                f"{', '.join(result.catalog_layers)}" + ("_" if md else "") + "\n")
     if price_note:
         out.append(price_note + "\n")
-    for w in result.warnings:
+    stale = stale_price_warning(result.plan) if result.plan is not None else None
+    for w in [*result.warnings, *([stale] if stale else [])]:
         out.append(w + "\n")
     return "".join(out)
 
@@ -357,11 +392,12 @@ def render_offer_list(table: pd.DataFrame, fmt: str) -> str:
     if fmt == "json":
         return to_json({"offers": table.to_dict("records")})
     rows = [
-        (r["offer_id"], r["provider"], r["kind"], r["gpu"], str(int(r["gpus_per_instance"])),
-         f"${r['price_per_hour_total_usd']:,.2f}", f"${r['price_per_gpu_hour_usd']:,.2f}", r["as_of"])
+        (r["offer_id"], r["provider"], r["kind"], r["region"] or "—", r["gpu"], str(int(r["gpus_per_instance"])),
+         f"${r['price_per_hour_total_usd']:,.2f}", f"${r['price_per_gpu_hour_usd']:,.2f}",
+         r["as_of"] + (" (est.)" if r.get("price_quality") == "estimate" else ""))
         for r in table.to_dict("records")
     ]
-    headers = ("offer", "provider", "kind", "GPU", "GPUs/inst.", "$/instance-h", "$/GPU-h", "as of")
+    headers = ("offer", "provider", "kind", "region", "GPU", "GPUs/inst.", "$/instance-h", "$/GPU-h", "as of")
     return grid(fmt, f"{len(rows)} offers", headers, rows)
 
 
@@ -431,7 +467,8 @@ def render_serving(result: ServingResult, fmt: str, price_note: str | None = Non
                    f"average load {p.utilisation_at_average:.0%}\n")
         out.append(f"{bullet}what binds: {'; '.join(p.binds) or 'nothing (demand alone)'}\n\n")
         rows = [  # a line serving several buckets: its totals on its first row only
-            ((f"{line.gpu} {line.precision} TP{line.tensor_parallel}", line.offer_id, str(line.instances),
+            ((f"{line.gpu} {line.precision} TP{line.tensor_parallel}",
+              f"{line.offer_id} ({line.region})" if line.region else line.offer_id, str(line.instances),
               str(line.replicas), str(line.gpus)) if i == 0 else ("", "", "", "", ""))
             + (load.bucket, f"{load.peak_rps:,.1f}", str(load.batch), _ms(load.ttft_seconds),
                f"{load.tpot_seconds * 1000:,.1f} ms", f"{load.tokens_per_s_per_replica:,.0f}")
@@ -461,3 +498,25 @@ def render_serving(result: ServingResult, fmt: str, price_note: str | None = Non
     for w in result.warnings:
         out.append(w + "\n")
     return "".join(out)
+
+
+# ---------------------------------------------------------------------------
+# rows held back by the price guards (refresh, catalog import)
+
+HELD_HEADERS = ("offer", "from", "kind", "region", "gpu", "$/instance-h", "reasons")
+
+
+def held_rows(held: Sequence[HeldRow]) -> list[tuple[str, ...]]:
+    from ..catalogs.guards import usd_text
+
+    return [
+        (h.offer_id, h.source, h.kind, h.region or "—", h.gpu,
+         "—" if h.price_per_hour_usd is None else usd_text(h.price_per_hour_usd), "; ".join(h.reasons))
+        for h in held
+    ]
+
+
+def held_dict(h: HeldRow) -> dict[str, Any]:
+    return {"offer_id": h.offer_id, "source": h.source, "provider": h.provider, "kind": h.kind,
+            "region": h.region, "gpu": h.gpu, "price_per_hour_usd": h.price_per_hour_usd,
+            "reasons": list(h.reasons), "accept_changes_adopts": h.change_only}

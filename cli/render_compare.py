@@ -167,7 +167,8 @@ def _limits_text(item: ComparedPlan) -> str:
 
 def _plan_row(item: ComparedPlan) -> tuple[str, ...]:
     p = item.plan
-    return (_plan_text(item), p.provider, p.offer_id, hours_text(p.hours), days_text(p.hours), usd(p.cost_usd),
+    where = f"{p.provider} ({p.region})" if p.region else p.provider  # region on every plan table
+    return (_plan_text(item), where, p.offer_id, hours_text(p.hours), days_text(p.hours), usd(p.cost_usd),
             per_pflop(item.cost_per_pflop_usd), _yes(item.deadline_met), _yes(item.within_budget))
 
 

@@ -250,7 +250,25 @@ def read_quotes(path: Path, catalog: Catalog, problems: ProblemList) -> QuoteFil
     cross_check({"gpus.csv": catalog.gpus, "offers.csv": offers,
                   "attenuation.csv": catalog.attenuation}, cross)
     problems.items.extend(p for p in cross.items if p.file == file)
+    _guard_quotes(offers, catalog, file, problems)
     return QuoteFile(path, form, offers)
+
+
+def _guard_quotes(offers: pd.DataFrame, catalog: Catalog, file: str, problems: ProblemList) -> None:
+    """Quotes pass the same price guards as refreshed and imported offers (catalogs.guards):
+    a quote at $0.0001/GPU-h must not decide a comparison. Each held row is one problem per reason."""
+    from ..catalogs.guards import GuardSettings, check_prices, price_rows
+
+    if offers.empty:
+        return
+    reference = [r for r in price_rows(catalog.offers.to_dict("records")) if r is not None]
+    report = check_prices(price_rows(offers.to_dict("records")), reference=reference, previous={},
+                          settings=GuardSettings.from_env())
+    rows = {str(o): int(r) for o, r in zip(offers["offer_id"], offers["origin_row"])}
+    for held in report.held:
+        for reason in held.reasons:
+            problems.add(file, "price_per_hour_usd", f"held back by the price guards: {reason}",
+                         row=rows.get(held.offer_id))
 
 
 def _empty_offers(file: str) -> pd.DataFrame:

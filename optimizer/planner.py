@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..catalogs.guards import finite_number
 from ..catalogs.loader import Catalog
 from .candidates import CandidateSet, Expansion, assess, expand
 from .counts import with_counts
@@ -28,7 +29,8 @@ from .result import Plan
 _ROW_COLUMNS = ("offer_id", "provider", "kind", "region", "instance_type", "gpu", "gpu_count", "instances",
                 "gpus_per_instance", "precision", "scenario", "attenuation", "att_low", "att_high", "att_source",
                 "bottleneck", "buffer", "scale_efficiency", "roofline_bound", "hours", "billed_hours", "cost_usd",
-                "hourly_cost_usd", "as_of", "need_gb_per_gpu", "memory_gb", "feasible", "reason", "sunk")
+                "hourly_cost_usd", "as_of", "need_gb_per_gpu", "memory_gb", "feasible", "reason", "sunk",
+                "price_quality", "fetched_at", "typical_quota_gpus")
 
 
 def row_records(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -71,7 +73,15 @@ def plan_from_row(row: dict[str, Any]) -> Plan:
         need_gb_per_gpu=float(row["need_gb_per_gpu"]),
         memory_gb=float(row["memory_gb"]),
         capex_sunk=bool(row.get("sunk", False)) and str(row["kind"]) in ("owned", "edge"),
+        price_quality=_text(row.get("price_quality"), "primary"),
+        price_fetched_at=_text(row.get("fetched_at"), ""),
+        typical_quota_gpus=finite_number(row.get("typical_quota_gpus")),
     )
+
+
+def _text(value: Any, default: str) -> str:
+    """A text cell, or ``default`` when it is empty or missing (NaN after a concat)."""
+    return value if isinstance(value, str) and value else default
 
 
 @dataclass(frozen=True)
@@ -190,6 +200,13 @@ def explain_infeasible(planner: Planner, cands: CandidateSet) -> tuple[str, str]
     """Which limit binds, and the smallest relaxation that would let a plan exist."""
     job, t = planner.job, cands.table
     c = job.constraints
+    owned_only = c.offer_kinds is not None and {str(k).lower() for k in c.offer_kinds} <= {"owned"}
+    if t.empty and owned_only and not (planner.catalog.offers["kind"] == "owned").any():
+        return ("allow_lists", "no owned hardware is declared: constraints.offer_kinds is [owned], but no "
+                "catalog layer holds an offer of kind owned (the bundled catalog never does). Declare your "
+                "machines as offers.csv rows with kind owned (capex_usd, amortization_years, power_kw, "
+                "electricity_usd_per_kwh) and `flopopt catalog import FILE`, or pass --catalog DIR, a quotes "
+                "file or a portfolio; examples/owned-machines.csv shows the format")
     if t.empty:
         allow = ", ".join(f"{k}" for k in cands.excluded) or "no offers in the catalog"
         return ("allow_lists", f"no candidate to choose from: every offer was excluded ({allow}); "

@@ -547,7 +547,7 @@ def catalog_with_sources(catalog: Catalog, sources: tuple[CapacitySource, ...], 
 
 
 # Columns the integer program and the report need (the full candidate table has ~50).
-CANDIDATE_COLUMNS = ["offer_id", "provider", "kind", "gpu", "gpu_count", "instances", "gpus_per_instance",
+CANDIDATE_COLUMNS = ["offer_id", "provider", "kind", "region", "gpu", "gpu_count", "instances", "gpus_per_instance",
                      "precision", "scenario", "attenuation", "hours", "cost_usd", "hourly_cost_usd"]
 
 

@@ -150,6 +150,7 @@ class Assignment:
     hours: float
     cost_usd: float            # rental bill, or power on bought hardware, 0 on reserved
     periods: tuple[int, ...]   # periods it runs in
+    region: str = ""           # the offer's region ("portfolio" for a capacity source)
 
     @property
     def gpu_hours(self) -> float:
@@ -159,7 +160,7 @@ class Assignment:
 @dataclass(frozen=True)
 class PeriodUse:
     period: int
-    owned_gpu_hours: float            # capacity of bought hardware on hand
+    owned_gpu_hours: float            # capacity of bought hardware on hand (and of owned catalog machines used)
     used_gpu_hours: float             # of it, used by jobs
     reserved_gpu_hours: float
     reserved_used_gpu_hours: float
@@ -416,6 +417,7 @@ def _assignment(jc: JobCandidates, c: int, use: np.ndarray) -> Assignment:
         instances=int(row["instances"]), precision=str(row["precision"]), scenario=str(row["scenario"]),
         hours=float(row["hours"]), cost_usd=float(row["cost_usd"]),
         periods=tuple(int(p) + 1 for p in np.flatnonzero(use > 0)),
+        region=str(row.get("region", "") or ""),
     )
 
 
@@ -493,13 +495,28 @@ def _commitments(cands: PortfolioCandidates, bought: dict[tuple[int, int], int])
     return tuple(out)
 
 
+def _owned_gpus(cands: PortfolioCandidates, offer_id: str) -> float:
+    """GPUs of an owned catalog offer: instances (max_instances, default 1) × GPUs per instance."""
+    row = cands.catalog.offers[cands.catalog.offers["offer_id"] == offer_id].iloc[0]
+    instances = row["max_instances"] if row["max_instances"] == row["max_instances"] else 1
+    return float(instances) * float(row["gpus_per_instance"])
+
+
 def _periods(cands: PortfolioCandidates, assignments: tuple[Assignment, ...], bought: dict[tuple[int, int], int],
              used: dict[str, np.ndarray], choice: list[int], usage: list[np.ndarray]) -> tuple[PeriodUse, ...]:
     horizon = cands.portfolio.horizon
     rented = np.zeros(horizon.periods)
+    on_owned = np.zeros(horizon.periods)   # jobs on owned machines of the catalog: owned, not rented
+    owned_offers: dict[str, float] = {}    # owned catalog offer → its GPUs (capacity while used)
     for jc, c, use in zip(cands.jobs, choice, usage):
-        if not str(jc.kept["source"].iloc[c]):
+        if str(jc.kept["source"].iloc[c]):
+            continue
+        if str(jc.kept["kind"].iloc[c]) in ("owned", "edge"):
+            on_owned += use[c]
+            owned_offers[str(jc.kept["offer_id"].iloc[c])] = _owned_gpus(cands, str(jc.kept["offer_id"].iloc[c]))
+        else:
             rented += use[c]
+    owned_capacity = sum(owned_offers.values()) * horizon.period_hours
     out = []
     for p in range(1, horizon.periods + 1):
         units = {s.name: _on_hand(s, bought, k, p) for k, s in enumerate(cands.sources)}
@@ -507,8 +524,9 @@ def _periods(cands: PortfolioCandidates, assignments: tuple[Assignment, ...], bo
         res = [s for s in cands.sources if s.kind == "reserved"]
         out.append(PeriodUse(
             period=p,
-            owned_gpu_hours=sum(units[s.name] * s.gpus_per_unit * horizon.period_hours for s in own),
-            used_gpu_hours=float(sum(used[s.name][p - 1] for s in own)),
+            owned_gpu_hours=sum(units[s.name] * s.gpus_per_unit * horizon.period_hours for s in own)
+            + owned_capacity,
+            used_gpu_hours=float(sum(used[s.name][p - 1] for s in own)) + float(on_owned[p - 1]),
             reserved_gpu_hours=sum(units[s.name] * s.gpus_per_unit * horizon.period_hours for s in res),
             reserved_used_gpu_hours=float(sum(used[s.name][p - 1] for s in res)),
             rented_gpu_hours=float(rented[p - 1]),

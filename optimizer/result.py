@@ -53,6 +53,9 @@ class Plan:
     need_gb_per_gpu: float
     memory_gb: float
     capex_sunk: bool = False      # owned hardware whose capex is counted as already spent
+    price_quality: str = "primary"   # "estimate": not from the provider's page/API (catalog source says why)
+    price_fetched_at: str = ""       # when a refreshed price was read ("" = bundled/imported row)
+    typical_quota_gpus: float | None = None  # default quota a new account typically has, if known
 
     @property
     def label(self) -> str:

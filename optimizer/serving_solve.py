@@ -74,6 +74,7 @@ class FleetLine:
     memory_gb_per_replica: float
     peak_utilisation: float              # busy replicas / replicas at the peak (planning capacity)
     loads: tuple[BucketLoad, ...]
+    region: str = ""
 
     @property
     def label(self) -> str:
@@ -273,7 +274,8 @@ def fleet_plan(planner: ServingPlanner, table: ReplicaTable, solution: FleetSolu
             cost_usd=float(counts[k] * row["cost_window_usd"]), price_as_of=str(row["as_of"]),
             weights_gb_per_replica=float(table.weights_gb[k]), memory_gb_per_replica=float(table.usable_memory_gb[k]),
             peak_utilisation=busy / replicas if replicas else math.nan,
-            loads=_bucket_loads(table, demand, int(k), solution.routed_rps)))
+            loads=_bucket_loads(table, demand, int(k), solution.routed_rps),
+            region=str(row.get("region", "") or "")))
     share = carried_share(counts, o["replicas_per_instance"].to_numpy(float), table.rps_per_replica,
                           demand.bucket_peak_rps, planner.solver) if detail else math.nan
     cost = float(solution.cost_usd or 0.0)

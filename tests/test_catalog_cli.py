@@ -101,15 +101,16 @@ def test_list_table_is_readable() -> None:
     assert "Traceback" not in result.output
     lines = result.stdout.splitlines()
     header = next(line for line in lines if "provider" in line)
-    for title in ("provider", "kind", "GPU", "GPUs/inst.", "$/instance-h", "$/GPU-h", "as of"):
+    for title in ("provider", "kind", "region", "GPU", "GPUs/inst.", "$/instance-h", "$/GPU-h", "as of"):
         assert title in header
     # data rows, in the same order as the JSON, with the prices formatted as money
     cells = [[c.strip() for c in line.split("│")] for line in lines if "│" in line]
     rows = [c[1:] for c in cells if c[1]]  # skip lines that only continue a folded cell
     offers = listed("--gpu", "H100", "--sort", "price_per_gpu_hour")
     assert rows == [
-        [o["provider"], o["kind"], o["gpu"], str(o["gpus_per_instance"]),
-         f"${o['price_per_hour_total_usd']:,.2f}", f"${o['price_per_gpu_hour_usd']:,.2f}", o["as_of"]]
+        [o["provider"], o["kind"], o["region"] or "—", o["gpu"], str(o["gpus_per_instance"]),
+         f"${o['price_per_hour_total_usd']:,.2f}", f"${o['price_per_gpu_hour_usd']:,.2f}",
+         o["as_of"] + (" (est.)" if o["price_quality"] == "estimate" else "")]
         for o in offers
     ]
     assert f"{len(offers)} offers" in result.stdout
@@ -261,3 +262,39 @@ def test_import_attenuation_file_is_recognised(tmp_path: Path, isolated_dirs: Pa
     result = invoke("catalog", "import", str(path))
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in isolated_dirs.iterdir()) == [".flopopt.lock", "attenuation.csv"]
+
+
+def test_import_names_every_defect_of_a_row(tmp_path: Path, isolated_dirs: Path) -> None:
+    """A negative price and an unknown GPU on one row: both are reported, not only the first."""
+    bad = MYCO_H100.replace(",H100-SXM,", ",H100-TYPO,").replace(",16.00,", ",-5,")
+    result = invoke("catalog", "import", str(write(tmp_path / "bad.csv", bad)))
+    assert result.exit_code == 2
+    assert "row 2: price_per_hour_usd: must be ≥ 0 (got -5)" in result.stderr
+    assert "row 2: gpu: unknown gpu 'H100-TYPO'" in result.stderr
+    assert not (isolated_dirs / "offers.csv").exists()
+
+
+def test_import_holds_back_guarded_rows_and_imports_the_rest(tmp_path: Path, isolated_dirs: Path) -> None:
+    poisoned = MYCO_H100.replace("myco-h100-8x", "myco-h100-poison").replace(",16.00,", ",0.0008,")
+    result = invoke("catalog", "import", str(write(tmp_path / "mixed.csv", MYCO_H100 + "\n" + poisoned)))
+    assert result.exit_code == 1, result.output
+    assert "imported 1 row(s)" in result.stdout and "Held back by the price guards" in result.stdout
+    assert "$0.0001/GPU-h is below" in result.stdout
+    assert "1 row(s) held back" in result.stderr
+    assert {o["offer_id"] for o in listed("--provider", "myco")} == {"myco-h100-8x"}
+    as_json = invoke("catalog", "import", str(write(tmp_path / "p.csv", poisoned)), "--format", "json")
+    assert as_json.exit_code == 1
+    import json
+
+    data = json.loads(as_json.stdout)
+    assert data["imported"] == 0 and [h["offer_id"] for h in data["held_back"]] == ["myco-h100-poison"]
+
+
+def test_import_change_guard_and_accept_changes(tmp_path: Path, isolated_dirs: Path) -> None:
+    assert invoke("catalog", "import", str(write(tmp_path / "a.csv", MYCO_H100))).exit_code == 0
+    doubled = MYCO_H100.replace(",16.00,", ",32.00,")
+    held = invoke("catalog", "import", str(write(tmp_path / "b.csv", doubled)))
+    assert held.exit_code == 1 and "price moved +100%" in held.stdout and "imported 0 row(s)" in held.stdout
+    accepted = invoke("catalog", "import", str(write(tmp_path / "c.csv", doubled)), "--accept-changes")
+    assert accepted.exit_code == 0, accepted.output
+    assert [o["price_per_hour_total_usd"] for o in listed("--provider", "myco")] == [32.0]

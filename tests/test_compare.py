@@ -319,14 +319,18 @@ def test_optimum_agrees_with_solve() -> None:
 
 
 def test_markdown_has_a_table_per_class_and_a_recommendation(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["compare", str(LLAMA), "--quotes", str(SHORT_QUOTE), "--format", "markdown"])
+    owned = REPO / "examples" / "owned-machines.csv"  # the bundled catalog holds no owned machine
+    result = runner.invoke(app, ["compare", str(LLAMA), "--quotes", str(SHORT_QUOTE), "--quotes", str(owned),
+                                 "--format", "markdown"])
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert "## Recommendation" in text
     for _, label, _ in OFFER_CLASSES:
         assert f"### {label}" in text
     assert "| plan | provider | offer |" in text
-    assert "Rent " in text and "per PFLOP delivered" in text
+    recommendation = text.split("## Recommendation\n\n", 1)[1]
+    assert recommendation.startswith(("Rent ", "Take the cluster quote ", "Run on the ")), recommendation[:80]
+    assert "per PFLOP delivered" in recommendation
     assert "owned-dgx-a100-8x" in text
 
 

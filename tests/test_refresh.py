@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flopopt.catalogs import fetch, paths, price_sources
+from flopopt.catalogs import fetch, mapping, paths, price_sources
 from flopopt.catalogs import refresh as rf
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.main import app
@@ -157,8 +157,8 @@ def closed_port_url() -> str:
 def previous_cache(httpserver: HTTPServer) -> Iterator[bytes]:
     """A good cache from a full refresh; the server is cleared for the test's own handlers."""
     serve_everything(httpserver)
-    result = rf.refresh(settings=settings_for(httpserver), sleep=Sleeps())
-    assert result.written and not result.failed
+    result = rf.refresh(settings=settings_for(httpserver), sleep=Sleeps(), accept_changes=True)
+    assert result.written and not result.failed and not result.held
     before = cache_bytes()
     assert before is not None
     httpserver.clear()
@@ -169,18 +169,15 @@ def previous_cache(httpserver: HTTPServer) -> Iterator[bytes]:
 # mapping tables
 
 
-def test_every_mapping_table_targets_a_gpu_of_gpus_csv() -> None:
+def test_every_mapping_rule_targets_a_gpu_of_gpus_csv() -> None:
     with GPUS_CSV.open(newline="", encoding="utf-8") as handle:
         known = {row["gpu"] for row in csv.DictReader(handle)}
-    targets = {shape.gpu for shape in price_sources.AZURE_GPU_VMS.values()}
-    targets |= {gpu for gpu, _ in price_sources.SKYPILOT_ACCELERATORS.values()}
-    targets |= {gpu for gpu in price_sources.VAST_GPUS.values() if gpu != "A100"}
-    targets |= {"A100-40GB", "A100-80GB"}
-    targets |= {"TPU-v5p", "TPU-v5e"}
+    targets = {rule.gpu for rule in mapping.rules()} | {"TPU-v5p", "TPU-v5e", "TPU-v6e"}
     assert targets - known == set()
-    interconnects = {s.interconnect for s in price_sources.AZURE_GPU_VMS.values()}
-    interconnects |= {i for _, i in price_sources.SKYPILOT_ACCELERATORS.values()}
-    assert interconnects <= {"nvlink", "pcie", "infiniband", "ethernet"}
+    assert {rule.interconnect for rule in mapping.rules()} <= {"nvlink", "pcie", "infiniband"}
+    assert {rule.source.split(":")[0] for rule in mapping.rules()} == {"skypilot", "vast", "azure"}
+    for rule in mapping.rules():
+        assert (rule.gpus_per_instance is not None) == (rule.source == "azure"), rule
 
 
 @pytest.mark.parametrize(
@@ -192,6 +189,8 @@ def test_every_mapping_table_targets_a_gpu_of_gpus_csv() -> None:
         ("Standard_NC40ads_H100_v5", "H100-NVL", 1, "pcie"),
         ("Standard_NC64as_T4_v3", "T4", 4, "pcie"),
         ("Standard_ND40rs_v2", "V100", 8, "nvlink"),
+        ("Standard_NC6s_v3", "V100-16GB", 1, "pcie"),
+        ("Standard_ND96isr_MI300X_v5", "MI300X", 8, "nvlink"),
     ],
 )
 def test_azure_sku_table(sku: str, gpu: str, count: int, interconnect: str) -> None:
@@ -199,30 +198,58 @@ def test_azure_sku_table(sku: str, gpu: str, count: int, interconnect: str) -> N
 
 
 @pytest.mark.parametrize(
-    ("cloud", "name", "instance", "expected"),
+    ("cloud", "name", "memory_gib", "instance", "expected"),
     [
-        ("aws", "H100", "p5.48xlarge", ("H100-SXM", "nvlink")),
-        ("lambda", "H100", "gpu_1x_h100_pcie", ("H100-PCIe", "pcie")),
-        ("gcp", "H100-MEGA", "a3-megagpu-8g", ("H100-SXM", "nvlink")),
-        ("aws", "A100", "p4d.24xlarge", ("A100-40GB", "nvlink")),
-        ("aws", "a100-80gb", "p4de.24xlarge", ("A100-80GB", "nvlink")),
-        ("runpod", "A100-80GB", "1x_A100-80GB_SECURE", ("A100-80GB", "pcie")),
-        ("aws", "A10G", "g5.xlarge", ("A10G", "pcie")),
-        ("aws", "L4", "g6.xlarge", ("L4", "pcie")),
-        ("aws", "T4", "g4dn.xlarge", ("T4", "pcie")),
-        ("aws", "V100", "p3.2xlarge", ("V100", "nvlink")),
-        ("aws", "L40S", "g6e.xlarge", ("L40S", "pcie")),
-        ("aws", "H200", "p5en.48xlarge", ("H200", "nvlink")),
-        ("aws", "B200", "p6-b200.48xlarge", ("B200", "nvlink")),
-        ("azure", "MI300X", "Standard_ND96isr_MI300X_v5", ("MI300X", "nvlink")),
-        ("aws", "Inferentia2", "inf2.xlarge", None),
-        ("gcp", "K80", "n1-standard-4", None),
+        ("aws", "H100", 80, "p5.48xlarge", ("H100-SXM", "nvlink")),
+        ("lambda", "H100", 80, "gpu_1x_h100_pcie", ("H100-PCIe", "pcie")),
+        ("gcp", "H100-MEGA", None, "a3-megagpu-8g", ("H100-SXM", "nvlink")),
+        ("aws", "A100", 40, "p4d.24xlarge", ("A100-40GB", "nvlink")),
+        ("aws", "A100", 80, "p4de.24xlarge", ("A100-80GB", "nvlink")),  # a p4de zone row's name
+        ("aws", "a100-80gb", 80, "p4de.24xlarge", ("A100-80GB", "nvlink")),
+        ("runpod", "A100-80GB", None, "1x_A100-80GB_SECURE", ("A100-80GB", "pcie")),
+        ("aws", "A10G", 24, "g5.xlarge", ("A10G", "pcie")),
+        ("aws", "L4", 24, "g6.xlarge", ("L4", "pcie")),
+        ("aws", "T4", 16, "g4dn.xlarge", ("T4", "pcie")),
+        ("aws", "V100", 16, "p3.2xlarge", ("V100-16GB", "nvlink")),
+        ("aws", "V100", 32, "p3dn.24xlarge", ("V100", "nvlink")),
+        ("lambda", "V100", None, "gpu_8x_v100", ("V100-16GB", "nvlink")),
+        ("aws", "L40S", 48, "g6e.xlarge", ("L40S", "pcie")),
+        ("aws", "H200", 141, "p5en.48xlarge", ("H200", "nvlink")),
+        ("runpod", "H200-NVL", None, "1x_H200-NVL", ("H200-NVL", "pcie")),
+        ("aws", "B200", None, "p6-b200.48xlarge", ("B200", "nvlink")),
+        ("lambda", "GH200", 96, "gpu_1x_gh200", ("GH200", "nvlink")),
+        ("runpod", "RTX4090", None, "1x_RTX4090", ("RTX-4090", "pcie")),
+        ("runpod", "RTX5090", None, "1x_RTX5090", ("RTX-5090", "pcie")),
+        ("azure", "MI300X", None, "Standard_ND96isr_MI300X_v5", ("MI300X", "nvlink")),
+        ("aws", "Inferentia2", None, "inf2.xlarge", None),
+        ("gcp", "K80", None, "n1-standard-4", None),
+        ("lambda", "RTX6000", 24, "gpu_1x_rtx6000", None),
     ],
 )
-def test_skypilot_accelerator_table(
-    cloud: str, name: str, instance: str, expected: tuple[str, str] | None
+def test_skypilot_accelerator_mapping(
+    cloud: str, name: str, memory_gib: float | None, instance: str, expected: tuple[str, str] | None
 ) -> None:
-    assert price_sources._resolve_accelerator(cloud, name, instance) == expected
+    found = mapping.resolve(
+        "skypilot", name, cloud=cloud, memory_gib=memory_gib, instance_type=instance
+    )
+    assert (None if found is None else (found.gpu, found.interconnect)) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "gpu_ram_mb", "expected"),
+    [
+        ("A100 SXM4", 81920, "A100-80GB"),
+        ("A100_PCIE", 40960, "A100-40GB"),
+        ("Tesla V100", 16384, "V100-16GB"),
+        ("Tesla V100", 32768, "V100"),
+        ("RTX 5090", 32607, "RTX-5090"),
+        ("H200 NVL", 143771, "H200-NVL"),
+        ("A100 SXM4", None, None),  # 40 or 80 GB cannot be told: not guessed
+        ("RTX 3060", 12288, None),
+    ],
+)
+def test_vast_gpu_mapping(name: str, gpu_ram_mb: float | None, expected: str | None) -> None:
+    assert price_sources._vast_gpu(name, gpu_ram_mb) == expected
 
 
 # ---------------------------------------------------------------------------
@@ -232,7 +259,7 @@ def test_skypilot_accelerator_table(
 def test_azure_adapter_classifies_meters_and_divides_reservations() -> None:
     items = json.loads(fixture_text("azure_page1.json"))["Items"]
     adapted = price_sources.adapt_azure_items(
-        items, base_url="https://prices.example/api/retail/prices", as_of=TODAY
+        items, base_url="https://prices.example/api/retail/prices", fetched_at=TODAY
     )
     rows = {r["offer_id"]: r for r in adapted.rows}
     base = "azure-standard_nd96isr_h100_v5-eastus"
@@ -265,7 +292,9 @@ def test_azure_adapter_classifies_meters_and_divides_reservations() -> None:
         "8",
         "nvlink",
     )
-    assert row["as_of"] == TODAY.isoformat()
+    # as_of is the price's own effectiveStartDate; fetched_at is when it was read.
+    assert (row["as_of"], row["fetched_at"]) == ("2025-09-01", TODAY.isoformat())
+    assert row["price_quality"] == "primary"
     assert row["source"].startswith("https://prices.example/api/retail/prices?$filter=")
     assert set(row) == {
         c.name for c in __import__("flopopt.catalogs.schema", fromlist=["OFFERS"]).OFFERS
@@ -279,7 +308,7 @@ def test_azure_adapter_classifies_meters_and_divides_reservations() -> None:
 
 def test_azure_adapter_skips_unmapped_sizes_and_non_primary_meters() -> None:
     items = json.loads(fixture_text("azure_page2.json"))["Items"]
-    adapted = price_sources.adapt_azure_items(items, base_url="https://x/p", as_of=TODAY)
+    adapted = price_sources.adapt_azure_items(items, base_url="https://x/p", fetched_at=TODAY)
     rows = {r["offer_id"]: r for r in adapted.rows}
     assert rows["azure-standard_nc24ads_a100_v4-eastus-ondemand"]["price_per_hour_usd"] == "3.673"
     assert rows["azure-standard_nc96ads_a100_v4-westeurope-ondemand"]["gpus_per_instance"] == "4"
@@ -381,7 +410,7 @@ def test_skypilot_rejects_a_file_that_is_not_a_catalog() -> None:
 def test_vast_uses_the_median_of_enough_listings() -> None:
     payload = json.loads(fixture_text("vast_bundles.json"))
     adapted = price_sources.adapt_vast_offers(
-        payload, source_url="https://vast/bundles", as_of=TODAY, min_offers=3
+        payload, source_url="https://vast/bundles", fetched_at=TODAY, min_offers=3
     )
     rows = {r["offer_id"]: r for r in adapted.rows}
     assert set(rows) == {
@@ -392,7 +421,9 @@ def test_vast_uses_the_median_of_enough_listings() -> None:
         "vast-2x_rtx-4090-interruptible",
     }
     assert rows["vast-1x_h100-sxm-ondemand"]["price_per_hour_usd"] == "2.25"
-    assert rows["vast-1x_h100-sxm-interruptible"]["price_per_hour_usd"] == "1.2"
+    # The bid excludes storage, dph_total includes it: the bid gets the same storage
+    # (dph_total - dph_base = 0.02 on every listing), so median 1.2 + 0.02.
+    assert rows["vast-1x_h100-sxm-interruptible"]["price_per_hour_usd"] == "1.22"
     assert rows["vast-1x_h100-sxm-interruptible"]["kind"] == "spot"
     assert rows["vast-2x_rtx-4090-ondemand"]["price_per_hour_usd"] == "0.7"
     assert rows["vast-1x_a100-80gb-ondemand"]["gpu"] == "A100-80GB"
@@ -400,7 +431,7 @@ def test_vast_uses_the_median_of_enough_listings() -> None:
     assert adapted.skipped["unknown GPU RTX 3060"] == 1
     assert adapted.skipped["fewer than 3 listings for one GPU/count"] == 1
     with pytest.raises(fetch.FetchError, match="expected a JSON object with an 'offers' list"):
-        price_sources.adapt_vast_offers([], source_url="https://vast/bundles", as_of=TODAY)
+        price_sources.adapt_vast_offers([], source_url="https://vast/bundles", fetched_at=TODAY)
 
 
 # ---------------------------------------------------------------------------
@@ -427,11 +458,31 @@ def test_full_refresh_writes_a_valid_cache_that_solve_loads(httpserver: HTTPServ
     assert azure_requests[0].args["api-version"] == "2023-01-01-preview"
     assert "armSkuName eq 'Standard_ND96isr_H100_v5'" in azure_requests[0].args["$filter"]
 
+    # The fixture's p5 at 98.32 is the pre-June-2025 price: +79% against the bundled
+    # 55.04, so it is held back (and never cached) until the user accepts the change.
+    (held,) = result.held
+    assert (held.offer_id, held.source) == ("aws-p5.48xlarge-ondemand", "skypilot:aws")
+    assert held.reasons[0].startswith("price moved +79% against the previous $55.04/h")
+    assert held.change_only and outcome(result, "skypilot:aws").held == 1
+    assert load_catalog().offer("aws-p5.48xlarge-ondemand")["price_per_hour_usd"] == 55.04
+    assert "azure-standard_nd96isr_h100_v5-westus3-ondemand" in {
+        c.offer_id for c in result.diff.added
+    }
+    httpserver.clear()
+    serve_everything(httpserver)
+    result = rf.refresh(settings=settings_for(httpserver), sleep=Sleeps(), accept_changes=True)
+    assert not result.held and not result.failed
+
     catalog = load_catalog()
     assert any(layer.startswith("refreshed ") for layer in catalog.layers)
     # Same VM, region and kind as a bundled row → the bundled offer_id, so it replaces it.
+    # The test server sends no Last-Modified: as_of falls back to the fetch date, and the
+    # source says so (a real GitHub file gets its commit date).
     p5 = catalog.offer("aws-p5.48xlarge-ondemand")
-    assert (p5["price_per_hour_usd"], p5["as_of"]) == (98.32, TODAY.isoformat())
+    assert (p5["price_per_hour_usd"], p5["as_of"], p5["fetched_at"]) == (
+        98.32, TODAY.isoformat(), TODAY.isoformat()
+    )
+    assert p5["source"].endswith("(no source date published; as_of = fetch date)")
     assert catalog.offer("azure-nd96isr-h100-v5-ondemand")["source"].startswith(
         httpserver.url_for(AZURE_PATH)
     )
@@ -440,9 +491,6 @@ def test_full_refresh_writes_a_valid_cache_that_solve_loads(httpserver: HTTPServ
     assert (move.old_price_per_hour_usd, move.new_price_per_hour_usd) == (55.04, 98.32)
     assert move.old_as_of == "2025-07-01"
     assert result.diff.replaced_as_of is not None and result.diff.replaced_as_of[0] <= "2025-07-01"
-    assert "azure-standard_nd96isr_h100_v5-westus3-ondemand" in {
-        c.offer_id for c in result.diff.added
-    }
     state = json.loads(rf.state_path().read_text(encoding="utf-8"))
     assert set(state["feeds"]) == {
         "skypilot:aws",
@@ -453,14 +501,14 @@ def test_full_refresh_writes_a_valid_cache_that_solve_loads(httpserver: HTTPServ
     }
     assert rf.cache_status() == (
         f"prices: refreshed {TODAY.isoformat()} (today) from azure, skypilot:aws, "
-        "skypilot:gcp, skypilot:runpod, vast; bundled catalog (as_of 2024-12-01 … "
+        "skypilot:gcp, skypilot:runpod, vast; bundled catalog (as_of 2024-03-01 … "
         "2026-06-01) for the rest"
     )
 
 
 def test_cache_status_without_a_refresh_names_the_bundled_dates() -> None:
     assert rf.cache_status() == (
-        "prices: bundled catalog (as_of 2024-12-01 … 2026-06-01); "
+        "prices: bundled catalog (as_of 2024-03-01 … 2026-06-01); "
         "run `flopopt catalog refresh` for current prices"
     )
 
@@ -603,7 +651,9 @@ def test_a_failed_source_keeps_its_rows_while_the_others_refresh(
     serve_azure(httpserver, {None: json_response("{}", status=500)})
     serve_skypilot(httpserver, overrides={"aws": cheaper})
     serve_vast(httpserver)
-    result = rf.refresh(settings=settings_for(httpserver, retries=0), sleep=Sleeps())
+    result = rf.refresh(
+        settings=settings_for(httpserver, retries=0), sleep=Sleeps(), accept_changes=True
+    )
     assert [o.name for o in result.failed] == ["azure"] and result.written
     after = cached_rows()
     azure_ids = {i for i, r in before.items() if r["provider"] == "azure"}
@@ -634,19 +684,40 @@ def test_ownership_is_guessed_when_the_sidecar_is_lost(
     assert {i for i, r in before.items() if r["provider"] == "vast"} <= set(after)
 
 
-def test_a_feed_with_invalid_rows_fails_alone(
+def test_a_row_with_defects_is_held_back_with_every_reason(
     httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(price_sources.SKYPILOT_ACCELERATORS, "A10G", ("A10G-typo", "pcie"))
-    serve_skypilot(httpserver, clouds=("aws", "gcp"))
+    """One bad row is held back with all its defects; its feed keeps the other rows."""
+    original = mapping.resolve
+
+    def typo(source: str, name: str, **kw: Any) -> mapping.Mapped | None:
+        found = original(source, name, **kw)
+        if found is not None and name == "A10G":
+            return mapping.Mapped("A10G-typo", found.interconnect)
+        return found
+
+    monkeypatch.setattr(mapping, "resolve", typo)
+    poisoned = fixture_text("skypilot_aws_vms.csv").replace(",1.006,", ",0.0001,")
+    serve_skypilot(httpserver, clouds=("aws", "gcp"), overrides={"aws": poisoned})
     settings = settings_for(httpserver, clouds=("aws", "gcp"))
     result = rf.refresh(["skypilot"], settings=settings, sleep=Sleeps())
-    assert [o.name for o in result.failed] == ["skypilot:aws"]
-    assert outcome(result, "skypilot:aws").message == (
-        "2 invalid value(s) in the converted offers, first: aws-g5.xlarge-ondemand: "
-        "gpu: unknown gpu 'A10G-typo' (not in gpus.csv)"
+    assert not result.failed and result.written
+    held = {h.offer_id: h for h in result.held}
+    # g5.xlarge: an unknown GPU *and* an absurd price; both are named.
+    (g5,) = [h for h in held.values() if h.offer_id.startswith("aws-g5.xlarge")
+             and h.kind == "on_demand"]
+    assert g5.reasons == (
+        "gpu: unknown gpu 'A10G-typo' (not in gpus.csv)",
+        "$0.0001/GPU-h is below the plausible band $0.05–$150.00 for A10G-typo (from the "
+        "absolute limits; FLOPOPT_GUARD_BAND_FACTOR, FLOPOPT_GUARD_FLOOR_USD)",
+        "price moved -100% against the previous $1.006/h (more than 30%, "
+        "FLOPOPT_GUARD_MAX_CHANGE_PCT); --accept-changes adopts it",
     )
-    assert result.written and all(r["provider"] == "gcp" for r in cached_rows().values())
+    assert not g5.change_only  # accepting the change would not adopt it
+    assert outcome(result, "skypilot:aws").held == len(held) and outcome(result, "skypilot:aws").offers
+    cached = cached_rows()
+    assert not set(held) & set(cached)
+    assert {r["provider"] for r in cached.values()} == {"aws", "gcp"}
 
 
 def test_a_cached_row_that_no_longer_validates_is_dropped(
@@ -680,6 +751,7 @@ def test_region_refresh_replaces_only_that_region(
         region="us-west-2",
         settings=settings_for(httpserver, clouds=("aws",)),
         sleep=Sleeps(),
+        accept_changes=True,
     )
     assert outcome(result, "vast").status is rf.FeedStatus.skipped
     assert outcome(result, "skypilot:aws").offers == 2  # p5 on-demand + spot in us-west-2
@@ -699,7 +771,7 @@ def test_user_imported_rows_are_never_overwritten(httpserver: HTTPServer, tmp_pa
     )
     (user_dir / "offers.csv").write_text(mine, encoding="utf-8")
     serve_everything(httpserver)
-    result = rf.refresh(settings=settings_for(httpserver), sleep=Sleeps())
+    result = rf.refresh(settings=settings_for(httpserver), sleep=Sleeps(), accept_changes=True)
     assert result.written and "aws-p5.48xlarge-ondemand" in result.diff.shadowed_by_user
     assert (user_dir / "offers.csv").read_text(encoding="utf-8") == mine
     assert cached_rows()["aws-p5.48xlarge-ondemand"]["price_per_hour_usd"] == "98.32"
@@ -851,17 +923,23 @@ def test_cli_refresh_renders_the_diff_and_json(
         f"vast={httpserver.url_for('/api/v0/bundles/')}",
     ]
     runner = CliRunner()
-    table = runner.invoke(app, ["catalog", "refresh", "--dry-run", *urls], env={"COLUMNS": "120"})
-    assert table.exit_code == 0, table.output
-    assert "Biggest price moves" in table.stdout and "aws-p5.48xlarge-ondemand" in table.stdout
-    assert "dry run:" in table.stdout and table.stderr == ""
+    table = runner.invoke(app, ["catalog", "refresh", "--dry-run", *urls], env={"COLUMNS": "160"})
+    # p5's +79% is held back: listed with its reason, and the exit code says so.
+    assert table.exit_code == 1, table.output
+    assert "Held back by the price guards" in table.stdout and "price moved +79%" in table.stdout
+    assert "dry run:" in table.stdout and "1 row(s) held back" in table.stderr
     markdown = runner.invoke(app, ["catalog", "refresh", "--dry-run", "-f", "markdown", *urls])
-    assert markdown.exit_code == 0 and "| skypilot:aws | ok | 10 | never |" in markdown.stdout
-    as_json = runner.invoke(app, ["catalog", "refresh", "--format", "json", *urls])
+    assert markdown.exit_code == 1 and "| skypilot:aws | ok | 9 | never |" in markdown.stdout
+    held_json = json.loads(runner.invoke(app, ["catalog", "refresh", "--dry-run", "-f", "json",
+                                               *urls]).stdout)
+    assert [h["offer_id"] for h in held_json["held_back"]] == ["aws-p5.48xlarge-ondemand"]
+    assert held_json["held_back"][0]["accept_changes_adopts"] is True
+    as_json = runner.invoke(app, ["catalog", "refresh", "--format", "json", "--accept-changes",
+                                  *urls])
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.stdout)
     assert data["written"] is True and [s["status"] for s in data["sources"]] == ["ok"] * 5
-    assert data["diff"]["moves"][0]["change_pct"] is not None
+    assert data["held_back"] == [] and data["diff"]["moves"][0]["change_pct"] is not None
     solved = runner.invoke(
         app, ["solve", str(REPO / "examples" / "llama2-7b-pretrain.yaml"), "--no-sensitivity"]
     )
@@ -877,3 +955,26 @@ def test_cli_usage_errors_exit_2_without_traceback() -> None:
     bad_source = runner.invoke(app, ["catalog", "refresh", "--source", "gcp"])
     assert bad_source.exit_code == 2 and "unknown source" in bad_source.stderr
     assert "Traceback" not in bad_url.output + bad_source.output
+
+
+def test_gcp_edge_and_nolssd_sizes_are_gpu_machines_and_unknown_families_are_named() -> None:
+    text = (
+        "InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,"
+        "Price,SpotPrice\n"
+        "a3-edgegpu-8g,208.0,1872.0,,,,us-central1,us-central1-a,9.46,2.1\n"
+        "a3-highgpu-8g-nolssd,208.0,1872.0,,,,us-central1,us-central1-a,9.0,2.0\n"
+        "a9-newgpu-8g,208.0,1872.0,,,,us-central1,us-central1-a,9.0,2.0\n"
+        ",,,H100,8,,us-central1,us-central1-a,78.79,20.0\n"
+        ",,,tpu-v6e-8,1,tpu-v6e-8,us-central1,us-central1-a,21.6,\n"
+    )
+    adapted = price_sources.adapt_skypilot_csv(
+        text, cloud="gcp", source_url="https://mirror/gcp/vms.csv", as_of=TODAY
+    )
+    rows = {r["offer_id"]: r for r in adapted.rows}
+    edge = rows["gcp-a3-edgegpu-8g-us-central1-ondemand"]
+    assert (edge["gpu"], edge["gpus_per_instance"]) == ("H100-SXM", "8")
+    assert float(edge["price_per_hour_usd"]) == pytest.approx(9.46 + 78.79)
+    assert rows["gcp-a3-highgpu-8g-nolssd-us-central1-ondemand"]["gpu"] == "H100-SXM"
+    tpu = rows["gcp-tpu-v6e-8-us-central1-ondemand"]
+    assert (tpu["gpu"], tpu["gpus_per_instance"]) == ("TPU-v6e", "8")  # v6e slices count chips
+    assert adapted.skipped == {"unknown GPU machine type a9-newgpu-8g": 1}

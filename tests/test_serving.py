@@ -208,7 +208,9 @@ def test_twice_the_traffic_costs_about_twice_as_much(bundled: Any) -> None:
     job = load_job(CHAT)
     doubled = job.model_copy(update={"workload": job.workload.model_copy(update={"requests_per_day": 10e6})})
     ratio = _cost(doubled, bundled) / _cost(job, bundled)
-    assert 1.9 <= ratio <= 2.1
+    # Capacity caps (catalogs/quotas.csv) send part of the doubled fleet to a dearer offer,
+    # so twice the traffic may cost a little more than twice as much, never less.
+    assert 1.9 <= ratio <= 2.25
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -270,7 +272,7 @@ def test_sensitivity_has_pitfalls_and_stress_tests(bundled: Any) -> None:
     checks = {s.name: s for s in result.sensitivity}
     assert checks["over_optimism"].carries_peak < 1.0        # peak FLOP/s belief under-provisions
     assert checks["over_conservatism"].delta_cost_pct > 0    # and the pessimist overpays
-    assert checks["traffic_x2"].delta_cost_pct == pytest.approx(100, abs=10)
+    assert 90 <= checks["traffic_x2"].delta_cost_pct <= 125  # capacity caps: a dearer offer takes the rest
 
 
 # ---------------------------------------------------------------------------
