@@ -320,13 +320,14 @@ def test_a_full_disk_during_refresh_exits_1_and_keeps_the_cache(
     text = fixture.read_text(encoding="utf-8")
     httpserver.expect_request("/v7/aws/vms.csv").respond_with_data(text, content_type="text/plain")
     args = ["catalog", "refresh", "--source", "skypilot:aws", "--url", f"skypilot={httpserver.url_for('/v7')}"]
-    assert invoke(*args).exit_code == 0
+    first = invoke(*args)   # exit 1 when the price guards held some fixture rows back; the rest are cached
+    assert first.exit_code in (0, 1), first.output
     cache = paths.refreshed_offers_path()
     before = cache.read_bytes()
     httpserver.clear()
-    httpserver.expect_request("/v7/aws/vms.csv").respond_with_data(text.replace(",98.32,", ",60.0,"))
+    httpserver.expect_request("/v7/aws/vms.csv").respond_with_data(text.replace(",98.32,", ",90.0,"))
     fault_under(cache.parent, "write", errno.ENOSPC, monkeypatch)
-    result = invoke(*args)
+    result = invoke(*args, "--accept-changes")
     assert_clean_exit(result, 1)
     assert f"error: {cache}: cannot write (no space left on the device; the previous file is unchanged)" \
         in result.stderr
