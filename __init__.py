@@ -10,36 +10,54 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "__version__",
-    "FlopoptError",
-    "InputError",
-    "CatalogError",
-    "SolverError",
-    "Job",
-    "load_job",
-    "Catalog",
-    "load_catalog",
-    "estimate_flops",
-    "solve",
-    "Result",
-    "Status",
-]
-
+# name → module that defines it. Everything public is here; internals may move between modules.
 _LAZY = {
+    # errors
     "FlopoptError": "flopopt.optimizer.errors",
     "InputError": "flopopt.optimizer.errors",
     "CatalogError": "flopopt.optimizer.errors",
     "SolverError": "flopopt.optimizer.errors",
+    # loaders
     "Job": "flopopt.optimizer.job",
     "load_job": "flopopt.optimizer.job",
+    "parse_job": "flopopt.optimizer.job",
     "Catalog": "flopopt.catalogs.loader",
     "load_catalog": "flopopt.catalogs.loader",
+    "Portfolio": "flopopt.optimizer.portfolio",
+    "load_portfolio": "flopopt.optimizer.portfolio",
+    "read_history": "flopopt.optimizer.calibration",
+    "load_quotes": "flopopt.optimizer.compare",
+    # the commands, as functions
     "estimate_flops": "flopopt.optimizer.flops",
+    "estimate_job": "flopopt.optimizer.estimate",
     "solve": "flopopt.optimizer.solve",
-    "Result": "flopopt.optimizer.solve",
-    "Status": "flopopt.optimizer.solve",
+    "compare": "flopopt.optimizer.compare",
+    "plan": "flopopt.optimizer.procurement",
+    "calibrate": "flopopt.optimizer.calibration",
+    "write_calibration": "flopopt.optimizer.calibration",
+    "backtest": "flopopt.optimizer.calibration",
+    "refresh": "flopopt.catalogs.refresh",
+    # result types
+    "Status": "flopopt.optimizer.result",
+    "Result": "flopopt.optimizer.result",
+    "Plan": "flopopt.optimizer.result",
+    "FlopEstimate": "flopopt.optimizer.flops",
+    "EstimateReport": "flopopt.optimizer.estimate",
+    "Comparison": "flopopt.optimizer.compare",
+    "ServingResult": "flopopt.optimizer.serving_solve",
+    "PlanResult": "flopopt.optimizer.procurement",
+    "Calibration": "flopopt.optimizer.calibration",
+    "Backtest": "flopopt.optimizer.calibration",
+    "RefreshResult": "flopopt.catalogs.refresh",
+    "SolverOutcome": "flopopt.optimizer.outcome",
+    "TerminationCondition": "flopopt.optimizer.outcome",
 }
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> Any:

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..optimizer import fileio
+from ..optimizer.vocabulary import Status
 from . import paths
 from .fetch import (
     DEFAULT_URLS,
@@ -251,6 +252,11 @@ class RefreshResult:
     rows_total: int  # rows in the cache file after this refresh (or that would be)
     region: str | None = None
     held: tuple[HeldRow, ...] = ()  # rows held back by validation or the price guards
+
+    @property
+    def status(self) -> Status:
+        """PARTIAL when a source failed or rows were held back (the command exits 1)."""
+        return Status.PARTIAL if self.failed or self.held else Status.OK
 
     @property
     def failed(self) -> tuple[FeedOutcome, ...]:

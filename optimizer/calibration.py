@@ -97,6 +97,7 @@ from .performance import (
     scale_out_efficiency,
 )
 from .units import UnitError, parse_count, parse_hours, parse_money
+from .vocabulary import Status
 
 if TYPE_CHECKING:
     from ..catalogs.loader import Catalog
@@ -212,6 +213,10 @@ class Calibration:
     created: str                   # ISO date of the fit
     models: tuple[EfficiencyModel, ...] = ()   # efficiency.csv: one covariate fit per workload
 
+    @property
+    def status(self) -> Status:
+        return Status.OK
+
     def source_for(self, group: GroupFit) -> str:
         runs = "run" if group.n == 1 else "runs"
         return f"calibrated from {Path(self.history_file).name}, {group.n} {runs}, {self.created}"
@@ -291,6 +296,10 @@ class Backtest:
     loo_runs: tuple[BacktestRun, ...] = ()             # leave-one-out predictions (--loo)
     loo_summary: BacktestSummary | None = None
     in_sample_summary: BacktestSummary | None = None   # calibrated on every run, scored on them
+
+    @property
+    def status(self) -> Status:
+        return Status.OK
 
 
 # ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from .flops import FlopEstimate
 from .job import Job
 from .limits import fits_memory, meets_deadline, within_budget
 from .planner import Planner, explain_infeasible, plan_from_row
-from .result import Plan
+from .result import Plan, Status
 
 __all__ = [
     "OFFER_CLASSES",
@@ -205,6 +205,10 @@ class Comparison:
     binding: str | None                    # when nothing is feasible: the limit that binds
     explanation: str | None
     catalog_layers: tuple[str, ...]
+
+    @property
+    def status(self) -> Status:
+        return Status.OPTIMAL if self.optimum is not None else Status.INFEASIBLE
 
     @property
     def total_pflop(self) -> float:

@@ -16,6 +16,7 @@ from ..catalogs.loader import Catalog
 from .flops import FlopEstimate, estimate_flops
 from .job import SCENARIOS, Job
 from .performance import auto_buffer, base_seconds_for, lookup_attenuation, realistic_assumptions
+from .result import Status
 
 ENVELOPE_GPU_COUNTS = (1, 8)
 ENVELOPE_INTERCONNECT = "nvlink"  # an 8-GPU server: the common single-node case
@@ -40,6 +41,11 @@ class EstimateReport:
     job: Job
     estimate: FlopEstimate
     per_gpu: tuple[GpuEstimate, ...]
+
+    @property
+    def status(self) -> Status:
+        """OK: estimate optimises nothing (an empty per_gpu means no GPU runs the precision)."""
+        return Status.OK
 
 
 def estimate_job(job: Job, catalog: Catalog) -> EstimateReport:

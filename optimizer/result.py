@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from enum import Enum
 from typing import Any
 
 from .flops import FlopEstimate
 from .job import Job
-
-
-class Status(str, Enum):
-    """A result's status. Only INFEASIBLE says no plan exists; TIME_LIMIT and NOT_SOLVED say
-    the solver stopped before deciding (optimizer/outcome.py), so no relaxation is suggested."""
-
-    OPTIMAL = "optimal"
-    INFEASIBLE = "infeasible"
-    TIME_LIMIT = "time_limit"
-    NOT_SOLVED = "not_solved"
+from .vocabulary import Status as Status
 
 
 @dataclass(frozen=True)
