@@ -21,12 +21,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..optimizer.economics import HOURS_PER_YEAR
 from ..optimizer.errors import CatalogError, Problem, ProblemList
 from ..optimizer.vocabulary import SCENARIOS
 from . import schema
 from .paths import BUNDLED_DIR, CATALOG_FILES, refreshed_offers_path, user_catalog_dir
 
-HOURS_PER_YEAR = 8760.0
 STALE_AFTER_DAYS = 180
 
 
@@ -141,24 +141,6 @@ def hourly_cost_usd(offers: pd.DataFrame) -> pd.Series:
 
 def price_per_gpu_hour_usd(offers: pd.DataFrame) -> pd.Series:
     return hourly_cost_usd(offers) / offers["gpus_per_instance"]
-
-
-def break_even_utilization(capex_per_hour_usd: float, running_per_hour_usd: float,
-                           rental_equivalent_per_hour_usd: float) -> float | None:
-    """The utilisation u at which owning costs the same as renting the same throughput.
-
-    Owning charges capex over the hours the machine is busy, so one busy hour costs
-        own(u) = K / u + R          K = capex / (years · 8,760 h)   [USD per calendar hour]
-                                    R = power_kw · USD/kWh + fee     [USD per busy hour]
-    while renting the same work costs V per hour (the cheapest rental's USD per PFLOP ×
-    the machine's PFLOP per hour). own(u) ≤ V  ⇔  u ≥ K / (V − R).
-    Returns None when V ≤ R (running the machine alone costs more than renting: never);
-    a value above 1 means owning cannot win at any achievable utilisation.
-    """
-    margin = rental_equivalent_per_hour_usd - running_per_hour_usd
-    if margin <= 0:
-        return None
-    return capex_per_hour_usd / margin
 
 
 def _load_layer(directory: Path, problems: ProblemList, only: tuple[str, ...] = CATALOG_FILES,

@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from ..catalogs import schema
-from ..catalogs.loader import HOURS_PER_YEAR, Catalog, break_even_utilization, cross_check, read_table
+from ..catalogs.loader import Catalog, cross_check, read_table
 from .candidates import CandidateSet, pareto_front
+from .economics import HOURS_PER_YEAR, utilization_break_even
 from .errors import InputError, ProblemList
 from .flops import FlopEstimate
 from .job import Job
@@ -50,7 +51,6 @@ __all__ = [
     "Ownership",
     "QuoteFile",
     "QuoteResult",
-    "break_even_utilization",
     "compare",
     "pareto_front",
     "read_quotes",
@@ -564,7 +564,7 @@ def _ownership(offer: dict[str, Any], table: pd.DataFrame, estimate: FlopEstimat
                "cheapest rental of any size"
     rental = close.sort_values(["cost_per_pflop_usd", "hours"], kind="mergesort").iloc[0]
     equivalent = float(rental["cost_per_pflop_usd"]) * speed
-    u_star = break_even_utilization(instances * capex_per_hour, instances * (power + fee), equivalent)
+    u_star = utilization_break_even(instances * capex_per_hour, instances * (power + fee), equivalent)
     if sunk:   # the planner's marginal view: only power and fees are still to be paid
         beats = instances * (power + fee) < equivalent
     else:

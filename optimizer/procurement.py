@@ -71,6 +71,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..catalogs.loader import Catalog, hourly_cost_usd
+from .economics import unit_break_even
 from .limits import fits_memory
 from .model import SolverName, binary_variable, make_solver, run_solver, variable
 from .planner import explain_infeasible
@@ -96,7 +97,6 @@ __all__ = [
     "PlanResult",
     "PlanStats",
     "Purchase",
-    "break_even_utilization",
     "explain_infeasible_plan",
     "plan",
 ]
@@ -558,22 +558,6 @@ def _costs(cands: PortfolioCandidates, assignments: tuple[Assignment, ...],
 # break-even
 
 
-def break_even_utilization(net_cost_per_unit_usd: float, rental_usd_per_gpu_hour: float,
-                           running_usd_per_gpu_hour: float, gpus_per_unit: int,
-                           available_hours: float) -> tuple[float | None, float | None]:
-    """(utilisation, GPU-hours) at which a unit costs the same as renting its busy GPU-hours.
-
-    Owning U busy GPU-hours costs F − R + p·U; renting them costs r·U. Equal at
-    U* = (F − R) / (r − p); as a share of the unit's available GPU-hours u* = U* / (G·hours).
-    None when r ≤ p (running the unit costs more than renting: never pays off).
-    """
-    margin = rental_usd_per_gpu_hour - running_usd_per_gpu_hour
-    if margin <= 0:
-        return None, None
-    gpu_hours = net_cost_per_unit_usd / margin
-    return gpu_hours / (gpus_per_unit * available_hours), gpu_hours
-
-
 def _reference_rental(catalog: Catalog, gpu: str, rentable: frozenset[str]) -> tuple[str, float] | None:
     """The cheapest $/GPU-h of the same GPU among rentals some job of the portfolio may use
     (its allow-lists admit the offer); spot is left out (interruptible, another product)."""
@@ -610,7 +594,7 @@ def break_even(cands: PortfolioCandidates, bought: dict[tuple[int, int], int] | 
             available = (horizon.periods - s.lead_time_periods) * horizon.period_hours
         else:
             available = float(s.term_periods or 1) * horizon.period_hours
-        u_star, gpu_hours = (None, None) if ref is None else break_even_utilization(
+        u_star, gpu_hours = (None, None) if ref is None else unit_break_even(
             net, ref[1], power, s.gpus_per_unit, available)
         units = capacity = use = 0.0
         if bought is not None and used is not None:

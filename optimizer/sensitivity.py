@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..catalogs.loader import HOURS_PER_YEAR, break_even_utilization
 from .candidates import CandidateSet, dominated_mask
+from .economics import HOURS_PER_YEAR, utilization_break_even
 from .limits import meets_deadline, within_budget
 from .performance import Assumptions, base_seconds_for, billed_hours, realistic_assumptions
 from .planner import Outcome, Planner, explain_infeasible, plan_from_row
@@ -270,7 +270,7 @@ def own_vs_rent_break_even(owned: pd.DataFrame, rentals: pd.DataFrame) -> dict[s
     capex_per_hour_at_full_use = float(o["capex_usd"]) / (float(o["amortization_years"]) * HOURS_PER_YEAR)
     running = float(o["power_kw"]) * float(o["electricity_usd_per_kwh"]) + float(o["price_per_hour_usd"])
     # Renting this job's work costs C in total, i.e. C / (I·h) per machine-hour of the owned plan.
-    u_star = 0.0 if sunk else break_even_utilization(
+    u_star = 0.0 if sunk else utilization_break_even(
         capex_per_hour_at_full_use, running, float(rent["cost_usd"]) / inst_hours)
     return {
         "owned_offer_id": str(o["offer_id"]),

@@ -18,10 +18,10 @@ import pytest
 from flopopt.cli.main import app
 from flopopt.optimizer.compare import (
     OFFER_CLASSES,
-    break_even_utilization,
     pareto_front,
     read_quotes,
 )
+from flopopt.optimizer.economics import utilization_break_even as break_even_utilization
 from flopopt.optimizer.errors import ProblemList
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -1,6 +1,6 @@
 """The layers of the package, enforced: who may import whom, and no import cycles.
 
-    bottom     optimizer.{vocabulary, errors, units, outcome, fileio}   imports nothing of flopopt above it
+    bottom     optimizer.{vocabulary, errors, units, outcome, fileio, economics, limits}: nothing above them
     catalogs   catalogs.*                                              bottom + catalogs
     optimizer  the other optimizer.* modules                           bottom + catalogs + optimizer
     cli        cli.*                                                   anything below
@@ -16,7 +16,8 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-BOTTOM = {"optimizer.vocabulary", "optimizer.errors", "optimizer.units", "optimizer.outcome", "optimizer.fileio"}
+BOTTOM = {"optimizer.vocabulary", "optimizer.errors", "optimizer.units", "optimizer.outcome", "optimizer.fileio",
+          "optimizer.economics", "optimizer.limits"}
 RANK = {"bottom": 0, "catalogs": 1, "optimizer": 2, "cli": 3, "package": 4}
 
 

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from conftest import gpu_row, offer_row
 from flopopt.optimizer.portfolio import build_candidates, parse_portfolio, plan_side_by_side
 from flopopt.optimizer.model import SolverName
-from flopopt.optimizer.procurement import PlanResult, break_even_utilization, plan
+from flopopt.optimizer.economics import unit_break_even
+from flopopt.optimizer.procurement import PlanResult, plan
 from flopopt.optimizer.result import Status
 
 SOLVERS = ["highs", "cbc"]
@@ -241,7 +242,7 @@ def test_break_even_utilization_by_hand(make_catalog: Any) -> None:
     assert b.break_even_gpu_hours_per_unit == pytest.approx(80_000 / 1.975)
     assert b.reference_offer_id == "rent" and b.rental_usd_per_gpu_hour == pytest.approx(2.0)
     assert b.net_cost_per_unit_usd == pytest.approx(80_000)
-    assert break_even_utilization(80_000, 2.0, 2.5, 8, HOURS) == (None, None)   # power dearer than renting
+    assert unit_break_even(80_000, 2.0, 2.5, 8, HOURS) == (None, None)   # power dearer than renting
 
 
 @pytest.mark.parametrize("share, buys", [(0.2, False), (0.5, False), (0.95, False), (1.05, True), (1.5, True)])
