@@ -30,7 +30,7 @@ _ROW_COLUMNS = ("offer_id", "provider", "kind", "region", "instance_type", "gpu"
                 "gpus_per_instance", "precision", "scenario", "attenuation", "att_low", "att_high", "att_source",
                 "bottleneck", "buffer", "scale_efficiency", "roofline_bound", "hours", "billed_hours", "cost_usd",
                 "hourly_cost_usd", "as_of", "need_gb_per_gpu", "memory_gb", "feasible", "reason", "sunk",
-                "price_quality", "fetched_at", "typical_quota_gpus")
+                "price_quality", "fetched_at", "typical_quota_gpus", "dominated")
 
 
 def row_records(table: pd.DataFrame) -> list[dict[str, Any]]:

@@ -57,6 +57,7 @@ class Candidate:
     plan: Plan
     feasible: bool
     reason: str | None
+    dominated: bool = False   # feasible, but another plan is no slower and no dearer (pruned)
 
 
 @dataclass(frozen=True)

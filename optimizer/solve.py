@@ -57,7 +57,7 @@ def solve(
         others = others[others["offer_id"] != plan.offer_id]
     alternatives = tuple(plan_from_row(r) for r in row_records(others.head(5)))
     candidates = tuple(
-        Candidate(plan_from_row(r), bool(r["feasible"]), r["reason"])
+        Candidate(plan_from_row(r), bool(r["feasible"]), r["reason"], bool(r.get("dominated", False)))
         for r in row_records(cands.table)
     )
     stats = ModelStats(

@@ -131,3 +131,14 @@ def test_time_objective_picks_the_fastest(make_catalog: Any) -> None:
     result = solve(fastest, catalog, sensitivity=False)
     assert result.plan is not None
     assert result.plan.hours == min(c.plan.hours for c in result.candidates if c.feasible)
+
+
+def test_candidates_carry_a_dominated_flag(make_catalog: Any) -> None:
+    """Dominated is a flag, not something to parse out of the reason text: the same GPU at a
+    higher price is feasible but dominated by the cheaper copy."""
+    catalog = make_catalog(GPUS, [offer_row("cheap", "FAST", 1.0, max_instances=1),
+                                  offer_row("dear", "FAST", 3.0, max_instances=1)])
+    result = solve(job(deadline_hours=1000), catalog, sensitivity=False)
+    by_offer = {c.plan.offer_id: c for c in result.candidates}
+    assert by_offer["dear"].feasible and by_offer["dear"].dominated
+    assert by_offer["cheap"].feasible and not by_offer["cheap"].dominated
