@@ -112,3 +112,18 @@ def test_pinned_count_and_minimum(make_catalog: Any) -> None:
     floor = parse_job({"workload": {"kind": "custom", "total_flops": 1e21}, "constraints": {"min_gpus": 20}})
     table = Planner.build(floor, catalog).assess().table
     assert table.groupby("offer_id")["gpu_count"].min().to_dict() == {"o0": 24, "o1": 21}
+
+
+def test_plan_prices_every_job_with_the_same_monotone_model() -> None:
+    """`flopopt plan` prices each job of a portfolio through the same planner: per-GPU throughput
+    never rises with the count there either (the bundled catalog and the example portfolio)."""
+    from flopopt.catalogs.loader import load_catalog
+    from flopopt.optimizer.portfolio import build_candidates, load_portfolio
+
+    repo = __import__("pathlib").Path(__file__).resolve().parent.parent
+    cands = build_candidates(load_portfolio(repo / "examples" / "portfolio" / "research-lab.yaml"), load_catalog())
+    assert cands.jobs
+    for job in cands.jobs:
+        table = job.evaluated.table
+        rented = table[table["kind"] != "owned"]
+        _gpu_hours_never_fall(rented)
