@@ -2,22 +2,101 @@
 
 Heavy modules (pandas, PuLP, matplotlib) are imported inside the commands so that
 ``flopopt --help`` stays fast. One error boundary: a FlopoptError prints
-``error: …`` and exits 2; an infeasible plan exits 3.
+``error: …`` and exits 2; an infeasible plan exits 3. With ``--format json`` the error
+is also a JSON document on stdout (docs/output-contract.md), usage errors included.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 import sys
+from contextvars import ContextVar
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional, TypeVar
+from typing import Any, Callable, NoReturn, Optional, Sequence, TypeVar
 
 import typer
+from typer.core import TyperGroup
+
+from .contract import asks_for_json
 
 EXIT_INPUT = 2
 EXIT_INFEASIBLE = 3
 
+# typer ≥ 0.25 vendors click; BadParameter's base is click's UsageError either way.
+UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+
+# Set for the duration of one command: does it answer in JSON (errors included)?
+_JSON_ERRORS: ContextVar[tuple[bool, str]] = ContextVar("json_errors", default=(False, "flopopt"))
+
+
+def _command_path(group: Any, args: Sequence[str]) -> str:
+    """``flopopt catalog list`` from the raw arguments (the words that name commands)."""
+    path, command = ["flopopt"], group
+    for word in args:
+        command = getattr(command, "commands", {}).get(word)
+        if command is None:
+            break
+        path.append(word)
+    return " ".join(path)
+
+
+def suggestion(value: str, choices: Sequence[str]) -> str:
+    """"did you mean …?" for a mistyped choice: the choices it is a prefix of, else close ones."""
+    lowered = value.lower()
+    near = [c for c in choices if c.lower().startswith(lowered)] or \
+        difflib.get_close_matches(value, list(choices), n=3, cutoff=0.5)
+    return f"did you mean {' or '.join(repr(c) for c in near)}?" if near else ""
+
+
+_NOT_ONE_OF = re.compile(r"(?:Value error, )?'(?P<value>[^']*)' is not one of (?P<choices>.*?)\.?$")
+
+
+def _with_suggestion(error: Exception) -> None:
+    """Append "did you mean" to typer's "'price' is not one of …" (``catalog list --sort price``)."""
+    message = str(getattr(error, "message", ""))
+    match = _NOT_ONE_OF.search(message)
+    if match:
+        choices = re.findall(r"'([^']*)'", match.group("choices"))
+        hint = suggestion(match.group("value"), choices)
+        cleaned = message.replace("Value error, ", "")
+        setattr(error, "message", f"{cleaned} {hint[:1].upper()}{hint[1:]}".rstrip())
+
+
+class ContractGroup(TyperGroup):
+    """The root command group: knows before parsing whether errors must be JSON documents."""
+
+    def invoke(self, ctx: Any) -> Any:
+        args = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        token = _JSON_ERRORS.set((asks_for_json(args), _command_path(self, args)))
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            _with_suggestion(exc)
+            param = getattr(exc, "param", None)
+            opts = getattr(param, "opts", None) or []
+            field = opts[0] if opts else getattr(param, "name", None)
+            _json_error(int(getattr(exc, "exit_code", EXIT_INPUT)), str(getattr(exc, "message", exc)),
+                        field=field)
+            raise
+        finally:
+            _JSON_ERRORS.reset(token)
+
+
+def _json_error(code: int, message: str, problems: Sequence[Any] = (), file: str | None = None,
+                field: str | None = None) -> None:
+    """Print the error document on stdout when the command was asked for JSON."""
+    wanted, command = _JSON_ERRORS.get()
+    if not wanted:
+        return
+    from .contract import error_document, to_json
+
+    sys.stdout.write(to_json(error_document(command, code, message, problems, file=file, field=field)))
+
+
 app = typer.Typer(
+    cls=ContractGroup,
     name="flopopt",
     help=(
         "Turn an ML job's FLOPs into a GPU decision: which GPUs, how many, where, how long, "
@@ -37,6 +116,22 @@ catalog_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"flopopt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the package version and exit."),
+) -> None:
+    """Options that come before the command name."""
+
+
 class Format(str, Enum):
     table = "table"
     json = "json"
@@ -52,14 +147,24 @@ class Solver(str, Enum):
 FORMAT_OPTION = typer.Option(Format.table, "--format", "-f", help="Output format: table, json or markdown.")
 OUTPUT_OPTION = typer.Option(None, "--output", "-o", help="Write the report to FILE (atomically) instead of stdout.")
 SOLVER_OPTION = typer.Option(Solver.highs, "--solver", help="MILP solver: highs (default) or cbc.")
+NO_SENSITIVITY_OPTION = typer.Option(False, "--no-sensitivity", help="Skip pitfalls, stress tests and Monte Carlo.")
+SAMPLES_OPTION = typer.Option(2000, "--samples", min=10, max=1_000_000, help="Monte Carlo samples.")
+SEED_OPTION = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Monte Carlo random seed (results are reproducible).")
+CONFIDENCE_OPTION = typer.Option(
+    None, "--confidence", min=0.5, max=0.999,
+    help="Choose the cheapest plan whose sampled hours meet the deadline with this probability, e.g. 0.9.")
 CATALOG_OPTION = typer.Option(None, "--catalog", help="Folder of CSVs overriding the bundled catalog "
                               "(gpus.csv, offers.csv, attenuation.csv, models.csv; any subset).")
 
 T = TypeVar("T")
 
 
-def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
-    typer.echo(message if message.startswith("error:") else f"error: {message}", err=True)
+def fail(message: str, code: int = EXIT_INPUT, *, problems: Sequence[Any] = (), file: str | None = None,
+         field: str | None = None) -> NoReturn:
+    """``error: …`` on stderr (and the error document on stdout under ``--format json``), then exit."""
+    _json_error(code, message, problems, file=file, field=field)
+    text = message.replace("\n", "\nerror: ")
+    typer.echo(text if text.startswith("error:") else f"error: {text}", err=True)
     raise typer.Exit(code)
 
 
@@ -70,7 +175,7 @@ def guarded(call: Callable[[], T]) -> T:
     try:
         return call()
     except FlopoptError as exc:
-        fail(str(exc).replace("\n", "\nerror: "))
+        fail(str(exc), problems=getattr(exc, "problems", ()))
     except KeyboardInterrupt:
         fail("interrupted", 130)
 
@@ -106,13 +211,12 @@ def solve(
     format: Format = FORMAT_OPTION,
     output: Optional[Path] = OUTPUT_OPTION,
     solver: Solver = SOLVER_OPTION,
-    no_sensitivity: bool = typer.Option(False, "--no-sensitivity", help="Skip pitfalls, stress tests and Monte Carlo."),
-    samples: int = typer.Option(2000, "--samples", min=10, max=1_000_000, help="Monte Carlo samples."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,
-                             help="Monte Carlo random seed (results are reproducible)."),
-    confidence: Optional[float] = typer.Option(
-        None, "--confidence", min=0.5, max=0.999,
-        help="Choose the cheapest plan whose sampled hours meet the deadline with this probability, e.g. 0.9."),
+    no_sensitivity: bool = NO_SENSITIVITY_OPTION,
+    samples: int = SAMPLES_OPTION,
+    seed: int = SEED_OPTION,
+    confidence: Optional[float] = CONFIDENCE_OPTION,
+    all_candidates: bool = typer.Option(
+        False, "--all-candidates", help="JSON: list every enumerated candidate, not only the feasible ones."),
 ) -> None:
     """Cheapest plan (GPU, count, precision, offer) that meets the job's deadline and budget.
 
@@ -131,7 +235,8 @@ def solve(
     from ..catalogs.refresh import cache_status
     from .render import render_solve
 
-    emit(render_solve(result, format.value, price_note=cache_status()), output, format.value)
+    emit(render_solve(result, format.value, price_note=cache_status(), all_candidates=all_candidates), output,
+         format.value)
     if result.plan is None:
         typer.echo(f"infeasible: {result.binding}: {result.explanation}", err=True)
         raise typer.Exit(EXIT_INFEASIBLE)
@@ -143,8 +248,11 @@ def estimate(
     catalog: Optional[Path] = CATALOG_OPTION,
     format: Format = FORMAT_OPTION,
     output: Optional[Path] = OUTPUT_OPTION,
+    all_rows: bool = typer.Option(False, "--all", help="Every row: 1 and 8 GPUs and the smallest count that "
+                                  "fits, for every precision and scenario."),
 ) -> None:
-    """FLOPs of the job and hours on 1 and 8 GPUs of every type — no prices, no optimisation.
+    """FLOPs of the job and hours per GPU type at the fewest GPUs that hold it in memory —
+    no prices, no optimisation.
 
     Example:  flopopt estimate examples/seed-worked-example.yaml
     """
@@ -153,7 +261,7 @@ def estimate(
     report = guarded(lambda: estimate_job(*load_inputs(job_file, catalog)))
     from .render import render_estimate
 
-    emit(render_estimate(report, format.value), output, format.value)
+    emit(render_estimate(report, format.value, all_rows), output, format.value)
 
 
 def main() -> None:

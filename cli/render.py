@@ -1,22 +1,31 @@
-"""All rendering: rich tables, JSON (the DESIGN.md §5 contract) and markdown.
+"""All rendering: rich tables, JSON (docs/output-contract.md) and markdown.
 
 Library results come in, strings go out; nothing here computes a number.
+
+Text tables fit the output width (:func:`output_width`): ids never break — an offer id
+is what the user pastes into ``catalog show`` — so when a table cannot fit, its lesser
+columns are dropped (and named under it) before any id would have to fold. Lines of
+prose longer than the width wrap at spaces, never inside a word or an id.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import math
 import re
+import os
+import shutil
+import sys
+import textwrap
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from ..optimizer.estimate import EstimateReport
+from ..optimizer.estimate import MAX_ENVELOPE_GPUS, EstimateReport, GpuEstimate
 from ..optimizer.flops import FlopEstimate
 from ..optimizer.result import Plan, Result, SensitivityItem, plan_dict
 from ..optimizer.serving_solve import ServingResult
+from .contract import STATUS_OK, document, to_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,32 +34,15 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "json", "markdown")
 
+DEFAULT_WIDTH = 100        # text width when stdout is not a terminal and COLUMNS is not set
+MIN_WIDTH = 40             # narrower than this, tables cannot say anything useful
+# Columns whose cells are ids (pasted into other commands): never wrapped or folded.
+ID_COLUMNS = frozenset({"offer", "offer_id", "option", "GPU"})
+_BOX = frozenset("│┃━─╇┼╋┿")
+
 
 # ---------------------------------------------------------------------------
 # number formatting
-
-
-_PLAIN = (str, int, bool, type(None))
-
-
-def clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf become null, tuples lists, numpy scalars Python numbers."""
-    if isinstance(value, _PLAIN):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return clean(value.item())
-    return value
-
-
-def to_json(data: Any, indent: int | None = 2) -> str:
-    """``indent=None`` uses the C encoder: ten times faster for thousands of candidates."""
-    return json.dumps(clean(data), indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def usd(value: float | None) -> str:
@@ -65,6 +57,19 @@ def hours_text(value: float | None) -> str:
     if value < 1:
         return f"{value * 60:,.1f} min"
     return f"{value:,.1f} h" if value < 100 else f"{value:,.0f} h"
+
+
+def hours_cells(values: Sequence[float | None]) -> list[str]:
+    """One duration unit for a whole column: minutes only when every value is under an hour.
+
+    Mixing "49.1 min" and "1,202 h" in one column makes it unreadable at a glance; hours
+    keep one decimal below 100 h (0.8 h), none above.
+    """
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if finite and max(finite) < 1:
+        return [hours_text(v) for v in values]
+    return ["—" if v is None or not math.isfinite(v) else (f"{v:,.1f} h" if v < 100 else f"{v:,.0f} h")
+            for v in values]
 
 
 def days_text(value: float | None) -> str:
@@ -83,18 +88,103 @@ def pct(value: float | None, signed: bool = True) -> str:
     return f"{value:+.0f}%" if signed else f"{value:.0f}%"
 
 
-def _table_to_text(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    from rich.console import Console
+# ---------------------------------------------------------------------------
+# width and tables
+
+
+def output_width() -> int:
+    """The text width: ``COLUMNS`` when set, else the terminal's, else DEFAULT_WIDTH (files, pipes)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.strip().isdigit() and int(columns) > 0:
+        return max(int(columns), MIN_WIDTH)
+    if sys.stdout.isatty():
+        return max(shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns, MIN_WIDTH)
+    return DEFAULT_WIDTH
+
+
+SHORT_CELL = 16   # a column whose cells are all this short is never wrapped either
+
+
+def _cell_width(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in text.split("\n")), default=0)
+
+
+def _word_width(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(word) for word in text.split()), default=0)
+
+
+def _column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], keep: Sequence[int],
+                   width: int) -> list[int] | None:
+    """Content width per kept column so that ids and short cells stay whole and long text
+    wraps only at spaces; None when these columns cannot fit in ``width``.
+
+    Rich's own shrinking cuts the widest columns first, words and ids included, so the
+    widths are fixed here: every column gets its minimum (whole cell for ids and short
+    cells, the longest word otherwise), and the room left goes to the wrapping columns in
+    proportion to what they would need to be unwrapped.
+    """
+    lows, highs = [], []
+    for i in keep:
+        cells = [str(r[i]) for r in rows]
+        high = max([_cell_width(c) for c in cells] + [_word_width(headers[i])])
+        whole = headers[i] in ID_COLUMNS or high <= SHORT_CELL
+        low = high if whole else max([_word_width(c) for c in cells] + [_word_width(headers[i]), 1])
+        lows.append(low)
+        highs.append(high)
+    overhead = 3 * len(keep) - 1       # one space either side of each cell, one rule between columns
+    room = width - overhead
+    if sum(lows) > room:
+        return None
+    if sum(highs) <= room:
+        return highs
+    spare, want = room - sum(lows), [h - lo for h, lo in zip(highs, lows)]
+    total = sum(want)
+    widths = [lo + (spare * w) // total for lo, w in zip(lows, want)]
+    return widths
+
+
+def _rich_table(title: str | None, headers: Sequence[str], rows: Sequence[Sequence[str]],
+                keep: Sequence[int], widths: Sequence[int]) -> Any:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
-    for h in headers:
-        table.add_column(h, overflow="fold")
+    for i, w in zip(keep, widths):
+        is_id = headers[i] in ID_COLUMNS
+        table.add_column(headers[i], no_wrap=is_id, overflow="ignore" if is_id else "fold", width=w)
     for r in rows:
-        table.add_row(*[str(c) for c in r])
+        table.add_row(*[str(r[i]) for i in keep])
+    return table
+
+
+def _table_to_text(title: str | None, headers: Sequence[str], rows: Sequence[Sequence[str]],
+                   drop: Sequence[str]) -> str:
+    """The table at the output width, dropping columns (``drop`` order, else right to left,
+    never the first column or an id) until no id and no word has to break."""
+    from rich.console import Console
+
+    width = output_width()
     buffer = io.StringIO()
-    Console(file=buffer, width=140, force_terminal=False, color_system=None).print(table)
-    return buffer.getvalue()
+    console = Console(file=buffer, width=width, force_terminal=False, color_system=None, highlight=False)
+    order = [headers.index(h) for h in drop if h in headers]
+    order += [i for i in reversed(range(1, len(headers))) if i not in order and headers[i] not in ID_COLUMNS]
+    keep = list(range(len(headers)))
+    dropped: list[str] = []
+    widths = _column_widths(headers, rows, keep, width)
+    while widths is None and order:
+        column = order.pop(0)
+        keep.remove(column)
+        dropped.append(headers[column])
+        widths = _column_widths(headers, rows, keep, width)
+    if widths is None:  # only ids left and still too wide: print them whole, wider than asked
+        widths = [max([_cell_width(str(r[i])) for r in rows] + [_cell_width(headers[i])]) for i in keep]
+    console.print(_rich_table(title, headers, rows, keep, widths))
+    if dropped:
+        console.print(f"(hidden at {width} columns: {', '.join(dropped)})")
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
 # "<" that could open an HTML tag, comment or processing instruction. Only those are
@@ -114,11 +204,33 @@ def _markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> st
     return "\n".join(lines) + "\n"
 
 
-def grid(fmt: str, title: str | None, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """One table in the chosen text format (table or markdown)."""
+def grid(fmt: str, title: str | None, headers: Sequence[str], rows: Iterable[Sequence[str]],
+         drop: Sequence[str] = ()) -> str:
+    """One table in the chosen text format (table or markdown); ``drop`` names the columns
+    to give up first when a text table does not fit the width."""
     if fmt == "markdown":
         return (f"### {title}\n\n" if title else "") + _markdown_table(headers, list(rows)) + "\n"
-    return _table_to_text(title, headers, list(rows)) + "\n"
+    return _table_to_text(title, headers, list(rows), drop) + "\n"
+
+
+def fit(text: str, fmt: str) -> str:
+    """Wrap the prose lines of a text report to the output width (tables already fit).
+
+    Continuation lines are indented under the line's own indent plus four spaces; words and
+    ids are never split (``break_long_words`` and ``break_on_hyphens`` are off).
+    """
+    if fmt != "table":
+        return text
+    width = output_width()
+    out: list[str] = []
+    for line in text.split("\n"):
+        if len(line) <= width or _BOX & set(line):
+            out.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        out.extend(textwrap.wrap(line, width=width, subsequent_indent=indent + "    ", break_long_words=False,
+                                 break_on_hyphens=False, drop_whitespace=True) or [line])
+    return "\n".join(out)
 
 
 # ---------------------------------------------------------------------------
@@ -133,13 +245,25 @@ def _terms_text(estimate: FlopEstimate) -> str:
     return ", ".join(f"{k} = {v:.4g}" for k, v in estimate.terms.items())
 
 
-def render_estimate(report: EstimateReport, fmt: str) -> str:
+def gpu_estimate_dict(g: GpuEstimate) -> dict[str, Any]:
+    return asdict(g)
+
+
+def estimate_report_dict(report: EstimateReport, all_rows: bool = False) -> dict[str, Any]:
+    """``estimate``'s document: ``per_gpu`` holds the rows the table shows (``--all``: every row)."""
+    rows = report.per_gpu if all_rows else report.smallest_fit
+    return document(STATUS_OK, {
+        "job": report.job.model_dump(mode="json"),
+        "estimate": estimate_dict(report.estimate),
+        "rows": "all" if all_rows else "smallest_fit",
+        "per_gpu": [gpu_estimate_dict(g) for g in rows],
+        "no_fit": list(report.no_fit),
+    })
+
+
+def render_estimate(report: EstimateReport, fmt: str, all_rows: bool = False) -> str:
     if fmt == "json":
-        return to_json({
-            "job": report.job.model_dump(mode="json"),
-            "estimate": estimate_dict(report.estimate),
-            "per_gpu": [asdict(g) for g in report.per_gpu],
-        })
+        return to_json(estimate_report_dict(report, all_rows))
     est = report.estimate
     head = (f"{report.job.name}: {flops_text(est.total_flops)} = {est.formula}\n"
             f"  terms: {_terms_text(est)}\n"
@@ -147,14 +271,28 @@ def render_estimate(report: EstimateReport, fmt: str) -> str:
     if fmt == "markdown":
         indented = "\n".join(f"    {line}" for line in head.splitlines())
         head = f"## {report.job.name}: FLOP estimate\n\n{indented}\n\n"
+    per_gpu = report.per_gpu if all_rows else report.smallest_fit
+    hours = hours_cells([g.hours for g in per_gpu])
     rows = [
-        (g.gpu, g.precision, f"{g.peak_tflops:,.1f}", g.scenario,
-         f"{g.attenuation:.2f} ({g.attenuation_low:.2f}–{g.attenuation_high:.2f})", pct(g.buffer * 100, False),
-         str(g.gpu_count), hours_text(g.hours), days_text(g.hours))
-        for g in report.per_gpu
+        (g.gpu, str(g.gpu_count), g.precision, f"{g.peak_tflops:,.1f}", g.scenario, f"{g.attenuation:.2f}",
+         f"{g.attenuation_low:.2f}–{g.attenuation_high:.2f}", pct(g.buffer * 100, False),
+         f"{g.need_gb_per_gpu:,.1f} / {g.memory_gb:,.0f}" + ("" if g.fits_memory else " NO"), h, days_text(g.hours))
+        for g, h in zip(per_gpu, hours)
     ]
-    headers = ("GPU", "precision", "peak TFLOPS", "scenario", "attenuation", "buffer", "GPUs", "hours", "days")
-    return head + grid(fmt, "Hours per GPU type (before prices)", headers, rows)
+    headers = ("GPU", "GPUs", "precision", "peak TFLOPS", "scenario", "atten.", "range", "buffer", "memory GB",
+               "hours", "days")
+    title = ("Hours per GPU type, precision, scenario and count (before prices)" if all_rows else
+             "Hours per GPU type at the fewest GPUs that hold the job in memory (before prices)")
+    text = head + grid(fmt, title, headers, rows, drop=("range", "peak TFLOPS", "days", "buffer"))
+    notes = []
+    if report.no_fit:
+        limit = report.job.constraints.max_gpus or MAX_ENVELOPE_GPUS
+        notes.append(f"cannot hold the job at up to {limit:,} GPUs: {', '.join(report.no_fit)}")
+    if not all_rows:
+        notes.append("memory GB = needed per GPU / on the GPU; --all shows 1 and 8 GPUs, every precision "
+                     "and scenario")
+    text += "".join(("- " if fmt == "markdown" else "  ") + n + "\n" for n in notes)
+    return fit(text, fmt)
 
 
 # ---------------------------------------------------------------------------
@@ -177,20 +315,23 @@ def sensitivity_dict(item: SensitivityItem) -> dict[str, Any]:
     }
 
 
-# The plan fields of the DESIGN.md §5 contract; candidates carry these (plans carry more).
+# The core plan fields of the contract (docs/schema/common.json#/$defs/candidate);
+# candidates carry these, plans carry more.
 CANDIDATE_FIELDS = ("offer_id", "provider", "kind", "gpu", "gpu_count", "instances", "precision", "scenario",
                     "attenuation", "buffer", "hours", "cost_usd", "price_as_of")
 
 
-def solve_dict(result: Result, price_note: str | None = None) -> dict[str, Any]:
-    return {
-        "status": result.status.value,
+def solve_dict(result: Result, price_note: str | None = None, all_candidates: bool = False) -> dict[str, Any]:
+    """``solve``'s document. ``candidates`` are the feasible ones (dominated ones included,
+    with their reason) unless ``all_candidates``: every enumerated one, thousands for a big catalog."""
+    return document(result.status.value, {
         "job": result.job.model_dump(mode="json"),
         "estimate": estimate_dict(result.estimate),
         "plan": plan_dict(result.plan),
+        "candidates_shown": "all" if all_candidates else "feasible",
         "candidates": [
             {**{k: getattr(c.plan, k) for k in CANDIDATE_FIELDS}, "feasible": c.feasible, "reason": c.reason}
-            for c in result.candidates
+            for c in result.candidates if all_candidates or c.feasible
         ],
         "sensitivity": [sensitivity_dict(s) for s in result.sensitivity],
         "break_even": result.break_even,
@@ -202,7 +343,7 @@ def solve_dict(result: Result, price_note: str | None = None) -> dict[str, Any]:
         "model": asdict(result.stats),
         "catalog": {"layers": list(result.catalog_layers), "warnings": list(result.warnings),
                     "prices": price_note},
-    }
+    })
 
 
 def plan_summary(plan: Plan) -> str:
@@ -279,24 +420,28 @@ def recommendation(result: Result) -> str:
     return " ".join(parts)
 
 
-def _plan_rows(plans: Iterable[Plan]) -> list[tuple[str, ...]]:
+def _plan_rows(plans: Sequence[Plan]) -> list[tuple[str, ...]]:
+    hours = hours_cells([p.hours for p in plans])
     return [
-        (str(p.gpu_count), p.gpu, p.precision, p.provider, p.kind, p.region or "—", p.offer_id,
-         hours_text(p.hours), days_text(p.hours), usd(p.cost_usd), f"{p.attenuation:.2f}", f"{p.buffer:.0%}",
+        (str(p.gpu_count), p.gpu, p.precision, p.provider, p.kind, p.region or "—", p.offer_id, h,
+         days_text(p.hours), usd(p.cost_usd), f"{p.attenuation:.2f}", f"{p.buffer:.0%}",
          p.price_as_of + (" (est.)" if p.price_quality == "estimate" else ""))
-        for p in plans
+        for p, h in zip(plans, hours)
     ]
 
 
 PLAN_HEADERS = ("GPUs", "GPU", "prec.", "provider", "kind", "region", "offer", "hours", "days", "cost", "atten.",
                 "buffer", "price as of")
+# Given up first when the table is too narrow: what the plan line above already says.
+PLAN_DROP = ("price as of", "region", "buffer", "atten.", "days", "kind", "provider", "prec.")
 
 
-def render_solve(result: Result | ServingResult, fmt: str, price_note: str | None = None) -> str:
+def render_solve(result: Result | ServingResult, fmt: str, price_note: str | None = None,
+                 all_candidates: bool = False) -> str:
     if isinstance(result, ServingResult):
         return render_serving(result, fmt, price_note)
     if fmt == "json":
-        return to_json(solve_dict(result, price_note), indent=None)
+        return to_json(solve_dict(result, price_note, all_candidates), indent=None)
     md = fmt == "markdown"
     est = result.estimate
     job = result.job
@@ -325,7 +470,8 @@ def render_solve(result: Result | ServingResult, fmt: str, price_note: str | Non
         out.append(("**No plan.** " if md else "NO PLAN  ") + f"binding: {result.binding}\n")
         out.append(("" if md else "  ") + f"{result.explanation}\n\n")
     if result.alternatives:
-        out.append(grid(fmt, "Next best (one per offer)", PLAN_HEADERS, _plan_rows(result.alternatives)))
+        out.append(grid(fmt, "Next best (one per offer)", PLAN_HEADERS, _plan_rows(result.alternatives),
+                        drop=PLAN_DROP))
     if result.excluded:
         rows = sorted(result.excluded.items(), key=lambda kv: -kv[1])
         out.append(grid(fmt, "Why other candidates were not chosen", ("reason", "candidates"),
@@ -368,7 +514,7 @@ def render_solve(result: Result | ServingResult, fmt: str, price_note: str | Non
     stale = stale_price_warning(result.plan) if result.plan is not None else None
     for w in [*result.warnings, *([stale] if stale else [])]:
         out.append(w + "\n")
-    return "".join(out)
+    return fit("".join(out), fmt)
 
 
 def _break_even_rows(break_even: dict[str, Any]) -> list[tuple[str, str]]:
@@ -390,7 +536,7 @@ def _break_even_rows(break_even: dict[str, Any]) -> list[tuple[str, str]]:
 
 def render_offer_list(table: pd.DataFrame, fmt: str) -> str:
     if fmt == "json":
-        return to_json({"offers": table.to_dict("records")})
+        return to_json(document(STATUS_OK, {"offers": table.to_dict("records")}))
     rows = [
         (r["offer_id"], r["provider"], r["kind"], r["region"] or "—", r["gpu"], str(int(r["gpus_per_instance"])),
          f"${r['price_per_hour_total_usd']:,.2f}", f"${r['price_per_gpu_hour_usd']:,.2f}",
@@ -398,16 +544,17 @@ def render_offer_list(table: pd.DataFrame, fmt: str) -> str:
         for r in table.to_dict("records")
     ]
     headers = ("offer", "provider", "kind", "region", "GPU", "GPUs/inst.", "$/instance-h", "$/GPU-h", "as of")
-    return grid(fmt, f"{len(rows)} offers", headers, rows)
+    return fit(grid(fmt, f"{len(rows)} offers", headers, rows,
+                    drop=("as of", "region", "$/instance-h", "GPUs/inst.", "kind", "provider")), fmt)
 
 
 def render_offer(offer: dict[str, Any], gpu: dict[str, Any], fmt: str) -> str:
     keep = {k: v for k, v in offer.items() if k not in ("origin_row",)}
     if fmt == "json":
-        return to_json({"offer": keep, "gpu": gpu})
+        return to_json(document(STATUS_OK, {"offer": keep, "gpu": gpu}))
     rows = [(k, "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)) for k, v in keep.items()]
     rows += [(f"gpu.{k}", "" if isinstance(v, float) and math.isnan(v) else str(v)) for k, v in gpu.items()]
-    return grid(fmt, str(offer["offer_id"]), ("field", "value"), rows)
+    return fit(grid(fmt, str(offer["offer_id"]), ("field", "value"), rows), fmt)
 
 
 # ---------------------------------------------------------------------------
@@ -416,8 +563,7 @@ def render_offer(offer: dict[str, Any], gpu: dict[str, Any], fmt: str) -> str:
 
 def serving_dict(result: ServingResult, price_note: str | None = None) -> dict[str, Any]:
     """The serving JSON document, built in one place (the keys of solve_dict where they apply)."""
-    return {
-        "status": result.status.value,
+    return document(result.status.value, {
         "job": result.job.model_dump(mode="json"),
         "estimate": estimate_dict(result.estimate),
         "demand": {**asdict(result.demand), "fleet_hours": result.demand.fleet_hours,
@@ -433,7 +579,7 @@ def serving_dict(result: ServingResult, price_note: str | None = None) -> dict[s
         "model": asdict(result.stats),
         "catalog": {"layers": list(result.catalog_layers), "warnings": list(result.warnings),
                     "prices": price_note},
-    }
+    })
 
 
 def _ms(seconds: float | None) -> str:
@@ -497,7 +643,7 @@ def render_serving(result: ServingResult, fmt: str, price_note: str | None = Non
         out.append(price_note + "\n")
     for w in result.warnings:
         out.append(w + "\n")
-    return "".join(out)
+    return fit("".join(out), fmt)
 
 
 # ---------------------------------------------------------------------------

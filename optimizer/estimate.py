@@ -1,8 +1,11 @@
 """``flopopt estimate``: the envelope calculation per GPU type, before any prices.
 
 For every GPU in the catalog that supports one of the job's precisions: hours on 1
-GPU and on one 8-GPU NVLink node, under the job's scenario (or all four when
-``auto``), with the attenuation and buffer that produced each number.
+GPU, on one 8-GPU NVLink node and on the smallest power-of-two count whose GPUs hold
+the job in memory (same memory model as the solver), under the job's scenario (or all
+four when ``auto``), with the attenuation and buffer that produced each number.
+``EstimateReport.smallest_fit`` is one row per GPU type — the answer to "how long on
+this GPU, at the fewest GPUs that can run it" — which the command shows by default.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import pandas as pd
 from ..catalogs.loader import Catalog
 from .flops import FlopEstimate, estimate_flops
 from .job import SCENARIOS, Job
+from .memory import bytes_per_gpu
 from .performance import auto_buffer, base_seconds_for, lookup_attenuation, realistic_assumptions
 from .result import Status
 
 ENVELOPE_GPU_COUNTS = (1, 8)
-ENVELOPE_INTERCONNECT = "nvlink"  # an 8-GPU server: the common single-node case
+ENVELOPE_INTERCONNECT = "nvlink"      # an 8-GPU server: the common single-node case
+BETWEEN_NODES_INTERCONNECT = "infiniband"  # 8-GPU NVLink servers talk InfiniBand-class between nodes
+GPUS_PER_NODE = 8
+MAX_ENVELOPE_GPUS = 1024              # largest count tried for "fits in memory" without max_gpus
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,9 @@ class GpuEstimate:
     gpu_count: int
     peak_tflops: float
     hours: float
+    need_gb_per_gpu: float
+    memory_gb: float
+    fits_memory: bool
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,34 @@ class EstimateReport:
     job: Job
     estimate: FlopEstimate
     per_gpu: tuple[GpuEstimate, ...]
+    # One row per GPU type at its smallest count that fits in memory (the representative
+    # scenario for that count, the fastest precision); GPUs that cannot hold the job at
+    # any count up to ``max_gpus`` are listed in ``no_fit``.
+    smallest_fit: tuple[GpuEstimate, ...] = ()
+    no_fit: tuple[str, ...] = ()
+
+
+def _power_of_two_counts(limit: int) -> list[int]:
+    counts, n = [], 1
+    while n <= limit:
+        counts.append(n)
+        n *= 2
+    return counts
+
+
+def _smallest_fitting_count(job: Job, estimate: FlopEstimate, memory_gb: float, precision: str) -> int | None:
+    limit = int(job.constraints.max_gpus or MAX_ENVELOPE_GPUS)
+    counts = np.array(_power_of_two_counts(limit), dtype=int)
+    need = bytes_per_gpu(estimate.workload, np.array([precision] * len(counts)), counts) / 1e9
+    fitting = counts[need <= memory_gb + 1e-9]
+    return int(fitting[0]) if len(fitting) else None
+
+
+def _representative_scenario(job: Job, gpu_count: int) -> str:
+    """The scenario ``auto`` would give a rented machine of this size: one node → cloud, more → cluster."""
+    if job.scenario != "auto":
+        return job.scenario
+    return "cloud" if gpu_count <= GPUS_PER_NODE else "cluster"
 
     @property
     def status(self) -> Status:
@@ -59,10 +97,14 @@ def estimate_job(job: Job, catalog: Catalog) -> EstimateReport:
             peak = gpus.at[gpu, f"peak_tflops_{precision}"]
             if not (peak == peak and peak > 0):  # NaN-safe: unsupported precision
                 continue
+            memory_gb = float(gpus.at[gpu, "memory_gb"])
+            smallest = _smallest_fitting_count(job, estimate, memory_gb, precision)
+            counts = sorted(set(ENVELOPE_GPU_COUNTS) | ({smallest} if smallest else set()))
             for scenario in scenarios:
-                for count in ENVELOPE_GPU_COUNTS:
+                for count in counts:
                     rows.append({"gpu": gpu, "precision": precision, "scenario": scenario,
-                                 "gpu_count": count, "peak_tflops": float(peak),
+                                 "gpu_count": count, "peak_tflops": float(peak), "memory_gb": memory_gb,
+                                 "smallest": count == smallest,
                                  "mem_bandwidth_gbs": float(gpus.at[gpu, "mem_bandwidth_gbs"])})
     table = pd.DataFrame(rows)
     if table.empty:
@@ -74,15 +116,29 @@ def estimate_job(job: Job, catalog: Catalog) -> EstimateReport:
              if assumptions.attenuation_override is not None else (low + high) / 2.0)
     buffer = (np.full(len(table), assumptions.buffer_override)
               if assumptions.buffer_override is not None else auto_buffer(att["uncertainty"].to_numpy(float)))
-    efficiency = assumptions.scale_efficiency.get(ENVELOPE_INTERCONNECT, 1.0)
-    scale = np.power(efficiency, np.log2(table["gpu_count"].to_numpy(float)))
+    counts = table["gpu_count"].to_numpy(float)
+    within = np.minimum(counts, GPUS_PER_NODE)
+    intra = assumptions.scale_efficiency.get(ENVELOPE_INTERCONNECT, 1.0)
+    inter = assumptions.scale_efficiency.get(BETWEEN_NODES_INTERCONNECT, 1.0)
+    scale = np.power(intra, np.log2(within)) * np.power(inter, np.log2(counts / within))
     seconds, _ = base_seconds_for(table, estimate, point, scale)
     hours = seconds * (1.0 + buffer) / 3600.0
+    need_gb = bytes_per_gpu(estimate.workload, table["precision"].to_numpy(), table["gpu_count"].to_numpy()) / 1e9
     per_gpu = tuple(
         GpuEstimate(gpu=str(r.gpu), precision=str(r.precision), scenario=str(r.scenario),
                     attenuation=float(point[i]), attenuation_low=float(low[i]), attenuation_high=float(high[i]),
                     buffer=float(buffer[i]), gpu_count=int(r.gpu_count), peak_tflops=float(r.peak_tflops),
-                    hours=float(hours[i]))
+                    hours=float(hours[i]), need_gb_per_gpu=float(need_gb[i]), memory_gb=float(r.memory_gb),
+                    fits_memory=bool(need_gb[i] <= r.memory_gb + 1e-9))
         for i, r in enumerate(table.itertuples(index=False))
     )
-    return EstimateReport(job, estimate, per_gpu)
+    smallest_rows = [g for g, flag in zip(per_gpu, table["smallest"]) if flag
+                     and g.scenario == _representative_scenario(job, g.gpu_count)]
+    best: dict[str, GpuEstimate] = {}
+    for g in smallest_rows:  # per GPU: fewest GPUs first, then the fastest precision
+        current = best.get(g.gpu)
+        if current is None or (g.gpu_count, g.hours) < (current.gpu_count, current.hours):
+            best[g.gpu] = g
+    smallest_fit = tuple(sorted(best.values(), key=lambda g: (g.hours, g.gpu)))
+    no_fit = tuple(sorted(set(table["gpu"].astype(str)) - set(best)))
+    return EstimateReport(job, estimate, per_gpu, smallest_fit, no_fit)
