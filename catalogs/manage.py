@@ -93,6 +93,7 @@ class ImportReport:
     rows_imported: int
     rows_total: int
     held: tuple[HeldRow, ...] = ()  # offers the price guards kept out (nothing else was refused)
+    form: str = "full"     # "short": a short-form quote filled in to offers rows
 
 
 def guard_offers(incoming: pd.DataFrame, current: Catalog, *, label: str, accept_changes: bool = False,
@@ -174,3 +175,18 @@ def import_file(path: Path, *, accept_changes: bool = False) -> ImportReport:
         fileio.write_text(target, text)
     return ImportReport(target=target, catalog_file=name, rows_imported=len(incoming), rows_total=len(merged),
                         held=held)
+
+
+def import_offer_rows(path: Path, offers: pd.DataFrame, *, accept_changes: bool = False) -> ImportReport:
+    """Import offers rows made from ``path`` (a short-form quote filled in by
+    ``optimizer.compare.import_quotes_file``); problems point at ``path``, same line numbers."""
+    columns = [c.name for c in schema.OFFERS]
+    with fileio.scratch_folder() as scratch:
+        full = scratch / "offers.csv"
+        full.write_text(offers[columns].to_csv(index=False), encoding="utf-8")
+        try:
+            report = import_file(full, accept_changes=accept_changes)
+        except CatalogError as exc:
+            raise CatalogError([dataclasses.replace(p, file=str(path)) if p.file == str(full) else p
+                                for p in exc.problems]) from None
+    return dataclasses.replace(report, form="short")

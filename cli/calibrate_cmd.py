@@ -22,12 +22,13 @@ if TYPE_CHECKING:
 def calibrate(
     history_file: Path = typer.Argument(..., help="History CSV: one finished run per row (see examples/history.csv)."),
     catalog: Optional[Path] = CATALOG_OPTION,
-    output: Optional[Path] = typer.Option(
-        None, "--output", "-o",
+    rows_to: Optional[Path] = typer.Option(
+        None, "--rows-to", metavar="FILE",
         help="Write the calibrated rows to FILE.csv (attenuation.csv format) instead of merging them "
              "into the user catalog folder."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the fitted ranges; write nothing."),
     format: Format = FORMAT_OPTION,
+    output: Optional[Path] = OUTPUT_OPTION,
 ) -> None:
     """Fit attenuation ranges from past runs and store them above the bundled catalog.
 
@@ -37,17 +38,19 @@ def calibrate(
     catalog folder's attenuation.csv, so every later `flopopt solve` uses them.
 
     Example:  flopopt calibrate examples/history.csv --dry-run
+
+    -o/--output is the report, as in every command; --rows-to FILE is where the rows go.
     """
     from ..catalogs.loader import load_catalog
     from ..optimizer.calibration import calibrate as run_calibrate
     from ..optimizer.calibration import default_calibration_path, write_calibration
 
     cal = guarded(lambda: run_calibrate(history_file, load_catalog(catalog)))
-    target = output if output is not None else default_calibration_path()
+    target = rows_to if rows_to is not None else default_calibration_path()
     written: Path | None = None
     if not dry_run:
-        written = guarded(lambda: write_calibration(cal, output))
-    emit(render_calibration(cal, format.value, written=written, would_write=target), None, format.value)
+        written = guarded(lambda: write_calibration(cal, rows_to))
+    emit(render_calibration(cal, format.value, written=written, would_write=target), output, format.value)
     if format == Format.json:  # the table and markdown reports say it themselves
         typer.echo(f"wrote {len(cal.groups)} calibrated row(s) to {written}" if written is not None
                    else f"dry run: nothing written (would write {target})", err=True)
@@ -85,7 +88,9 @@ def _pct(value: float | None) -> str:
 
 
 def calibration_dict(cal: Calibration, written: Path | None) -> dict[str, Any]:
-    return {
+    from .render import STATUS_OK, document
+
+    return document(STATUS_OK, {
         "history": cal.history_file,
         "created": cal.created,
         "runs": [{"name": r.name, "row": r.row, "workload": r.kind, "scenario": r.scenario,
@@ -100,37 +105,41 @@ def calibration_dict(cal: Calibration, written: Path | None) -> dict[str, Any]:
                                 "uncertainty": g.current_uncertainty, "row": g.current_source}}
                    for g in cal.groups],
         "written": str(written) if written is not None else None,
-    }
+    })
 
 
 def render_calibration(cal: Calibration, fmt: str, *, written: Path | None, would_write: Path) -> str:
-    from .render import grid, hours_text, to_json
+    from .render import fit, grid, hours_cells, to_json
 
     if fmt == "json":
         return to_json(calibration_dict(cal, written))
+    measured = hours_cells([r.measured_hours for r in cal.runs])
     run_rows = [(r.name, r.scenario + ("" if r.scenario_given else "*"), f"{r.gpu_count} × {r.gpu}",
-                 r.precision, f"{r.total_flops:.3g}", hours_text(r.measured_hours), f"{r.mfu:.2f}",
-                 f"{r.scale_efficiency:.2f}", f"{r.implied_attenuation:.3f}") for r in cal.runs]
+                 r.precision, f"{r.total_flops:.3g}", h, f"{r.mfu:.2f}",
+                 f"{r.scale_efficiency:.2f}", f"{r.implied_attenuation:.3f}") for r, h in zip(cal.runs, measured)]
     group_rows = [(g.scenario, g.workload, g.gpu or "any", str(g.n), f"{g.median:.3f}",
                    f"{g.low:.3f}–{g.high:.3f}", f"±{g.uncertainty * 100:.0f}%",
                    f"{g.current_low:.2f}–{g.current_high:.2f} ±{g.current_uncertainty * 100:.0f}% ({g.current_source})",
                    g.method) for g in cal.groups]
     text = grid(fmt, f"Runs in {cal.history_file}: implied attenuation = FLOPs / (GPUs × peak × scale-out × seconds)",
                 ("run", "scenario", "GPUs", "precision", "FLOPs", "measured", "MFU", "scale-out",
-                 "attenuation"), run_rows)
+                 "attenuation"), run_rows, drop=("precision", "FLOPs", "scale-out", "MFU"))
     if any(not r.scenario_given for r in cal.runs):
         text += "* scenario not given: 1 GPU → lab, several → cluster\n\n"
     text += grid(fmt, "Fitted attenuation vs the catalog today",
-                 ("scenario", "workload", "gpu", "runs", "median", "fitted", "±", "current (row)", "fit"), group_rows)
+                 ("scenario", "workload", "gpu", "runs", "median", "fitted", "±", "current (row)", "fit"), group_rows,
+                 drop=("median", "±", "fit"))
     if written is not None:
         text += f"Written to {written}: these rows now come first in every solve.\n"
     else:
         text += f"Dry run: nothing written (would write {would_write}).\n"
-    return text
+    return fit(text, fmt)
 
 
 def backtest_dict(result: Backtest) -> dict[str, Any]:
-    return {
+    from .render import STATUS_OK, document
+
+    return document(STATUS_OK, {
         "runs": [{"name": r.name, "predicted_hours": r.predicted_hours, "measured_hours": r.measured_hours,
                   "error_pct": r.error_pct, "predicted_hours_no_buffer": r.predicted_hours_no_buffer,
                   "error_pct_no_buffer": r.error_pct_no_buffer, "scenario": r.scenario, "gpu": r.gpu,
@@ -148,21 +157,23 @@ def backtest_dict(result: Backtest) -> dict[str, Any]:
                     "summary": result.loo_summary.as_dict(),
                     "in_sample_summary": result.in_sample_summary.as_dict() if result.in_sample_summary else None}}
            if result.loo_summary is not None else {}),
-    }
+    })
 
 
 def render_backtest(result: Backtest, fmt: str) -> str:
-    from .render import grid, hours_text, pct, to_json
+    from .render import fit, grid, hours_cells, pct, to_json
 
     if fmt == "json":
         return to_json(backtest_dict(result))
     loo = {r.name: r for r in result.loo_runs}
+    both = hours_cells([r.predicted_hours for r in result.runs] + [r.measured_hours for r in result.runs])
+    predicted, measured = both[:len(result.runs)], both[len(result.runs):]   # one unit for both columns
     rows = [(r.name, f"{r.gpu_count} × {r.gpu}", r.attenuation_source[:40], f"{r.attenuation:.2f}",
-             hours_text(r.predicted_hours), hours_text(r.measured_hours), pct(r.error_pct),
-             *((pct(loo[r.name].error_pct),) if loo else ())) for r in result.runs]
+             p, m, pct(r.error_pct), *((pct(loo[r.name].error_pct),) if loo else ()))
+            for r, p, m in zip(result.runs, predicted, measured)]
     text = grid(fmt, f"Backtest of {result.history_file}: P50 hours (no buffer) vs measured",
                 ("run", "GPUs", "attenuation row", "attenuation", "P50", "measured", "error",
-                 *(("error LOO",) if loo else ())), rows)
+                 *(("error LOO",) if loo else ())), rows, drop=("attenuation row", "attenuation"))
     s = result.summary
     cost = (f"{_pct(s.cost_within_90_110pct)} of {s.cost_runs} run(s) with cost_usd and budget_usd"
             if s.cost_within_90_110pct is not None else "— (no run gives both cost_usd and budget_usd)")
@@ -185,4 +196,4 @@ def render_backtest(result: Backtest, fmt: str) -> str:
         ]
     if fmt == "markdown":
         return text + "\n".join(f"- {line}" for line in lines) + "\n"
-    return text + "\n".join(lines) + "\n"
+    return fit(text + "\n".join(lines) + "\n", fmt)

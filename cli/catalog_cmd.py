@@ -62,6 +62,7 @@ def show(
     offer_id: str = typer.Argument(..., help="An offer_id from `flopopt catalog list`."),
     catalog: Optional[Path] = CATALOG_OPTION,
     format: Format = FORMAT_OPTION,
+    output: Optional[Path] = OUTPUT_OPTION,
 ) -> None:
     """Every field of one offer, with its GPU's specs and the offer's source.
 
@@ -72,60 +73,54 @@ def show(
 
     cat = guarded(lambda: load_catalog(catalog))
     offer = guarded(lambda: cat.offer(offer_id))
-    emit(render_offer(offer, cat.gpu(str(offer["gpu"])), format.value), None, format.value)
+    emit(render_offer(offer, cat.gpu(str(offer["gpu"])), format.value), output, format.value)
 
 
 @catalog_app.command()
 def validate(
     directory: Optional[Path] = typer.Argument(None, help="Catalog folder to check (default: what solve would load)."),
+    format: Format = FORMAT_OPTION,
+    output: Optional[Path] = OUTPUT_OPTION,
 ) -> None:
     """Check catalog CSVs; list every problem with file, row and column (exit 2 if any).
 
-    Example:  flopopt catalog validate ./my-catalog
+    Example:  flopopt catalog validate ./my-catalog --format json
     """
     from ..catalogs.loader import load_catalog
+    from .render import render_validation
 
     cat = guarded(lambda: load_catalog(directory))
-    typer.echo(
-        f"ok: {len(cat.gpus)} GPUs, {len(cat.offers)} offers, {len(cat.attenuation)} attenuation rows, "
-        f"{len(cat.models)} models ({', '.join(cat.layers)})"
-    )
     warning = cat.staleness_warning()
+    emit(render_validation(cat, warning, format.value), output, format.value)
     if warning:
         typer.echo(warning, err=True)
 
 
 @catalog_app.command("import")
 def import_(
-    file: Path = typer.Argument(..., help="A CSV with the columns of offers.csv (or gpus/attenuation/models)."),
+    file: Path = typer.Argument(..., help="A CSV with the columns of offers.csv (or gpus/attenuation/models), "
+                                "or a short-form quote: provider,gpu,gpus,price_per_hour_usd,kind."),
     accept_changes: bool = typer.Option(
         False, "--accept-changes",
         help="Import prices that moved more than the change threshold (FLOPOPT_GUARD_MAX_CHANGE_PCT) "
              "against the price in use; the other price guards still apply."),
     format: Format = FORMAT_OPTION,
+    output: Optional[Path] = OUTPUT_OPTION,
 ) -> None:
     """Validate FILE, then merge it into your user catalog folder (atomically; a bad file changes nothing).
 
     Offers pass the price guards first (see the README's "Price guards"): a row they hold
     back is listed with every reason and not imported; the command then exits 1.
+    Short-form quotes (the form `compare --quotes` accepts) are filled in as compare does:
+    offer_id = file stem + CSV line, per-second billing, as_of = the file's modification date.
 
     Example:  flopopt catalog import examples/owned-machines.csv
     """
-    from ..catalogs.manage import import_file
-    from .render import HELD_HEADERS, grid, held_dict, held_rows, to_json
+    from ..optimizer.compare import import_quotes_file
+    from .render import render_import
 
-    report = guarded(lambda: import_file(file, accept_changes=accept_changes))
-    summary = (f"imported {report.rows_imported} row(s) into {report.target} "
-               f"({report.rows_total} rows in your {report.catalog_file})")
-    if format is Format.json:
-        typer.echo(to_json({"imported": report.rows_imported, "target": str(report.target),
-                            "rows_total": report.rows_total, "catalog_file": report.catalog_file,
-                            "held_back": [held_dict(h) for h in report.held]}), nl=False)
-    else:
-        typer.echo(summary)
-        if report.held:
-            typer.echo(grid(format.value, f"Held back by the price guards (not imported; {len(report.held)} row(s))",
-                            HELD_HEADERS, held_rows(report.held)), nl=False)
+    report = guarded(lambda: import_quotes_file(file, accept_changes=accept_changes))
+    emit(render_import(report, format.value), output, format.value)
     if report.held:
         typer.echo(f"warning: {len(report.held)} row(s) held back by the price guards; "
                    "fix them or rerun with --accept-changes if only the change guard objects", err=True)

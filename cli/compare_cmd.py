@@ -9,10 +9,16 @@ import typer
 
 from .main import (
     CATALOG_OPTION,
+    CONFIDENCE_OPTION,
     EXIT_INFEASIBLE,
     FORMAT_OPTION,
+    NO_SENSITIVITY_OPTION,
     OUTPUT_OPTION,
+    SAMPLES_OPTION,
+    SEED_OPTION,
+    SOLVER_OPTION,
     Format,
+    Solver,
     app,
     emit,
     guarded,
@@ -32,11 +38,20 @@ def compare(
     output: Optional[Path] = OUTPUT_OPTION,
     plot: Optional[Path] = typer.Option(
         None, "--plot", help="Also write a PNG of cost vs time (Pareto front, deadline, budget, the choice)."),
+    solver: Solver = SOLVER_OPTION,
+    no_sensitivity: bool = NO_SENSITIVITY_OPTION,
+    samples: int = SAMPLES_OPTION,
+    seed: int = SEED_OPTION,
+    confidence: Optional[float] = CONFIDENCE_OPTION,
 ) -> None:
     """Best plan per offer class (cloud on-demand, spot, owned, cluster quote, edge) and per quotes file,
     the cost/time Pareto front, and what owning costs against renting.
 
     Example:  flopopt compare examples/llama2-7b-pretrain.yaml --quotes quote.csv --plot compare.png
+
+    The solve options mean the same here: --solver and --confidence (with --samples and
+    --seed) choose the optimum as `solve` would; compare runs no sensitivity analysis, so
+    --no-sensitivity is accepted and changes nothing (scripts can pass solve's options).
 
     Exit codes: 0 a plan meets the limits, 2 invalid input, 3 nothing is feasible.
     """
@@ -44,7 +59,8 @@ def compare(
 
     def call() -> Any:
         job, cat = load_inputs(job_file, catalog)
-        return run_compare(job, cat, list(quotes or []))
+        return run_compare(job, cat, list(quotes or []), solver=solver.value, confidence=confidence,
+                           samples=samples, seed=seed)
 
     comparison = guarded(call)
     from .render_compare import render_compare

@@ -3,7 +3,7 @@
 The command parses, calls ``procurement.plan`` and renders. The report's rendering
 lives here rather than in render.py (one module per command's report, like
 render_compare.py) but is built from render.py's pieces — grid(), usd(),
-hours_text(), to_json() — so the formats agree. Nothing here computes a decision.
+hours_cells(), document(), to_json() — so the formats agree. Nothing here computes a decision.
 """
 
 from __future__ import annotations
@@ -62,13 +62,14 @@ def plan(
 
 
 # ---------------------------------------------------------------------------
-# JSON (DESIGN.md §5 ``plan`` contract; extra keys are additions, never renames)
+# JSON (docs/schema/plan.json; extra keys are additions, never renames)
 
 
 def plan_dict(result: PlanResult) -> dict[str, Any]:
+    from .render import document
+
     cost = result.cost
-    return {
-        "status": result.status.value,
+    return document(result.status.value, {
         "portfolio": {"name": result.portfolio.name, "file": result.portfolio.source_file,
                       "periods": result.portfolio.horizon.periods,
                       "period_hours": result.portfolio.horizon.period_hours,
@@ -90,7 +91,7 @@ def plan_dict(result: PlanResult) -> dict[str, Any]:
         "model": asdict(result.stats),
         "catalog": {"layers": list(result.catalog_layers)},
         "warnings": list(result.warnings),
-    }
+    })
 
 
 def _assignment_dict(a: Assignment) -> dict[str, Any]:
@@ -105,7 +106,7 @@ def _assignment_dict(a: Assignment) -> dict[str, Any]:
 
 
 def render_plan(result: PlanResult, fmt: str) -> str:
-    from .render import grid, hours_text, to_json, usd
+    from .render import fit, grid, hours_cells, to_json, usd
 
     if fmt == "json":
         return to_json(plan_dict(result))
@@ -135,10 +136,11 @@ def render_plan(result: PlanResult, fmt: str) -> str:
                                                    "resale"), bought))
         else:
             out.append(f"{bullet}nothing to buy or reserve: renting is cheaper for every job\n\n")
-        rows = [(a.job, str(a.period), _where(a), f"{a.gpu_count} × {a.gpu}", a.precision, hours_text(a.hours),
-                 usd(a.cost_usd)) for a in result.assignments]
+        hours = hours_cells([a.hours for a in result.assignments])
+        rows = [(a.job, str(a.period), _where(a), f"{a.gpu_count} × {a.gpu}", a.precision, h, usd(a.cost_usd))
+                for a, h in zip(result.assignments, hours)]
         out.append(grid(fmt, "Where each job runs", ("job", "period", "on", "GPUs", "prec.", "hours",
-                                                     "direct cost"), rows))
+                                                     "direct cost"), rows, drop=("prec.", "period")))
         period_rows = [(str(u.period), ", ".join(f"{k} {v}" for k, v in u.units.items() if v) or "—",
                         f"{u.owned_gpu_hours:,.0f}", f"{u.used_gpu_hours:,.0f}",
                         f"{u.used_gpu_hours / u.owned_gpu_hours:.0%}" if u.owned_gpu_hours else "—",
@@ -159,7 +161,7 @@ def render_plan(result: PlanResult, fmt: str) -> str:
     out.append(f"_{line}_\n" if md else line + "\n")
     for w in result.warnings:
         out.append(w + "\n")
-    return "".join(out)
+    return fit("".join(out), fmt)
 
 
 def _where(a: Assignment) -> str:

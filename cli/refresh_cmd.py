@@ -97,7 +97,7 @@ def refresh(
     from ..catalogs.fetch import RefreshSettings, parse_clouds, parse_url_overrides
     from ..catalogs.refresh import refresh as run_refresh
     from ..optimizer.fileio import WriteError
-    from .render import to_json
+    from .render import STATUS_OK, document, to_json
 
     overrides = guarded(lambda: parse_url_overrides(url or []))
     settings = guarded(lambda: RefreshSettings.from_env(overrides))
@@ -120,7 +120,8 @@ def refresh(
         typer.echo(f"warning: {len(result.held)} row(s) held back by the price guards "
                    "(not cached); see the held-back table", err=True)
     if format is Format.json:
-        typer.echo(to_json(result_dict(result)), nl=False)
+        status = "partial" if result.failed else STATUS_OK
+        typer.echo(to_json(document(status, result_dict(result))), nl=False)
     elif format is Format.markdown:
         from .render import markdown_safe
 

@@ -102,7 +102,7 @@ def output_width() -> int:
     return DEFAULT_WIDTH
 
 
-SHORT_CELL = 16   # a column whose cells are all this short is never wrapped either
+SHORT_CELL = 10   # cells this short ("1,202 h", "$45,120") are never wrapped either
 
 
 def _cell_width(text: str) -> int:
@@ -135,7 +135,7 @@ def _column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], keep: 
         low = high if whole else max([_word_width(c) for c in cells] + [_word_width(headers[i]), 1])
         lows.append(low)
         highs.append(high)
-    overhead = 3 * len(keep) - 1       # one space either side of each cell, one rule between columns
+    overhead = 3 * len(keep) - 3       # " │ " between columns; no padding at the outer edges
     room = width - overhead
     if sum(lows) > room:
         return None
@@ -151,7 +151,7 @@ def _rich_table(title: str | None, headers: Sequence[str], rows: Sequence[Sequen
                 keep: Sequence[int], widths: Sequence[int]) -> Any:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, header_style="bold")
     for i, w in zip(keep, widths):
         is_id = headers[i] in ID_COLUMNS
         table.add_column(headers[i], no_wrap=is_id, overflow="ignore" if is_id else "fold", width=w)
@@ -478,11 +478,12 @@ def render_solve(result: Result | ServingResult, fmt: str, price_note: str | Non
                         [(k, f"{v:,}") for k, v in rows]))
     if result.sensitivity:
         if md:
+            real_hours = hours_cells([s.hours for s in result.sensitivity])
             rows2 = [
                 (s.category, s.name, s.assumption, "skipped" if s.skipped else (s.plan.label if s.plan else "no plan"),
-                 hours_text(s.hours), usd(s.cost_usd), pct(s.delta_cost_pct),
+                 h, usd(s.cost_usd), pct(s.delta_cost_pct),
                  "yes" if s.deadline_met else "NO", "yes" if s.within_budget else "NO", s.skipped or s.summary)
-                for s in result.sensitivity
+                for s, h in zip(result.sensitivity, real_hours)
             ]
             out.append(grid(fmt, "What could go wrong", ("type", "name", "mistaken belief / stress", "plan",
                                                          "real hours", "real cost", "Δ cost", "deadline", "budget",
@@ -666,3 +667,30 @@ def held_dict(h: HeldRow) -> dict[str, Any]:
     return {"offer_id": h.offer_id, "source": h.source, "provider": h.provider, "kind": h.kind,
             "region": h.region, "gpu": h.gpu, "price_per_hour_usd": h.price_per_hour_usd,
             "reasons": list(h.reasons), "accept_changes_adopts": h.change_only}
+def render_validation(cat: Any, warning: str | None, fmt: str) -> str:
+    """``catalog validate``: what was loaded (problems never get here: they exit 2)."""
+    counts = {"gpus": len(cat.gpus), "offers": len(cat.offers), "attenuation": len(cat.attenuation),
+              "models": len(cat.models)}
+    if fmt == "json":
+        return to_json(document(STATUS_OK, {"counts": counts, "layers": list(cat.layers),
+                                            "warnings": [warning] if warning else []}))
+    line = (f"ok: {counts['gpus']} GPUs, {counts['offers']} offers, {counts['attenuation']} attenuation rows, "
+            f"{counts['models']} models ({', '.join(cat.layers)})")
+    return fit(("- " if fmt == "markdown" else "") + line + "\n", fmt)
+
+
+def render_import(report: Any, fmt: str) -> str:
+    """``catalog import``: where the rows went, and the rows the price guards held back
+    (status ``partial`` then; the command exits 1)."""
+    if fmt == "json":
+        return to_json(document("partial" if report.held else STATUS_OK, {
+            "target": str(report.target), "catalog_file": report.catalog_file, "form": report.form,
+            "rows_imported": report.rows_imported, "rows_total": report.rows_total,
+            "held_back": [held_dict(h) for h in report.held]}))
+    line = (f"imported {report.rows_imported} row(s) into {report.target} "
+            f"({report.rows_total} rows in your {report.catalog_file})")
+    text = ("- " if fmt == "markdown" else "") + line + "\n"
+    if report.held:
+        text += grid(fmt, f"Held back by the price guards (not imported; {len(report.held)} row(s))",
+                     HELD_HEADERS, held_rows(report.held))
+    return fit(text, fmt)

@@ -1,4 +1,4 @@
-"""Rendering of ``flopopt compare``: table, JSON (DESIGN.md §5 contract) and markdown.
+"""Rendering of ``flopopt compare``: table, JSON (docs/schema/compare.json) and markdown.
 
 Kept apart from render.py (one module per command's report) but built from its
 pieces — grid(), usd(), hours_text(), to_json(), plan_dict — so the formats agree.
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..optimizer.compare import ClassResult, ComparedPlan, Comparison, Ownership, QuoteResult
 from ..optimizer.result import plan_dict
-from .render import days_text, estimate_dict, flops_text, grid, hours_text, to_json, usd
+from .render import days_text, document, estimate_dict, fit, flops_text, grid, hours_cells, hours_text, to_json, usd
 
 KIND_WORDS = {"on_demand": "on-demand", "spot": "spot", "reserved": "reserved", "owned": "owned",
               "cluster_quote": "cluster quote", "edge": "edge"}
@@ -45,7 +45,8 @@ def _quote_dict(q: QuoteResult) -> dict[str, Any]:
 
 
 def compare_dict(comparison: Comparison) -> dict[str, Any]:
-    return {
+    status = "optimal" if comparison.optimum is not None else "infeasible"
+    return document(status, {
         "job": comparison.job.model_dump(mode="json"),
         "estimate": estimate_dict(comparison.estimate),
         "classes": [_class_dict(c) for c in comparison.classes],
@@ -57,7 +58,7 @@ def compare_dict(comparison: Comparison) -> dict[str, Any]:
         "explanation": comparison.explanation,
         "recommendation": recommendation(comparison),
         "catalog": {"layers": list(comparison.catalog_layers)},
-    }
+    })
 
 
 # ---------------------------------------------------------------------------
@@ -149,10 +150,11 @@ def recommendation(comparison: Comparison) -> str:
 
 
 # ---------------------------------------------------------------------------
-# tables (kept under the 140-column width of render.grid's text tables; notes go below)
+# tables (fit the output width: render.grid drops the ``*_DROP`` columns first; notes go below)
 
 PLAN_HEADERS = ("plan", "provider", "offer", "hours", "days", "cost", "$/PFLOP", "deadline", "budget")
 ROW_HEADERS = ("plan", "offer", "hours", "days", "cost", "$/PFLOP", "limits")
+ROW_DROP = ("days", "$/PFLOP", "limits")
 
 
 def _plan_text(item: ComparedPlan) -> str:
@@ -165,19 +167,29 @@ def _limits_text(item: ComparedPlan) -> str:
     return "met" if not missed else " & ".join(missed) + " NO"
 
 
-def _plan_row(item: ComparedPlan) -> tuple[str, ...]:
-    p = item.plan
-    where = f"{p.provider} ({p.region})" if p.region else p.provider  # region on every plan table
-    return (_plan_text(item), where, p.offer_id, hours_text(p.hours), days_text(p.hours), usd(p.cost_usd),
-            per_pflop(item.cost_per_pflop_usd), _yes(item.deadline_met), _yes(item.within_budget))
+def _where(p: Plan) -> str:
+    return f"{p.provider} ({p.region})" if p.region else p.provider  # region on every plan table
 
 
-def _short_row(item: ComparedPlan | None) -> tuple[str, ...]:
-    if item is None:
-        return ("—",) + ("",) * (len(ROW_HEADERS) - 1)
-    p = item.plan
-    return (_plan_text(item), p.offer_id, hours_text(p.hours), days_text(p.hours), usd(p.cost_usd),
-            per_pflop(item.cost_per_pflop_usd), _limits_text(item))
+def _plan_rows(items: Sequence[ComparedPlan]) -> list[tuple[str, ...]]:
+    hours = hours_cells([i.plan.hours for i in items])
+    return [(_plan_text(i), _where(i.plan), i.plan.offer_id, h, days_text(i.plan.hours), usd(i.plan.cost_usd),
+             per_pflop(i.cost_per_pflop_usd), _yes(i.deadline_met), _yes(i.within_budget))
+            for i, h in zip(items, hours)]
+
+
+def _short_rows(items: Sequence[ComparedPlan | None]) -> list[tuple[str, ...]]:
+    """One row per class or quote file (— when it has no plan), hours in one unit."""
+    hours = hours_cells([i.plan.hours for i in items if i is not None])
+    rows: list[tuple[str, ...]] = []
+    for item in items:
+        if item is None:
+            rows.append(("—",) + ("",) * (len(ROW_HEADERS) - 1))
+            continue
+        p = item.plan
+        rows.append((_plan_text(item), p.offer_id, hours.pop(0), days_text(p.hours), usd(p.cost_usd),
+                     per_pflop(item.cost_per_pflop_usd), _limits_text(item)))
+    return rows
 
 
 def _notes(lines: list[str], md: bool) -> str:
@@ -233,31 +245,35 @@ def render_compare(comparison: Comparison, fmt: str) -> str:
         out.append("## Recommendation\n\n" + recommendation(comparison) + "\n\n")
         for cls in comparison.classes:
             if cls.top:
-                out.append(grid(fmt, f"{cls.label} — {cls.reason}", PLAN_HEADERS, [_plan_row(p) for p in cls.top]))
+                out.append(grid(fmt, f"{cls.label} — {cls.reason}", PLAN_HEADERS, _plan_rows(cls.top)))
                 continue
             out.append(f"### {cls.label}\n\n{cls.reason}.\n\n")
             if cls.nearest is not None:
                 out.append("Nearest plan, limits ignored:\n\n"
-                           + grid(fmt, None, PLAN_HEADERS, [_plan_row(cls.nearest)]))
+                           + grid(fmt, None, PLAN_HEADERS, _plan_rows([cls.nearest])))
     else:
         notes = [f"{cls.label}: {cls.reason}" + ("; the nearest plan (limits ignored) is shown" if cls.nearest else "")
                  for cls in comparison.classes if cls.best is None]
+        short = _short_rows([cls.best or cls.nearest for cls in comparison.classes])
         out.append(grid(fmt, "Best plan per offer class", ("class", *ROW_HEADERS),
-                        [(cls.label, *_short_row(cls.best or cls.nearest)) for cls in comparison.classes]))
+                        [(cls.label, *row) for cls, row in zip(comparison.classes, short)], drop=ROW_DROP))
         out.append(_notes(notes, md))
     if comparison.quotes:
+        short = _short_rows([q.best or q.nearest for q in comparison.quotes])
         out.append(grid(fmt, "Quotes", ("quotes file", *ROW_HEADERS),
-                        [(Path(q.file).name, *_short_row(q.best or q.nearest)) for q in comparison.quotes]))
+                        [(Path(q.file).name, *row) for q, row in zip(comparison.quotes, short)],
+                        drop=(*ROW_DROP, "plan", "hours")))
         out.append(_notes([f"{q.file} ({q.form} form, {q.offers} offer(s)): {q.reason}" for q in comparison.quotes],
                           md))
     if comparison.pareto:
         out.append(grid(fmt, "Pareto front: no plan here is both slower and dearer than another",
-                        PLAN_HEADERS[:7], [_plan_row(p)[:7] for p in comparison.pareto]))
+                        PLAN_HEADERS[:7], [row[:7] for row in _plan_rows(comparison.pareto)],
+                        drop=("days", "$/PFLOP", "provider")))
     if comparison.ownership:
         rows, notes = _ownership_rows(comparison)
         out.append(grid(fmt, "Owned / local hardware: total cost of ownership (per instance and busy hour)",
-                        OWNERSHIP_HEADERS, rows))
+                        OWNERSHIP_HEADERS, rows, drop=("capex / amortised", "util.", "capex $/h", "power $/h")))
         out.append(_notes(notes, md))
     if not md:
         out.append("RECOMMENDATION  " + recommendation(comparison) + "\n")
-    return "".join(out)
+    return fit("".join(out), fmt)

@@ -39,6 +39,7 @@ from .flops import FlopEstimate
 from .job import Job
 from .limits import fits_memory, meets_deadline, within_budget
 from .planner import Planner, explain_infeasible, plan_from_row
+from .model import SolverName
 from .result import Plan, Status
 
 __all__ = [
@@ -273,6 +274,16 @@ def _guard_quotes(offers: pd.DataFrame, catalog: Catalog, file: str, problems: P
         for reason in held.reasons:
             problems.add(file, "price_per_hour_usd", f"held back by the price guards: {reason}",
                          row=rows.get(held.offer_id))
+def read_short_quote(path: Path, problems: ProblemList) -> pd.DataFrame | None:
+    """The short form of a quotes file as offers rows (see read_quotes); None when the file is
+    not in the short form. ``catalog import`` uses it so both commands accept the same files."""
+    raw = schema.read_raw(str(path), problems)
+    if raw is None:
+        return None
+    header = {str(c) for c in raw.columns}
+    if "offer_id" in header or not header <= {c.name for c in SHORT_FORM}:
+        return None
+    return _short_form_offers(raw, path, problems)
 
 
 def _empty_offers(file: str) -> pd.DataFrame:
@@ -329,12 +340,15 @@ def load_quotes(quote_files: list[Path], catalog: Catalog) -> list[QuoteFile]:
 # compare
 
 
-def compare(job: Job, catalog: Catalog, quote_files: list[Path]) -> Comparison:
+def compare(job: Job, catalog: Catalog, quote_files: list[Path], *, solver: SolverName = "highs",
+            confidence: float | None = None, samples: int = 2000, seed: int = 0) -> Comparison:
     """Best plan per offer class and per quote, the optimum, the Pareto front and the TCO.
 
     All candidates (catalog and quotes) are evaluated in one pass: candidates are
     independent of each other, so each quote's numbers are the same as evaluating it
     as a layer on its own, and the optimum is the MILP's choice over everything.
+    ``solver``, ``confidence``, ``samples`` and ``seed`` mean what they mean for
+    ``solve``, so the optimum here is the plan ``solve`` would choose with them.
     """
     unique_files = list(dict.fromkeys(Path(p) for p in quote_files))   # a file given twice counts once
     quotes = load_quotes(unique_files, catalog)
@@ -343,9 +357,15 @@ def compare(job: Job, catalog: Catalog, quote_files: list[Path]) -> Comparison:
     offers = pd.concat(parts, ignore_index=True)
     merged = replace(catalog, offers=offers,
                      layers=catalog.layers + tuple(f"quotes {q.path}" for q in quotes))
-    planner = Planner.build(job, merged)
-    cands = _assess(planner)
-    chosen = planner.choose(cands).chosen if not cands.survivors.empty else None
+    planner = Planner.build(job, merged, solver)
+    if confidence is not None and not planner.expansion.table.empty:
+        from .sensitivity import plan_with_confidence
+
+        outcome = plan_with_confidence(planner, confidence, samples, seed)
+        cands, chosen = outcome.candidates, outcome.chosen
+    else:
+        cands = _assess(planner)
+        chosen = planner.choose(cands).chosen if not cands.survivors.empty else None
     full = _annotate(cands.table, job, planner.estimate)
     # Filtering the ~60-column candidate table copies every column; slice a narrow view
     # and fetch full rows only for the few plans reported.
