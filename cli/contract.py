@@ -114,3 +114,28 @@ def schema_dir() -> Path:
     """Where the JSON Schema files are: ``docs/schema`` of the installed package (or checkout)."""
     root = resources.files("flopopt")
     return Path(str(root.joinpath(*SCHEMA_PACKAGE_DIR)))
+
+
+def schema_names() -> list[str]:
+    """The command schemas (``common`` holds shared definitions only)."""
+    return sorted(p.stem for p in schema_dir().glob("*.json") if p.stem != "common")
+
+
+def validator(name: str) -> Any:
+    """A jsonschema validator for one command's document (``solve``, ``catalog-list``, ``error`` …).
+
+    jsonschema is a test dependency, not a runtime one: only tests and users who want to
+    check a document call this. References between the files (``common.json#/$defs/plan``)
+    resolve against the files themselves, so nothing is fetched.
+    """
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    folder = schema_dir()
+    resources = [(p.name, Resource.from_contents(json.loads(p.read_text(encoding="utf-8")),
+                                                 default_specification=DRAFT202012))
+                 for p in folder.glob("*.json")]
+    registry: Any = Registry().with_resources(resources)
+    schema = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+    return Draft202012Validator(schema, registry=registry)

@@ -102,6 +102,7 @@ def output_width() -> int:
     return DEFAULT_WIDTH
 
 
+LONG_WORD = 48    # longer than any offer id; URLs and paths beyond it fold in non-id columns
 SHORT_CELL = 10   # cells this short ("1,202 h", "$45,120") are never wrapped either
 
 
@@ -132,7 +133,9 @@ def _column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], keep: 
         cells = [str(r[i]) for r in rows]
         high = max([_cell_width(c) for c in cells] + [_word_width(headers[i])])
         whole = headers[i] in ID_COLUMNS or high <= SHORT_CELL
-        low = high if whole else max([_word_width(c) for c in cells] + [_word_width(headers[i]), 1])
+        # A word longer than LONG_WORD (a URL in a source) may fold; anything shorter stays whole.
+        low = high if whole else min(max([_word_width(c) for c in cells] + [_word_width(headers[i]), 1]),
+                                     max(LONG_WORD, _word_width(headers[i])))
         lows.append(low)
         highs.append(high)
     overhead = 3 * len(keep) - 3       # " │ " between columns; no padding at the outer edges
@@ -151,7 +154,7 @@ def _rich_table(title: str | None, headers: Sequence[str], rows: Sequence[Sequen
                 keep: Sequence[int], widths: Sequence[int]) -> Any:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, header_style="bold")
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
     for i, w in zip(keep, widths):
         is_id = headers[i] in ID_COLUMNS
         table.add_column(headers[i], no_wrap=is_id, overflow="ignore" if is_id else "fold", width=w)
@@ -181,6 +184,8 @@ def _table_to_text(title: str | None, headers: Sequence[str], rows: Sequence[Seq
         widths = _column_widths(headers, rows, keep, width)
     if widths is None:  # only ids left and still too wide: print them whole, wider than asked
         widths = [max([_cell_width(str(r[i])) for r in rows] + [_cell_width(headers[i])]) for i in keep]
+    if title:   # above the table, not in it: a title as wide as a narrow table would fold its words
+        console.print(title, overflow="ignore", crop=False)
     console.print(_rich_table(title, headers, rows, keep, widths))
     if dropped:
         console.print(f"(hidden at {width} columns: {', '.join(dropped)})")
@@ -217,7 +222,8 @@ def fit(text: str, fmt: str) -> str:
     """Wrap the prose lines of a text report to the output width (tables already fit).
 
     Continuation lines are indented under the line's own indent plus four spaces; words and
-    ids are never split (``break_long_words`` and ``break_on_hyphens`` are off).
+    ids are never split at hyphens, and only a word longer than a whole line (a long file
+    path) is cut.
     """
     if fmt != "table":
         return text
@@ -228,7 +234,8 @@ def fit(text: str, fmt: str) -> str:
             out.append(line)
             continue
         indent = line[: len(line) - len(line.lstrip())]
-        out.extend(textwrap.wrap(line, width=width, subsequent_indent=indent + "    ", break_long_words=False,
+        # break_long_words only splits a word longer than the whole line (a long path), never an id.
+        out.extend(textwrap.wrap(line, width=width, subsequent_indent=indent + "    ", break_long_words=True,
                                  break_on_hyphens=False, drop_whitespace=True) or [line])
     return "\n".join(out)
 

@@ -7,7 +7,7 @@ the team's own history — is how it becomes trustworthy. This module turns a hi
 (one finished run per row) into attenuation rows, and measures how well the current
 catalog would have predicted those runs.
 
-History file (DESIGN.md §5), one run per row:
+History file (README: Commands, `calibrate`), one run per row:
 
     name, workload (the kind), any workload field of a job file (model, params,
     active_params, tokens, seq_len, layers, d_model, n_heads, n_kv_heads, recompute,
@@ -47,7 +47,7 @@ the lookup). Per group:
                    interpolation) when n ≥ MIN_RUNS; with fewer runs there is no spread to
                    read, so mean × (1 ∓ u) with u the catalog's current uncertainty there
     uncertainty    half the relative spread, (high − low) / (high + low), clamped to
-                   [0.05, 0.5] — the same ± the buffer rule of DESIGN.md §3 reads (with
+                   [0.05, 0.5] — the same ± the buffer rule of the README (How the numbers are made) reads (with
                    n < MIN_RUNS this gives back u, so the buffer does not change)
 
 ``write_calibration`` writes attenuation.csv rows (source "calibrated from HISTORY.csv,
@@ -269,7 +269,7 @@ class BacktestRun:
 
 @dataclass(frozen=True)
 class BacktestSummary:
-    """The DESIGN.md §5 summary; fractions of runs in [0, 1]."""
+    """The backtest summary (docs/schema/backtest.json); fractions of runs in [0, 1]."""
 
     n: int
     within_20pct: float

@@ -223,7 +223,7 @@ def _per_sample(w: ResolvedWorkload, file: str, multiplier: float, label: str) -
 def estimate_flops(
     workload: Workload, models: dict[str, dict[str, Any]] | None = None, file: str = "<job>"
 ) -> FlopEstimate:
-    """Total FLOPs of the job, with the formula and its terms (DESIGN.md §3)."""
+    """Total FLOPs of the job, with the formula and its terms (README: How the numbers are made)."""
     w = resolve_workload(workload, models, file)
     if w.kind == "transformer_training":
         return _transformer_training(w, file)

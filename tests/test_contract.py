@@ -1,0 +1,279 @@
+"""The output contract (docs/output-contract.md): every command's JSON validates against its
+published schema (docs/schema/*.json), errors included; floats are rounded; text fits COLUMNS."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from flopopt.cli.contract import FLOAT_DIGITS, SCHEMA_VERSION, schema_dir, schema_names, validator
+from flopopt.cli.main import app
+
+REPO = Path(__file__).resolve().parent.parent
+EX = REPO / "examples"
+LLAMA = str(EX / "llama2-7b-pretrain.yaml")
+SEED = str(EX / "seed-worked-example.yaml")
+SHORT_QUOTE = str(EX / "quotes" / "example-colo-quote-short.csv")
+HISTORY = str(EX / "history.csv")
+PORTFOLIO = str(EX / "portfolio" / "research-lab.yaml")
+runner = CliRunner()
+
+
+def run_json(*args: str, codes: tuple[int, ...] = (0,)) -> dict[str, Any]:
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code in codes, (args, result.output)
+    assert "Traceback" not in result.output
+    data = json.loads(result.stdout)   # exactly one JSON document on stdout
+    assert isinstance(data, dict)
+    return data
+
+
+def check(name: str, data: dict[str, Any]) -> None:
+    errors = sorted(validator(name).iter_errors(data), key=lambda e: list(e.path))
+    assert not errors, f"{name}: " + "; ".join(f"{list(e.path)}: {e.message[:200]}" for e in errors[:5])
+    assert data["schema_version"] == SCHEMA_VERSION
+
+
+def floats(value: Any) -> Iterator[float]:
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from floats(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from floats(v)
+
+
+# ---------------------------------------------------------------------------
+# every command's document
+
+
+def test_schema_files_are_shipped_and_valid_json() -> None:
+    from jsonschema import Draft202012Validator
+
+    assert schema_dir().is_dir()
+    names = set(schema_names())
+    assert {"solve", "estimate", "compare", "plan", "calibrate", "backtest", "catalog-list", "catalog-show",
+            "catalog-validate", "catalog-import", "catalog-refresh", "error"} <= names
+    for name in names | {"common"}:
+        Draft202012Validator.check_schema(json.loads((schema_dir() / f"{name}.json").read_text()))
+
+
+def test_solve_document_and_feasible_candidates_only() -> None:
+    data = run_json("solve", LLAMA, "--no-sensitivity")
+    check("solve", data)
+    assert data["status"] == "optimal" and data["candidates_shown"] == "feasible"
+    assert data["candidates"] and all(c["feasible"] for c in data["candidates"])
+    assert len(data["candidates"]) == data["model"]["feasible"]
+    everything = run_json("solve", LLAMA, "--no-sensitivity", "--all-candidates")
+    check("solve", everything)
+    assert len(everything["candidates"]) == everything["model"]["enumerated"] > len(data["candidates"])
+
+
+def test_solve_with_sensitivity_and_infeasible_documents(tmp_path: Path) -> None:
+    check("solve", run_json("solve", SEED, "--samples", "200"))
+    job = tmp_path / "impossible.yaml"
+    job.write_text("workload: {kind: transformer_training, model: gpt3-175b, tokens: 300B}\n"
+                   "constraints: {deadline_hours: 1}\n")
+    data = run_json("solve", str(job), "--no-sensitivity", codes=(3,))
+    check("solve", data)
+    assert data["status"] == "infeasible" and data["plan"] is None and data["binding"] == "deadline_hours"
+
+
+def test_floats_are_rounded_to_the_documented_digits() -> None:
+    data = run_json("solve", LLAMA, "--samples", "200")
+    values = [v for v in floats(data) if v != 0]
+    assert values
+    for v in values:
+        assert float(f"{v:.{FLOAT_DIGITS}g}") == v, v
+
+
+@pytest.mark.parametrize("extra", [(), ("--all",)], ids=["smallest-fit", "all"])
+def test_estimate_document(extra: tuple[str, ...]) -> None:
+    data = run_json("estimate", LLAMA, *extra)
+    check("estimate", data)
+    rows = data["per_gpu"]
+    if extra:
+        assert {1, 8} <= {r["gpu_count"] for r in rows}
+    else:   # one row per GPU type, each at a count that holds the job
+        assert len({r["gpu"] for r in rows}) == len(rows)
+        assert all(r["fits_memory"] and r["need_gb_per_gpu"] <= r["memory_gb"] for r in rows)
+
+
+def test_compare_document_with_solve_options() -> None:
+    data = run_json("compare", LLAMA, "--quotes", SHORT_QUOTE, "--solver", "highs", "--no-sensitivity")
+    check("compare", data)
+    assert data["status"] == "optimal" and data["quotes"][0]["form"] == "short"
+
+
+def test_compare_confidence_changes_the_choice_like_solve() -> None:
+    solved = run_json("solve", LLAMA, "--no-sensitivity", "--confidence", "0.95", "--samples", "300")
+    compared = run_json("compare", LLAMA, "--confidence", "0.95", "--samples", "300")
+    check("compare", compared)
+    assert compared["optimum"]["offer_id"] == solved["plan"]["offer_id"]
+    assert compared["optimum"]["gpu_count"] == solved["plan"]["gpu_count"]
+
+
+def test_plan_document() -> None:
+    check("plan", run_json("plan", PORTFOLIO, codes=(0, 3)))
+
+
+def test_calibrate_and_backtest_documents(tmp_path: Path) -> None:
+    dry = run_json("calibrate", HISTORY, "--dry-run")
+    check("calibrate", dry)
+    assert dry["written"] is None
+    rows = tmp_path / "rows.csv"
+    report = tmp_path / "report.json"
+    result = runner.invoke(app, ["calibrate", HISTORY, "--rows-to", str(rows), "-f", "json", "-o", str(report)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(report.read_text())
+    check("calibrate", written)
+    assert written["written"] == str(rows) and rows.read_text().startswith("scenario,")
+    check("backtest", run_json("backtest", HISTORY))
+
+
+def test_catalog_documents(tmp_path: Path) -> None:
+    listed = run_json("catalog", "list", "--gpu", "H100")
+    check("catalog-list", listed)
+    first = listed["offers"][0]["offer_id"]
+    check("catalog-show", run_json("catalog", "show", first))
+    check("catalog-validate", run_json("catalog", "validate"))
+    imported = run_json("catalog", "import", SHORT_QUOTE)
+    check("catalog-import", imported)
+    assert imported["form"] == "short" and imported["rows_imported"] == 3
+
+
+def test_refresh_document_when_a_source_fails() -> None:
+    data = run_json("catalog", "refresh", "--source", "azure", "--url", "azure=http://127.0.0.1:9/prices",
+                    "--dry-run", codes=(1,))
+    check("catalog-refresh", data)
+    assert data["status"] == "partial" and data["sources"][0]["status"] != "ok"
+
+
+# ---------------------------------------------------------------------------
+# errors are documents too, with the same exit code
+
+
+ERROR_CASES = {
+    "unknown-gpu-in-job": (["solve", "{bad_job}"], 2, "familiar.gpu"),
+    "enum-typo": (["catalog", "list", "--sort", "price"], 2, "--sort"),
+    "unknown-offer": (["catalog", "show", "no-such-offer"], 2, None),
+    "missing-job-file": (["estimate", "{missing}"], 2, None),
+    "bad-catalog": (["catalog", "validate", "{bad_catalog}"], 2, None),
+    "bad-quotes": (["compare", LLAMA, "--quotes", "{bad_job}"], 2, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_errors_are_json_documents(case: str, tmp_path: Path) -> None:
+    bad_job = tmp_path / "job.yaml"
+    bad_job.write_text("workload: {kind: custom, total_flops: 1e18}\nfamiliar: {gpu: A100-80G}\n")
+    bad_catalog = tmp_path / "cat"
+    bad_catalog.mkdir()
+    (bad_catalog / "gpus.csv").write_text("gpu,memory_gb\nX,-1\n")
+    args, code, field = ERROR_CASES[case]
+    args = [a.format(bad_job=bad_job, missing=tmp_path / "nope.yaml", bad_catalog=bad_catalog) for a in args]
+    result = runner.invoke(app, [*args, "-f", "json"])
+    assert result.exit_code == code, result.output
+    data = json.loads(result.stdout)
+    check("error", data)
+    assert data["status"] == "error" and data["code"] == code and data["message"]
+    assert data["command"].startswith("flopopt " + args[0])
+    if field:
+        assert data["field"] == field
+    assert result.stderr.startswith(("error:", "Usage:"))   # people still read stderr
+
+
+def test_enum_typo_says_did_you_mean() -> None:
+    result = runner.invoke(app, ["catalog", "list", "--sort", "price"])
+    assert result.exit_code == 2
+    assert "Did you mean 'price_per_gpu_hour' or 'price_per_hour'?" in result.output
+
+
+def test_without_json_errors_leave_stdout_empty() -> None:
+    result = runner.invoke(app, ["catalog", "show", "no-such-offer"])
+    assert result.exit_code == 2 and result.stdout == "" and result.stderr.startswith("error:")
+
+
+def test_version() -> None:
+    import importlib.metadata
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"flopopt {importlib.metadata.version('flopopt')}"
+
+
+# ---------------------------------------------------------------------------
+# text that fits: COLUMNS=80, no line wider, no offer id split
+
+TEXT_COMMANDS = [
+    ["solve", LLAMA, "--samples", "200"],
+    ["estimate", LLAMA],
+    ["compare", LLAMA, "--quotes", SHORT_QUOTE],
+    ["catalog", "list"],
+    ["catalog", "show", "lambda-gpu_1x_gh200-ondemand"],
+    ["backtest", HISTORY],
+    ["calibrate", HISTORY, "--dry-run"],
+    ["plan", PORTFOLIO],
+]
+
+
+def _ids_and_providers() -> tuple[set[str], set[str]]:
+    offers = run_json("catalog", "list")["offers"]
+    quoted = run_json("compare", LLAMA, "--quotes", SHORT_QUOTE, "--no-sensitivity")
+    ids = {o["offer_id"] for o in offers} | {q["best"]["offer_id"] for q in quoted["quotes"] if q["best"]}
+    providers = {o["provider"] for o in offers} | {q["best"]["provider"] for q in quoted["quotes"] if q["best"]}
+    return ids, providers
+
+
+def split_fragments(text: str, ids: set[str], providers: set[str]) -> list[str]:
+    """Words that are the start of an offer id but not the whole id: an id broken across lines."""
+    fragments = []
+    for word in re.split(r"[\s│┃,;()]+", text):
+        word = word.strip(".:")
+        if len(word) < 6 or word in ids or word in providers or not re.search(r"[-_.]", word):
+            continue
+        if any(i.startswith(word) for i in ids):
+            fragments.append(word)
+    return fragments
+
+
+@pytest.mark.parametrize("args", TEXT_COMMANDS, ids=lambda a: " ".join(a[:2]).replace(str(EX) + "/", ""))
+def test_text_fits_80_columns_and_ids_stay_whole(args: list[str]) -> None:
+    ids, providers = _ids_and_providers()
+    result = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code in (0, 3), result.output
+    lines = result.stdout.splitlines()
+    assert lines
+    wide = [line for line in lines if len(line) > 80]
+    assert not wide, f"{len(wide)} line(s) wider than 80: {wide[0]!r}"
+    assert split_fragments(result.stdout, ids, providers) == []
+
+
+def test_ids_fragment_detector_catches_a_broken_id() -> None:
+    ids = {"lambda-gpu_1x_gh200-ondemand"}
+    assert split_fragments("x lambda-gpu_1x_gh200-ondem\nand y", ids, {"lambda"}) == ["lambda-gpu_1x_gh200-ondem"]
+    assert split_fragments("lambda lambda-gpu_1x_gh200-ondemand", ids, {"lambda"}) == []
+
+
+def test_wider_columns_show_more() -> None:
+    narrow = runner.invoke(app, ["solve", LLAMA, "--no-sensitivity"], env={"COLUMNS": "80"}).stdout
+    wide = runner.invoke(app, ["solve", LLAMA, "--no-sensitivity"], env={"COLUMNS": "160"}).stdout
+    assert "hidden at 80 columns" in narrow and "hidden at" not in wide
+    assert max(len(line) for line in wide.splitlines()) > 80
+
+
+def test_one_duration_unit_per_column() -> None:
+    from flopopt.cli.render import hours_cells
+
+    cells = hours_cells([0.818, 1202.0, 5.25])
+    assert cells == ["0.8 h", "1,202 h", "5.2 h"]
+    assert hours_cells([0.5, 0.25]) == ["30.0 min", "15.0 min"]
+    assert not any(math.isnan(v) for v in [0.0])
