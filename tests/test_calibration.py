@@ -286,7 +286,7 @@ def test_dry_run_writes_nothing_and_output_goes_where_asked(tmp_path: Path) -> N
     assert "Dry run: nothing written" in dry.stdout
     assert not (tmp_path / "_user").exists()
     out = tmp_path / "mine" / "att.csv"
-    result = invoke("calibrate", str(history), "--output", str(out), "--format", "json")
+    result = invoke("calibrate", str(history), "--rows-to", str(out), "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["written"] == str(out) and out.is_file()
@@ -356,7 +356,7 @@ def test_backtest_json_contract(tmp_path: Path, tiny_catalog_dir: Path) -> None:
     result = invoke("backtest", str(path), "--catalog", str(tiny_catalog_dir), "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"runs", "summary"}
+    assert set(data) == {"schema_version", "status", "runs", "summary"}
     assert set(data["summary"]) == {"n", "within_20pct", "median_abs_error_pct", "time_within_80_120pct",
                                     "cost_within_90_110pct", "coverage_p10_p90"}
     assert data["summary"]["n"] == 3 and data["summary"]["cost_within_90_110pct"] == pytest.approx(0.5)

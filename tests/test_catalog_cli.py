@@ -48,7 +48,8 @@ def bundled_offers() -> list[dict[str, str]]:
 
 
 def invoke(*args: str) -> Result:
-    return runner.invoke(app, list(args))
+    # Wide enough that no column is hidden and no line wraps (tests/test_contract.py checks 80).
+    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
 
 
 def listed(*args: str) -> list[dict[str, Any]]:
@@ -85,14 +86,15 @@ def test_list_h100_sorted_by_price_per_gpu_hour(bundled_offers: list[dict[str, s
     assert per_gpu == sorted(per_gpu)
     by_id = {r["offer_id"]: r for r in bundled_offers}
     for o in offers:
+        # JSON floats carry 6 significant digits (docs/output-contract.md)
         assert o["price_per_gpu_hour_usd"] == pytest.approx(
-            o["price_per_hour_total_usd"] / o["gpus_per_instance"])
+            o["price_per_hour_total_usd"] / o["gpus_per_instance"], rel=1e-5)
         row = by_id[o["offer_id"]]
         assert o["gpus_per_instance"] == int(row["gpus_per_instance"])
         assert isinstance(o["gpus_per_instance"], int)  # 8, not 8.0, in the JSON
         assert o["as_of"] == row["as_of"]
         if row["kind"] not in ("owned", "edge"):  # rentals cost exactly their price
-            assert o["price_per_hour_total_usd"] == pytest.approx(float(row["price_per_hour_usd"]))
+            assert o["price_per_hour_total_usd"] == pytest.approx(float(row["price_per_hour_usd"]), rel=1e-5)
 
 
 def test_list_table_is_readable() -> None:

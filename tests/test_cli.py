@@ -27,7 +27,7 @@ SOLVE_KEYS = {"status", "job", "estimate", "plan", "candidates", "sensitivity", 
               "binding"}
 PLAN_KEYS = {"offer_id", "provider", "kind", "gpu", "gpu_count", "instances", "precision", "scenario",
              "attenuation", "buffer", "hours", "cost_usd", "price_as_of"}
-ESTIMATE_KEYS = {"job", "estimate", "per_gpu"}
+ESTIMATE_KEYS = {"schema_version", "status", "job", "estimate", "rows", "per_gpu", "no_fit"}
 PER_GPU_KEYS = {"gpu", "precision", "scenario", "attenuation", "buffer", "gpu_count", "hours"}
 
 
@@ -135,7 +135,9 @@ def test_estimate_json_contract(runner: CliRunner, example: Path) -> None:
     for row in data["per_gpu"]:
         assert PER_GPU_KEYS <= set(row)
         assert row["hours"] > 0
-    assert {row["gpu_count"] for row in data["per_gpu"]} == {1, 8}
+    # one row per GPU type, at the fewest GPUs that hold the job (powers of two)
+    assert len({row["gpu"] for row in data["per_gpu"]}) == len(data["per_gpu"])
+    assert all(row["fits_memory"] and row["gpu_count"] & (row["gpu_count"] - 1) == 0 for row in data["per_gpu"])
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown"])

@@ -48,6 +48,9 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+JSON_REL = 1e-5   # JSON floats carry 6 significant digits (docs/output-contract.md)
+
+
 def run_json(runner: CliRunner, *args: str, code: int = 0) -> dict[str, Any]:
     result = runner.invoke(app, ["compare", *args, "--format", "json"])
     assert result.exit_code == code, result.output
@@ -153,14 +156,14 @@ def test_owning_beats_renting_above_hand_computed_utilisation(
     catalog, job = hand_catalog(tmp_path, utilization)
     data = run_json(runner, str(job), "--catalog", str(catalog))
     assert data["optimum"]["kind"] == winner
-    assert data["optimum"]["cost_usd"] == pytest.approx(cost_usd)
-    assert data["optimum"]["hours"] == pytest.approx(100.0)
+    assert data["optimum"]["cost_usd"] == pytest.approx(cost_usd, rel=JSON_REL)
+    assert data["optimum"]["hours"] == pytest.approx(100.0, rel=JSON_REL)
     owned = next(o for o in data["ownership"] if o["offer_id"] == "own-1x")
-    assert owned["break_even_utilization"] == pytest.approx(0.5)
-    assert owned["capex_per_hour_usd"] == pytest.approx(1.0)
-    assert owned["power_per_hour_usd"] == pytest.approx(0.1)
-    assert owned["amortized_capex_per_hour_usd"] == pytest.approx(1.0 / utilization)
-    assert owned["rental_equivalent_per_hour_usd"] == pytest.approx(2.10)
+    assert owned["break_even_utilization"] == pytest.approx(0.5, rel=JSON_REL)
+    assert owned["capex_per_hour_usd"] == pytest.approx(1.0, rel=JSON_REL)
+    assert owned["power_per_hour_usd"] == pytest.approx(0.1, rel=JSON_REL)
+    assert owned["amortized_capex_per_hour_usd"] == pytest.approx(1.0 / utilization, rel=JSON_REL)
+    assert owned["rental_equivalent_per_hour_usd"] == pytest.approx(2.10, rel=JSON_REL)
     assert owned["rental_offer_id"] == "rent-1x"
     assert owned["beats_rental"] is (winner == "owned")
     assert owned["sunk_note"] is None
