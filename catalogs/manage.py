@@ -13,6 +13,7 @@ from ..optimizer.errors import CatalogError, Problem, ProblemList
 from . import schema
 from .guards import GuardReport, GuardSettings, HeldRow, check_prices, price_rows
 from .loader import Catalog, cross_check, hourly_cost_usd, load_catalog, price_per_gpu_hour_usd, read_table
+from .names import resolve
 from .paths import CATALOG_FILES, user_catalog_dir
 
 SORT_KEYS = {
@@ -31,17 +32,22 @@ def list_offers(catalog: Catalog, *, gpu: str | None = None, provider: str | Non
                 kind: str | None = None, sort: str = "price_per_gpu_hour") -> pd.DataFrame:
     """Offers with their effective hourly cost (owned: amortised capex + power), filtered.
 
-    ``gpu`` matches by prefix, case-insensitively, so ``H100`` finds H100-SXM, -PCIe and -NVL.
+    ``gpu`` and ``provider`` match as in job files: exact (any case), else by prefix, so
+    ``H100`` finds H100-SXM, -PCIe and -NVL; a name that matches nothing raises InputError.
     """
     offers = catalog.offers.copy()
     # Typed as float by the schema (so optional int columns can be empty); this one is required.
     offers["gpus_per_instance"] = offers["gpus_per_instance"].astype(int)
     offers["price_per_hour_total_usd"] = hourly_cost_usd(offers)
     offers["price_per_gpu_hour_usd"] = price_per_gpu_hour_usd(offers)
+    # Same rule as a job's constraints.gpus / providers (catalogs/names.py): exact, else prefix.
     if gpu:
-        offers = offers[offers["gpu"].str.lower().str.startswith(gpu.lower())]
+        wanted = resolve([gpu], [str(g) for g in catalog.gpus.index], file="command line", field="--gpu", what="gpu")
+        offers = offers[offers["gpu"].isin(wanted)]
     if provider:
-        offers = offers[offers["provider"].str.lower() == provider.lower()]
+        wanted = resolve([provider], list(offers["provider"].astype(str)), file="command line", field="--provider",
+                         what="provider")
+        offers = offers[offers["provider"].isin(wanted)]
     if kind:
         offers = offers[offers["kind"] == kind]
     return offers.sort_values(SORT_KEYS[sort], kind="mergesort")[LIST_COLUMNS].reset_index(drop=True)

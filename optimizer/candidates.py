@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..catalogs.names import resolve as resolve_names
 from ..catalogs.loader import Catalog, hourly_cost_usd
 from .counts import exact_count_rows, with_counts
 from .flops import FlopEstimate
-from .job import Job
+from .job import OFFER_KINDS, Job
 from .limits import fits_memory, meets_deadline, within_budget
 from .performance import Assumptions, effective_peaks, evaluate
 
@@ -66,9 +67,24 @@ def instance_counts(max_instances: int) -> list[int]:
     return counts
 
 
-def allowed_offers(offers: pd.DataFrame, job: Job, excluded: dict[str, int]) -> pd.DataFrame:
-    """The offers the job's allow-lists admit; counts what each list excluded into ``excluded``."""
+def column_field(column: str) -> str:
+    """The constraints key that filters an offers column."""
+    return {"provider": "providers", "kind": "offer_kinds", "gpu": "gpus"}[column]
+
+
+def allowed_offers(offers: pd.DataFrame, job: Job, excluded: dict[str, int],
+                   gpus: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The offers the job's allow-lists admit; counts what each list excluded into ``excluded``.
+
+    GPU, provider and kind names match as on the command line (catalogs/names.py): exact,
+    else every name they prefix; an unknown name raises InputError with suggestions.
+    """
     c = job.constraints
+    # What a name may match: every GPU of gpus.csv and every kind (an allowed one without
+    # offers just selects nothing), the providers that have offers.
+    gpu_names = gpus.index if gpus is not None else offers["gpu"]
+    known = {"gpu": [str(g) for g in gpu_names], "kind": list(OFFER_KINDS),
+             "provider": list(offers["provider"].astype(str))}
     filters = [
         ("provider not in constraints.providers", "provider", c.providers),
         ("kind not in constraints.offer_kinds", "kind", c.offer_kinds),
@@ -78,7 +94,13 @@ def allowed_offers(offers: pd.DataFrame, job: Job, excluded: dict[str, int]) -> 
     for reason, column, allowed in filters:
         if allowed is None:
             continue
-        wanted = {str(a).lower() for a in allowed}
+        if column == "region":   # regions are provider-specific labels: exact (any case)
+            wanted = {str(a).lower() for a in allowed}
+        else:   # GPU, provider, kind: the CLI's rule (exact, else prefix), unknown names exit 2
+            wanted = {n.lower() for n in resolve_names([str(a) for a in allowed], known[column],
+                                                        file=job.source_file,
+                                                        field=f"constraints.{column_field(column)}",
+                                                        what=column)}
         keep = offers[column].str.lower().isin(wanted)
         if (~keep).any():
             excluded[reason] = excluded.get(reason, 0) + int((~keep).sum())
@@ -118,7 +140,7 @@ def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
            precisions: list[str] | None = None) -> Expansion:
     """One row per (offer, instances, precision) the job's allow-lists and quotas admit."""
     excluded: dict[str, int] = {}
-    offers = allowed_offers(catalog.offers, job, excluded).reset_index(drop=True)
+    offers = allowed_offers(catalog.offers, job, excluded, catalog.gpus).reset_index(drop=True)
     offers = offers.assign(hourly_cost_usd=hourly_cost_usd(offers).to_numpy())
     gpus = catalog.gpus
     parts: list[pd.DataFrame] = []

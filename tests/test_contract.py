@@ -277,3 +277,32 @@ def test_one_duration_unit_per_column() -> None:
     assert cells == ["0.8 h", "1,202 h", "5.2 h"]
     assert hours_cells([0.5, 0.25]) == ["30.0 min", "15.0 min"]
     assert not any(math.isnan(v) for v in [0.0])
+
+
+# ---------------------------------------------------------------------------
+# names resolve the same way in job files and on the command line
+
+
+def test_gpu_prefix_in_a_job_matches_like_catalog_list(tmp_path: Path) -> None:
+    job = tmp_path / "h100.yaml"
+    job.write_text("workload: {kind: custom, total_flops: 1e20}\nconstraints: {gpus: [h100]}\n")
+    data = run_json("solve", str(job), "--no-sensitivity", "--all-candidates")
+    listed = {o["gpu"] for o in run_json("catalog", "list", "--gpu", "h100")["offers"]}
+    assert {c["gpu"] for c in data["candidates"]} == listed == {"H100-NVL", "H100-PCIe", "H100-SXM"}
+
+
+@pytest.mark.parametrize(("constraint", "field"), [("gpus: [H10X]", "constraints.gpus"),
+                                                   ("providers: [lambd-labs]", "constraints.providers")])
+def test_unknown_names_in_a_job_exit_2_with_suggestions(tmp_path: Path, constraint: str, field: str) -> None:
+    job = tmp_path / "typo.yaml"
+    job.write_text(f"workload: {{kind: custom, total_flops: 1e18}}\nconstraints: {{{constraint}}}\n")
+    result = runner.invoke(app, ["solve", str(job), "-f", "json"])
+    assert result.exit_code == 2, result.output
+    data = json.loads(result.stdout)
+    check("error", data)
+    assert data["field"] == field and "did you mean" in data["message"]
+
+
+def test_unknown_gpu_on_the_command_line_exits_2() -> None:
+    result = runner.invoke(app, ["catalog", "list", "--gpu", "H1000"])
+    assert result.exit_code == 2 and "did you mean" in result.stderr
