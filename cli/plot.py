@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 
 from ..optimizer import fileio
 from ..optimizer.compare import OFFER_CLASSES, Comparison
+from .render import usd
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 FIGSIZE_IN = (10.0, 6.25)
 DPI = 100                    # → 1000 × 625 pixels; tests pin this size
@@ -29,14 +31,22 @@ CLASS_COLOURS: dict[str, str] = {
     "edge": "#56B4E9",
 }
 FRONT_COLOUR = "#222222"
+QUOTE_MARKERS = ("D", "s", "^", "v", "P")   # one per quotes file
 LIMIT_COLOUR = "#D55E00"
 
 
 def plot_comparison(comparison: Comparison, path: Path) -> None:
-    """Write a log-log PNG of cost (USD) against wall-clock hours to ``path``.
+    """Write :func:`comparison_figure` as a PNG to ``path`` (atomically)."""
+    buffer = io.BytesIO()
+    comparison_figure(comparison).savefig(buffer, format="png", dpi=DPI)
+    fileio.write_bytes(path, buffer.getvalue(), report=True)  # never over the job or a quotes file
 
-    Points are the feasible candidates coloured by offer class (quoted ones drawn as
-    diamonds); the Pareto front is a step line — for any time allowance it reads off
+
+def comparison_figure(comparison: Comparison) -> Figure:
+    """A log-log plot of cost (USD) against wall-clock hours.
+
+    Points are the feasible candidates coloured by offer class (each quotes file its own
+    series, named after the file); the Pareto front is a step line — for any time allowance it reads off
     the least you can pay; the deadline and budget are dashed lines; the optimum is a
     star with its label.
     """
@@ -50,17 +60,19 @@ def plot_comparison(comparison: Comparison, path: Path) -> None:
     points = comparison.feasible
     from_quote = points.source != "catalog"
     for cid, label, _ in OFFER_CLASSES:
-        in_class = points.offer_class == cid
-        for quoted, marker, suffix in ((False, "o", ""), (True, "D", " (quotes)")):
-            mask = in_class & (from_quote if quoted else ~from_quote)
-            if mask.any():
-                ax.scatter(points.hours[mask], points.cost_usd[mask], s=22 if not quoted else 34,
-                           marker=marker, color=CLASS_COLOURS[cid], alpha=0.75,
-                           edgecolors="black" if quoted else "none", linewidths=0.6,
-                           label=f"{label}{suffix} ({int(mask.sum())})", zorder=2)
+        mask = (points.offer_class == cid) & ~from_quote
+        if mask.any():
+            ax.scatter(points.hours[mask], points.cost_usd[mask], s=22, marker="o", color=CLASS_COLOURS[cid],
+                       alpha=0.75, edgecolors="none", label=f"{label} ({int(mask.sum())})", zorder=2)
+    # One series per quotes file, named after it: that is how the user knows which quote is which.
+    for i, source in enumerate(dict.fromkeys(points.source[from_quote])):
+        mask = points.source == source
+        classes = list(dict.fromkeys(points.offer_class[mask]))
+        ax.scatter(points.hours[mask], points.cost_usd[mask], s=34, marker=QUOTE_MARKERS[i % len(QUOTE_MARKERS)],
+                   color=CLASS_COLOURS.get(classes[0], FRONT_COLOUR), alpha=0.8, edgecolors="black",
+                   linewidths=0.6, label=f"{Path(str(source)).name} ({int(mask.sum())})", zorder=2)
     _draw_front(ax, comparison)
     _draw_limits(ax, comparison)
-    _draw_optimum(ax, comparison)
     if not len(points.hours):
         ax.text(0.5, 0.5, "no feasible plan under the job's limits", transform=ax.transAxes,
                 ha="center", va="center", fontsize=13, color=LIMIT_COLOUR)
@@ -69,6 +81,7 @@ def plot_comparison(comparison: Comparison, path: Path) -> None:
     ax.set_yscale("log")
     _plain_log_ticks(ax)
     _make_room_for_label(ax, comparison)
+    _draw_optimum(ax, comparison)   # after the limits are final: its label is placed in axes fractions
     ax.set_xlabel("wall-clock time (hours, log scale)")
     ax.set_ylabel("total cost (USD, log scale)")
     ax.grid(True, which="major", alpha=0.3)
@@ -79,9 +92,7 @@ def plot_comparison(comparison: Comparison, path: Path) -> None:
         ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
     # Fixed margins instead of tight_layout: measuring every label costs ~0.5 s.
     figure.subplots_adjust(left=0.09, right=0.98, bottom=0.09, top=0.93)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    fileio.write_bytes(path, buffer.getvalue(), report=True)  # never over the job or a quotes file
+    return figure
 
 
 def _plain_log_ticks(ax: Axes) -> None:
@@ -135,14 +146,20 @@ def _draw_optimum(ax: Axes, comparison: Comparison) -> None:
     p = best.plan
     ax.scatter([p.hours], [p.cost_usd], marker="*", s=320, color="gold", edgecolors="black",
                linewidths=1.0, zorder=5, label="chosen plan")
+    # The same words as the text report: usd() gives $2.52 where "$3" would be wrong by 19%.
     text = f"chosen: {p.gpu_count}×{p.gpu} {p.precision}, {p.provider} {p.kind}\n" \
-           f"${p.cost_usd:,.0f}, {p.hours / 24:,.1f} days"
+           f"{usd(p.cost_usd)}, {p.hours / 24:,.1f} days"
     # Nothing feasible is cheaper than the cost optimum (nor faster than the time optimum),
-    # so the label goes into that empty region, below (or left of) the star.
-    by_time = comparison.job.objective == "time"
-    ax.annotate(text, xy=(p.hours, p.cost_usd), xytext=(-16, 0) if by_time else (-8, -22),
-                textcoords="offset points", ha="right", va="center" if by_time else "top", fontsize=9,
-                zorder=6, bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "black", "alpha": 0.9},
+    # so the label goes into that empty band below (or left of) the star, at a position in
+    # axes fractions clamped away from the edges: it stays inside the plot wherever the star is.
+    x_frac, y_frac = ax.transAxes.inverted().transform(ax.transData.transform((p.hours, p.cost_usd)))
+    if comparison.job.objective == "time":
+        at, ha, va = (0.03, min(max(float(y_frac), 0.25), 0.75)), "left", "center"
+    else:
+        at, ha, va = (min(max(float(x_frac), 0.25), 0.75), 0.04), "center", "bottom"
+    ax.annotate(text, xy=(p.hours, p.cost_usd), xytext=at, textcoords="axes fraction", ha=ha, va=va,
+                fontsize=9, zorder=6, annotation_clip=False,
+                bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "black", "alpha": 0.9},
                 arrowprops={"arrowstyle": "->", "color": "black"})
 
 
@@ -156,7 +173,7 @@ def _make_room_for_label(ax: Axes, comparison: Comparison) -> None:
         ax.set_xlim(min(left, best.plan.hours / 8.0), right)
     else:
         bottom, top = ax.get_ylim()
-        ax.set_ylim(min(bottom, best.plan.cost_usd / 3.0), top)
+        ax.set_ylim(min(bottom, best.plan.cost_usd / 6.0), top)
 
 
 def _frame_empty(ax: Axes, comparison: Comparison) -> None:

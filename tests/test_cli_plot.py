@@ -1,0 +1,44 @@
+"""``compare --plot``: the chosen plan's label stays inside the axes and says what the table says;
+quote series are named after their files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flopopt.catalogs.loader import load_catalog
+from flopopt.cli.plot import comparison_figure
+from flopopt.cli.render import usd
+from flopopt.optimizer.compare import compare
+from flopopt.optimizer.job import load_job
+
+EX = Path(__file__).resolve().parent.parent / "examples"
+QUOTES = [EX / "quotes" / "example-colo-quote-short.csv", EX / "quotes" / "example-local-cluster-quote.csv"]
+
+
+@pytest.mark.parametrize(("job", "objective"), [("llama2-7b-pretrain.yaml", "cost"),
+                                                ("seed-worked-example.yaml", "cost"),
+                                                ("llama2-7b-pretrain.yaml", "time")])
+def test_label_inside_axes_with_the_tables_cost(job: str, objective: str) -> None:
+    from matplotlib.text import Annotation
+
+    parsed = load_job(EX / job)
+    parsed = parsed.model_copy(update={"objective": objective})
+    comparison = compare(parsed, load_catalog(use_user_dir=False, use_cache=False), QUOTES)
+    assert comparison.optimum is not None
+    figure = comparison_figure(comparison)
+    ax = figure.axes[0]
+    (label,) = [t for t in ax.texts if isinstance(t, Annotation)]
+    assert usd(comparison.optimum.plan.cost_usd) in label.get_text()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box, axes_box = label.get_bbox_patch().get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert axes_box.x0 <= box.x0 and box.x1 <= axes_box.x1 and axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    for quote in QUOTES:
+        assert any(text.startswith(quote.name) for text in legend), legend
+    assert not any("(quotes)" in text for text in legend)
