@@ -14,7 +14,7 @@ import sys
 from contextvars import ContextVar
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional, Sequence, TypeVar
+from typing import Any, Callable, NoReturn, Optional, Sequence, TypeVar, cast
 
 import typer
 from typer.core import TyperGroup
@@ -61,7 +61,7 @@ def _with_suggestion(error: Exception) -> None:
         choices = re.findall(r"'([^']*)'", match.group("choices"))
         hint = suggestion(match.group("value"), choices)
         cleaned = message.replace("Value error, ", "")
-        setattr(error, "message", f"{cleaned} {hint[:1].upper()}{hint[1:]}".rstrip())
+        cast(Any, error).message = f"{cleaned} {hint[:1].upper()}{hint[1:]}".rstrip()
 
 
 class ContractGroup(TyperGroup):
@@ -149,7 +149,8 @@ OUTPUT_OPTION = typer.Option(None, "--output", "-o", help="Write the report to F
 SOLVER_OPTION = typer.Option(Solver.highs, "--solver", help="MILP solver: highs (default) or cbc.")
 NO_SENSITIVITY_OPTION = typer.Option(False, "--no-sensitivity", help="Skip pitfalls, stress tests and Monte Carlo.")
 SAMPLES_OPTION = typer.Option(2000, "--samples", min=10, max=1_000_000, help="Monte Carlo samples.")
-SEED_OPTION = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Monte Carlo random seed (results are reproducible).")
+SEED_OPTION = typer.Option(0, "--seed", min=0, max=2**32 - 1,
+                           help="Monte Carlo random seed (results are reproducible).")
 CONFIDENCE_OPTION = typer.Option(
     None, "--confidence", min=0.5, max=0.999,
     help="Choose the cheapest plan whose sampled hours meet the deadline with this probability, e.g. 0.9.")

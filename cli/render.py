@@ -25,7 +25,9 @@ from ..optimizer.estimate import MAX_ENVELOPE_GPUS, EstimateReport, GpuEstimate
 from ..optimizer.flops import FlopEstimate
 from ..optimizer.result import Plan, Result, SensitivityItem, plan_dict
 from ..optimizer.serving_solve import ServingResult
-from .contract import STATUS_OK, document, to_json
+from .contract import STATUS_OK as STATUS_OK  # re-exported: every report builds its JSON from render
+from .contract import document as document
+from .contract import to_json as to_json
 
 if TYPE_CHECKING:
     import pandas as pd

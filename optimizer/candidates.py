@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..catalogs.names import resolve as resolve_names
 from ..catalogs.loader import Catalog, hourly_cost_usd
+from ..catalogs.names import resolve as resolve_names
 from .counts import exact_count_rows, with_counts
 from .flops import FlopEstimate
 from .job import OFFER_KINDS, Job
