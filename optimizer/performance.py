@@ -57,7 +57,7 @@ DEFAULT_SCALE_EFFICIENCY_PER_DOUBLING: dict[str, float] = {
 
 MAX_EFFICIENCY = 1.0  # no GPU delivers more than its peak, whatever a rescaled figure says
 
-# Buffer from uncertainty: ±10% → 20%, ±30% → 50%, linear between, clamped (DESIGN.md §3).
+# Buffer from uncertainty: ±10% → 20%, ±30% → 50%, linear between, clamped (README: How the numbers are made).
 BUFFER_AT_LOW_UNCERTAINTY = (0.10, 0.20)
 BUFFER_AT_HIGH_UNCERTAINTY = (0.30, 0.50)
 
