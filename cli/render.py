@@ -15,6 +15,7 @@ import io
 import math
 import re
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -41,6 +42,9 @@ MIN_WIDTH = 40             # narrower than this, tables cannot say anything usef
 # Columns whose cells are ids (pasted into other commands): never wrapped or folded.
 ID_COLUMNS = frozenset({"offer", "offer_id", "option", "GPU"})
 _BOX = frozenset("│┃━─╇┼╋┿")
+# "352 h", "19.5 of 192 GB", "64 × MI300X", "tokens = 2e+12": a number stays on the line of its unit.
+_KEEP_TOGETHER = re.compile(r"\w+ = [^\s,]+|\d (?:× \S+|of \d\S*(?: GB)?|(?:h|min|d|s|ms|GB|days|samples)\b)")
+_NBSP = "\u00a0"
 
 
 # ---------------------------------------------------------------------------
@@ -236,10 +240,11 @@ def fit(text: str, fmt: str) -> str:
             out.append(line)
             continue
         indent = line[: len(line) - len(line.lstrip())]
+        line = _KEEP_TOGETHER.sub(lambda m: m.group(0).replace(" ", _NBSP), line)
         # break_long_words only splits a word longer than the whole line (a long path), never an id.
         out.extend(textwrap.wrap(line, width=width, subsequent_indent=indent + "    ", break_long_words=True,
                                  break_on_hyphens=False, drop_whitespace=True) or [line])
-    return "\n".join(out)
+    return "\n".join(out).replace(_NBSP, " ")
 
 
 # ---------------------------------------------------------------------------

@@ -39,6 +39,18 @@ def test_label_inside_axes_with_the_tables_cost(job: str, objective: str) -> Non
     box, axes_box = label.get_bbox_patch().get_window_extent(renderer), ax.get_window_extent(renderer)
     assert axes_box.x0 <= box.x0 and box.x1 <= axes_box.x1 and axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    for quote in QUOTES:
-        assert any(text.startswith(quote.name) for text in legend), legend
+    quoted = {str(s) for s in comparison.feasible.source} - {"catalog"}   # quote files with feasible plans
+    for quote in quoted:
+        assert any(text.startswith(Path(quote).name + " (") for text in legend), legend
     assert not any("(quotes)" in text for text in legend)
+
+
+def test_quote_series_are_named_after_their_files(tmp_path: Path) -> None:
+    """A generous quote (cheap, big) is feasible whatever the performance model says."""
+    quote = tmp_path / "acme-h100-offer.csv"
+    quote.write_text("provider,gpu,gpus,price_per_hour_usd,kind\nacme,H100-SXM,512,100,cluster_quote\n")
+    job = load_job(EX / "llama2-7b-pretrain.yaml")
+    comparison = compare(job, load_catalog(use_user_dir=False, use_cache=False), [quote])
+    assert "acme-h100-offer.csv" in {Path(str(s)).name for s in comparison.feasible.source}
+    legend = [t.get_text() for t in comparison_figure(comparison).axes[0].get_legend().get_texts()]
+    assert any(text.startswith("acme-h100-offer.csv (") for text in legend), legend

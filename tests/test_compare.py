@@ -366,7 +366,9 @@ def test_nothing_feasible_exits_3_and_still_plots(runner: CliRunner, tmp_path: P
 
 def test_every_offer_excluded_exits_3_with_reasons(runner: CliRunner, tmp_path: Path) -> None:
     catalog, job = hand_catalog(tmp_path, 0.6)
-    job.write_text(HAND_JOB.replace("gpus: [TestGPU]", "providers: [nobody]"), encoding="utf-8")
+    # aws exists (bundled offers) but sells no TestGPU: every offer is excluded by an allow-list.
+    # (An unknown provider is an input error, exit 2: tests/test_contract.py.)
+    job.write_text(HAND_JOB.replace("gpus: [TestGPU]", "gpus: [TestGPU], providers: [aws]"), encoding="utf-8")
     data = run_json(runner, str(job), "--catalog", str(catalog), code=3)
     assert data["optimum"] is None and data["pareto"] == [] and data["binding"] == "allow_lists"
     owned = next(c for c in data["classes"] if c["offer_class"] == "owned")

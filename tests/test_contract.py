@@ -306,3 +306,37 @@ def test_unknown_names_in_a_job_exit_2_with_suggestions(tmp_path: Path, constrai
 def test_unknown_gpu_on_the_command_line_exits_2() -> None:
     result = runner.invoke(app, ["catalog", "list", "--gpu", "H1000"])
     assert result.exit_code == 2 and "did you mean" in result.stderr
+
+
+# ---------------------------------------------------------------------------
+# the contract's own examples are what the commands print
+
+CONTRACT_DOC = (REPO / "docs" / "output-contract.md").read_text(encoding="utf-8")
+
+
+def _json_after(marker: str) -> dict[str, Any]:
+    """The first JSON object printed in the console block that starts with ``marker``."""
+    start = CONTRACT_DOC.index(marker)
+    text = CONTRACT_DOC[CONTRACT_DOC.index("\n{", start) + 1:]
+    obj, _ = json.JSONDecoder().raw_decode(text)
+    assert isinstance(obj, dict)
+    return obj
+
+
+def test_contract_doc_examples_are_current() -> None:
+    shown = _json_after("$ flopopt solve examples/llama2-7b-pretrain.yaml --format json --no-sensitivity")
+    data = run_json("solve", LLAMA, "--no-sensitivity")
+    assert shown == {"schema_version": data["schema_version"], "status": data["status"],
+                     "plan": data["plan"]["offer_id"], "cost": data["plan"]["cost_usd"]}
+    shown_error = _json_after("$ flopopt catalog list --sort price -f json")
+    result = runner.invoke(app, ["catalog", "list", "--sort", "price", "-f", "json"])
+    assert json.loads(result.stdout) == shown_error and f"exit {result.exit_code}" in CONTRACT_DOC
+
+
+def test_docs_never_point_outside_the_repository() -> None:
+    for path in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]:
+        text = path.read_text(encoding="utf-8")
+        assert "DESIGN.md" not in text and "../shared" not in text, path
+        for target in re.findall(r"\]\(([^)#]+)\)", text):
+            if not target.startswith(("http://", "https://")):
+                assert (path.parent / target).exists(), f"{path.name}: broken link {target}"
