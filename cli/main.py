@@ -189,6 +189,7 @@ def emit(text: str, output: Optional[Path], fmt: str | None = None) -> None:
         text = markdown_safe(text)
     if output is None:
         sys.stdout.write(text)
+        sys.stdout.flush()   # before any warning on stderr, so a combined log keeps the order
         return
     from ..optimizer.fileio import write_text
 
