@@ -32,13 +32,13 @@ import pandas as pd
 
 from ..catalogs import schema
 from ..catalogs.loader import Catalog, cross_check, read_table
+from ..catalogs.manage import ImportReport, import_file, import_offer_rows
 from .candidates import CandidateSet, pareto_front
 from .economics import HOURS_PER_YEAR, utilization_break_even
-from .errors import InputError, ProblemList
+from .errors import CatalogError, InputError, ProblemList
 from .flops import FlopEstimate
 from .job import Job
 from .limits import fits_memory, meets_deadline, within_budget
-from .planner import Planner, explain_infeasible, plan_from_row
 from .model import SolverName
 from .result import Plan, Status
 
@@ -284,6 +284,18 @@ def read_short_quote(path: Path, problems: ProblemList) -> pd.DataFrame | None:
     if "offer_id" in header or not header <= {c.name for c in SHORT_FORM}:
         return None
     return _short_form_offers(raw, path, problems)
+
+
+def import_quotes_file(path: Path, *, accept_changes: bool = False) -> ImportReport:
+    """``catalog import``: a short-form quote is filled in exactly as ``compare --quotes`` does,
+    then imported like any offers.csv; every other file goes to ``catalogs.manage.import_file``."""
+    if path.is_file():
+        problems = ProblemList()
+        short = read_short_quote(path, problems)
+        problems.raise_if_any(CatalogError)
+        if short is not None:
+            return import_offer_rows(path, short, accept_changes=accept_changes)
+    return import_file(path, accept_changes=accept_changes)
 
 
 def _empty_offers(file: str) -> pd.DataFrame:
