@@ -453,7 +453,7 @@ PLAN_DROP = ("price as of", "region", "buffer", "atten.", "days", "kind", "provi
 def render_solve(result: Result | ServingResult, fmt: str, price_note: str | None = None,
                  all_candidates: bool = False) -> str:
     if isinstance(result, ServingResult):
-        return render_serving(result, fmt, price_note)
+        return render_serving(result, fmt, price_note, all_candidates)
     if fmt == "json":
         return to_json(solve_dict(result, price_note, all_candidates), indent=None)
     md = fmt == "markdown"
@@ -576,15 +576,17 @@ def render_offer(offer: dict[str, Any], gpu: dict[str, Any], fmt: str) -> str:
 # serving (kind: transformer_serving)
 
 
-def serving_dict(result: ServingResult, price_note: str | None = None) -> dict[str, Any]:
-    """The serving JSON document, built in one place (the keys of solve_dict where they apply)."""
+def serving_dict(result: ServingResult, price_note: str | None = None, all_candidates: bool = False) -> dict[str, Any]:
+    """The serving JSON document (docs/schema/solve-serving.json), built in one place (the keys of
+    solve_dict where they apply); replica options are the feasible ones unless ``all_candidates``."""
     return document(result.status.value, {
         "job": result.job.model_dump(mode="json"),
         "estimate": estimate_dict(result.estimate),
         "demand": {**asdict(result.demand), "fleet_hours": result.demand.fleet_hours,
                    "requests_in_window": result.demand.requests_in_window},
         "plan": {**result.plan.contract_fields(), **asdict(result.plan)} if result.plan else None,
-        "candidates": [asdict(c) for c in result.candidates],
+        "candidates_shown": "all" if all_candidates else "feasible",
+        "candidates": [asdict(c) for c in result.candidates if all_candidates or c.feasible],
         "sensitivity": [{s.category: s.name, **asdict(s)} for s in result.sensitivity],
         "break_even": {},
         "risk": {},
@@ -601,9 +603,10 @@ def _ms(seconds: float | None) -> str:
     return "—" if seconds is None or not math.isfinite(seconds) else f"{seconds * 1000:,.0f} ms"
 
 
-def render_serving(result: ServingResult, fmt: str, price_note: str | None = None) -> str:
+def render_serving(result: ServingResult, fmt: str, price_note: str | None = None,
+                   all_candidates: bool = False) -> str:
     if fmt == "json":
-        return to_json(serving_dict(result, price_note), indent=None)
+        return to_json(serving_dict(result, price_note, all_candidates), indent=None)
     md = fmt == "markdown"
     bullet = "- " if md else "  "
     d = result.demand

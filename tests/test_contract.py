@@ -60,7 +60,7 @@ def test_schema_files_are_shipped_and_valid_json() -> None:
 
     assert schema_dir().is_dir()
     names = set(schema_names())
-    assert {"solve", "estimate", "compare", "plan", "calibrate", "backtest", "catalog-list", "catalog-show",
+    assert {"solve", "solve-serving", "estimate", "compare", "plan", "calibrate", "backtest", "catalog-list", "catalog-show",
             "catalog-validate", "catalog-import", "catalog-refresh", "error"} <= names
     for name in names | {"common"}:
         Draft202012Validator.check_schema(json.loads((schema_dir() / f"{name}.json").read_text()))
@@ -75,6 +75,27 @@ def test_solve_document_and_feasible_candidates_only() -> None:
     everything = run_json("solve", LLAMA, "--no-sensitivity", "--all-candidates")
     check("solve", everything)
     assert len(everything["candidates"]) == everything["model"]["enumerated"] > len(data["candidates"])
+
+
+SERVING_JOBS = sorted(p.name for p in EX.glob("*.yaml") if "kind: transformer_serving" in p.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("job", SERVING_JOBS)
+def test_serving_solve_documents(job: str) -> None:
+    data = run_json("solve", str(EX / job), codes=(0, 3))
+    check("solve-serving", data)
+    assert all(c["feasible"] for c in data["candidates"])
+    everything = run_json("solve", str(EX / job), "--all-candidates", codes=(0, 3))
+    check("solve-serving", everything)
+    assert len(everything["candidates"]) >= len(data["candidates"])
+
+
+def test_every_example_job_has_a_schema() -> None:
+    """Each example's solve document validates against solve.json or, for serving, solve-serving.json."""
+    assert SERVING_JOBS, "no serving example"
+    for job in sorted(EX.glob("*.yaml")):
+        data = run_json("solve", str(job), "--no-sensitivity", codes=(0, 3))
+        check("solve-serving" if job.name in SERVING_JOBS else "solve", data)
 
 
 def test_solve_with_sensitivity_and_infeasible_documents(tmp_path: Path) -> None:
