@@ -60,8 +60,8 @@ def test_schema_files_are_shipped_and_valid_json() -> None:
 
     assert schema_dir().is_dir()
     names = set(schema_names())
-    assert {"solve", "solve-serving", "estimate", "compare", "plan", "calibrate", "backtest", "catalog-list", "catalog-show",
-            "catalog-validate", "catalog-import", "catalog-refresh", "error"} <= names
+    assert {"solve", "solve-serving", "estimate", "compare", "plan", "calibrate", "backtest", "catalog-list",
+            "catalog-show", "catalog-validate", "catalog-import", "catalog-refresh", "error"} <= names
     for name in names | {"common"}:
         Draft202012Validator.check_schema(json.loads((schema_dir() / f"{name}.json").read_text()))
 
@@ -77,7 +77,8 @@ def test_solve_document_and_feasible_candidates_only() -> None:
     assert len(everything["candidates"]) == everything["model"]["enumerated"] > len(data["candidates"])
 
 
-SERVING_JOBS = sorted(p.name for p in EX.glob("*.yaml") if "kind: transformer_serving" in p.read_text(encoding="utf-8"))
+SERVING_JOBS = sorted(p.name for p in EX.glob("*.yaml")
+                      if "kind: transformer_serving" in p.read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("job", SERVING_JOBS)
