@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..optimizer.compare import ClassResult, ComparedPlan, Comparison, Ownership, QuoteResult
-from ..optimizer.result import plan_dict
+from ..optimizer.result import Plan, plan_dict
 from .render import days_text, document, estimate_dict, fit, flops_text, grid, hours_cells, hours_text, to_json, usd
 
 KIND_WORDS = {"on_demand": "on-demand", "spot": "spot", "reserved": "reserved", "owned": "owned",
