@@ -186,7 +186,7 @@ def import_file(path: Path, *, accept_changes: bool = False) -> ImportReport:
 def import_offer_rows(path: Path, offers: pd.DataFrame, *, accept_changes: bool = False) -> ImportReport:
     """Import offers rows made from ``path`` (a short-form quote filled in by
     ``optimizer.compare.import_quotes_file``); problems point at ``path``, same line numbers."""
-    columns = [c.name for c in schema.OFFERS]
+    columns = [c.name for c in schema.OFFERS if c.name in offers.columns]   # optional columns may be absent
     with fileio.scratch_folder() as scratch:
         full = scratch / "offers.csv"
         full.write_text(offers[columns].to_csv(index=False), encoding="utf-8")

@@ -289,7 +289,8 @@ def test_import_holds_back_guarded_rows_and_imports_the_rest(tmp_path: Path, iso
     import json
 
     data = json.loads(as_json.stdout)
-    assert data["imported"] == 0 and [h["offer_id"] for h in data["held_back"]] == ["myco-h100-poison"]
+    assert data["rows_imported"] == 0 and [h["offer_id"] for h in data["held_back"]] == ["myco-h100-poison"]
+    assert data["status"] == "partial"   # docs/schema/catalog-import.json
 
 
 def test_import_change_guard_and_accept_changes(tmp_path: Path, isolated_dirs: Path) -> None:

@@ -46,9 +46,9 @@ def test_label_inside_axes_with_the_tables_cost(job: str, objective: str) -> Non
 
 
 def test_quote_series_are_named_after_their_files(tmp_path: Path) -> None:
-    """A generous quote (cheap, big) is feasible whatever the performance model says."""
+    """A big quote at a plausible price ($1.17/GPU-h, inside the price guards' band) is feasible."""
     quote = tmp_path / "acme-h100-offer.csv"
-    quote.write_text("provider,gpu,gpus,price_per_hour_usd,kind\nacme,H100-SXM,512,100,cluster_quote\n")
+    quote.write_text("provider,gpu,gpus,price_per_hour_usd,kind\nacme,H100-SXM,512,600,cluster_quote\n")
     job = load_job(EX / "llama2-7b-pretrain.yaml")
     comparison = compare(job, load_catalog(use_user_dir=False, use_cache=False), [quote])
     assert "acme-h100-offer.csv" in {Path(str(s)).name for s in comparison.feasible.source}
