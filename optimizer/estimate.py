@@ -57,6 +57,11 @@ class EstimateReport:
     smallest_fit: tuple[GpuEstimate, ...] = ()
     no_fit: tuple[str, ...] = ()
 
+    @property
+    def status(self) -> Status:
+        """OK: estimate optimises nothing (an empty per_gpu means no GPU runs the precision)."""
+        return Status.OK
+
 
 def _power_of_two_counts(limit: int) -> list[int]:
     counts, n = [], 1
@@ -79,11 +84,6 @@ def _representative_scenario(job: Job, gpu_count: int) -> str:
     if job.scenario != "auto":
         return job.scenario
     return "cloud" if gpu_count <= GPUS_PER_NODE else "cluster"
-
-    @property
-    def status(self) -> Status:
-        """OK: estimate optimises nothing (an empty per_gpu means no GPU runs the precision)."""
-        return Status.OK
 
 
 def estimate_job(job: Job, catalog: Catalog) -> EstimateReport:
