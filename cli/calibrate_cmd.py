@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from .main import CATALOG_OPTION, FORMAT_OPTION, OUTPUT_OPTION, Format, app, emit, guarded
+from .app import CATALOG_OPTION, FORMAT_OPTION, OUTPUT_OPTION, Format, app, emit, guarded
 
 if TYPE_CHECKING:
     from ..optimizer.calibration import Backtest, Calibration

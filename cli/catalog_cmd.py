@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .main import CATALOG_OPTION, FORMAT_OPTION, OUTPUT_OPTION, Format, catalog_app, emit, guarded
+from .app import CATALOG_OPTION, FORMAT_OPTION, OUTPUT_OPTION, Format, catalog_app, emit, guarded
 
 
 class SortKey(str, Enum):

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from .main import (
+from .app import (
     CATALOG_OPTION,
     CONFIDENCE_OPTION,
     EXIT_INFEASIBLE,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from .main import (
+from .app import (
     CATALOG_OPTION,
     EXIT_INFEASIBLE,
     FORMAT_OPTION,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from .main import FORMAT_OPTION, Format, catalog_app, fail, guarded
+from .app import FORMAT_OPTION, Format, catalog_app, fail, guarded
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ..catalogs.refresh import FeedOutcome, OfferChange, RefreshProgress, RefreshResult
