@@ -18,13 +18,20 @@ import pandas as pd
 from ..catalogs.loader import Catalog
 from .flops import FlopEstimate, estimate_flops
 from .job import SCENARIOS, Job
+from .limits import fits_memory
 from .memory import bytes_per_gpu
-from .performance import auto_buffer, base_seconds_for, lookup_attenuation, realistic_assumptions
+from .performance import (
+    auto_buffer,
+    base_seconds_for,
+    effective_peaks,
+    lookup_attenuation,
+    realistic_assumptions,
+    relative_scale,
+)
 from .result import Status
 
 ENVELOPE_GPU_COUNTS = (1, 8)
 ENVELOPE_INTERCONNECT = "nvlink"      # an 8-GPU server: the common single-node case
-BETWEEN_NODES_INTERCONNECT = "infiniband"  # 8-GPU NVLink servers talk InfiniBand-class between nodes
 GPUS_PER_NODE = 8
 MAX_ENVELOPE_GPUS = 1024              # largest count tried for "fits in memory" without max_gpus
 
@@ -75,15 +82,14 @@ def _smallest_fitting_count(job: Job, estimate: FlopEstimate, memory_gb: float, 
     limit = int(job.constraints.max_gpus or MAX_ENVELOPE_GPUS)
     counts = np.array(_power_of_two_counts(limit), dtype=int)
     need = bytes_per_gpu(estimate.workload, np.array([precision] * len(counts)), counts) / 1e9
-    fitting = counts[need <= memory_gb + 1e-9]
+    fitting = counts[fits_memory(need, memory_gb)]
     return int(fitting[0]) if len(fitting) else None
 
 
 def _representative_scenario(job: Job, gpu_count: int) -> str:
-    """The scenario ``auto`` would give a rented machine of this size: one node → cloud, more → cluster."""
-    if job.scenario != "auto":
-        return job.scenario
-    return "cloud" if gpu_count <= GPUS_PER_NODE else "cluster"
+    """The scenario of the one-row-per-GPU summary: the job's own, or with ``auto`` the one a
+    rented machine gets (cloud) — the environment, never the count, as solve does."""
+    return job.scenario if job.scenario != "auto" else "cloud"
 
 
 def estimate_job(job: Job, catalog: Catalog) -> EstimateReport:
@@ -91,10 +97,12 @@ def estimate_job(job: Job, catalog: Catalog) -> EstimateReport:
     assumptions = realistic_assumptions(job, catalog.efficiency)
     scenarios = list(SCENARIOS) if job.scenario == "auto" else [job.scenario]
     gpus = catalog.gpus
+    names = np.asarray(gpus.index, dtype=object)
     rows = []
-    for gpu in gpus.index:
-        for precision in job.precision:
-            peak = gpus.at[gpu, f"peak_tflops_{precision}"]
+    for precision in job.precision:
+        # solve's effective peak: reference precision × measured speed-up, fp16 standing in for bf16
+        peaks = effective_peaks(gpus, catalog.precision, job.workload.kind, names, precision)
+        for gpu, peak, run in zip(names, peaks["peak_tflops"], peaks["run_precision"]):
             if not (peak == peak and peak > 0):  # NaN-safe: unsupported precision
                 continue
             memory_gb = float(gpus.at[gpu, "memory_gb"])
@@ -102,25 +110,31 @@ def estimate_job(job: Job, catalog: Catalog) -> EstimateReport:
             counts = sorted(set(ENVELOPE_GPU_COUNTS) | ({smallest} if smallest else set()))
             for scenario in scenarios:
                 for count in counts:
-                    rows.append({"gpu": gpu, "precision": precision, "scenario": scenario,
-                                 "gpu_count": count, "peak_tflops": float(peak), "memory_gb": memory_gb,
-                                 "smallest": count == smallest,
-                                 "mem_bandwidth_gbs": float(gpus.at[gpu, "mem_bandwidth_gbs"])})
+                    rows.append({"gpu": gpu, "precision": precision, "run_precision": run, "scenario": scenario,
+                                 "gpu_count": count, "instances": max(count / GPUS_PER_NODE, 1.0),
+                                 "gpus_per_instance": min(count, GPUS_PER_NODE), "interconnect": ENVELOPE_INTERCONNECT,
+                                 "peak_tflops": float(peak), "memory_gb": memory_gb, "smallest": count == smallest,
+                                 "architecture": str(gpus.at[gpu, "architecture"]) if "architecture" in gpus.columns
+                                 else "", "mem_bandwidth_gbs": float(gpus.at[gpu, "mem_bandwidth_gbs"])})
     table = pd.DataFrame(rows)
     if table.empty:
         return EstimateReport(job, estimate, ())
     att = lookup_attenuation(catalog.attenuation, table["scenario"].to_numpy(), job.workload.kind,
                              table["gpu"].to_numpy())
-    low, high = att["att_low"].to_numpy(float), att["att_high"].to_numpy(float)
-    point = (np.full(len(table), assumptions.attenuation_override)
-             if assumptions.attenuation_override is not None else (low + high) / 2.0)
+    for column in att.columns:
+        table[column] = att[column].to_numpy()
+    if assumptions.efficiency_fit is not None:
+        assumptions.efficiency_fit.apply(table, estimate)
+    low, high = table["att_low"].to_numpy(float), table["att_high"].to_numpy(float)
+    if assumptions.attenuation_override is not None:   # a single-GPU figure, as in solve
+        point = np.full(len(table), assumptions.attenuation_override)
+        table["ref_gpus"] = 1.0
+    else:
+        point = table["att_median"].to_numpy(float)
     buffer = (np.full(len(table), assumptions.buffer_override)
-              if assumptions.buffer_override is not None else auto_buffer(att["uncertainty"].to_numpy(float)))
-    counts = table["gpu_count"].to_numpy(float)
-    within = np.minimum(counts, GPUS_PER_NODE)
-    intra = assumptions.scale_efficiency.get(ENVELOPE_INTERCONNECT, 1.0)
-    inter = assumptions.scale_efficiency.get(BETWEEN_NODES_INTERCONNECT, 1.0)
-    scale = np.power(intra, np.log2(within)) * np.power(inter, np.log2(counts / within))
+              if assumptions.buffer_override is not None else auto_buffer(table["uncertainty"].to_numpy(float)))
+    # 8-GPU NVLink nodes on InfiniBand, relative to where the attenuation figure was measured
+    scale = relative_scale(table, assumptions.scale_efficiency)
     seconds, _ = base_seconds_for(table, estimate, point, scale)
     hours = seconds * (1.0 + buffer) / 3600.0
     need_gb = bytes_per_gpu(estimate.workload, table["precision"].to_numpy(), table["gpu_count"].to_numpy()) / 1e9
@@ -129,7 +143,7 @@ def estimate_job(job: Job, catalog: Catalog) -> EstimateReport:
                     attenuation=float(point[i]), attenuation_low=float(low[i]), attenuation_high=float(high[i]),
                     buffer=float(buffer[i]), gpu_count=int(r.gpu_count), peak_tflops=float(r.peak_tflops),
                     hours=float(hours[i]), need_gb_per_gpu=float(need_gb[i]), memory_gb=float(r.memory_gb),
-                    fits_memory=bool(need_gb[i] <= r.memory_gb + 1e-9))
+                    fits_memory=bool(fits_memory(need_gb[i], r.memory_gb)))
         for i, r in enumerate(table.itertuples(index=False))
     )
     smallest_rows = [g for g, flag in zip(per_gpu, table["smallest"]) if flag
