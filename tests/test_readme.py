@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from flopopt.cli.main import app
@@ -38,3 +39,13 @@ def test_readme_mentions_every_command() -> None:
     assert {"solve", "estimate", "compare", "catalog"} <= set(commands)
     for name in commands:
         assert re.search(rf"flopopt {name}\b", README), name
+
+
+def test_readme_python_api_block_runs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python API example in the README is code that runs, not a sketch."""
+    section = README[README.index("## Python API"):]
+    block = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
+    monkeypatch.chdir(ROOT)
+    exec(compile(block, "README.md", "exec"), {})   # the README's own example
+    printed = capsys.readouterr().out.split()
+    assert printed and float(printed[-1]) >= 0
