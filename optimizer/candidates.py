@@ -21,7 +21,7 @@ from .counts import exact_count_rows, with_counts
 from .flops import FlopEstimate
 from .job import OFFER_KINDS, Job
 from .limits import fits_memory, meets_deadline, within_budget
-from .performance import Assumptions, effective_peaks, evaluate
+from .performance import Assumptions, effective_peaks, evaluate, evaluate_once
 
 DEFAULT_MAX_GPUS = 4096  # without max_gpus, the largest fleet considered per offer
 
@@ -194,8 +194,9 @@ def assess(
     """
     extra = exact_count_rows(expansion.base, expansion.table, estimate, job, catalog.attenuation, assumptions,
                              deadline_hours=deadline_hours, budget_usd=budget_usd)
-    table = expansion.table if extra.empty else pd.concat([expansion.table, extra], ignore_index=True)
-    t = evaluate(table, estimate, job, catalog.attenuation, assumptions)
+    t = evaluate_once(expansion.table, estimate, job, catalog.attenuation, assumptions)
+    if not extra.empty:
+        t = pd.concat([t, evaluate(extra, estimate, job, catalog.attenuation, assumptions)], ignore_index=True)
     fits = pd.Series(fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float)), index=t.index)
     on_time = pd.Series(meets_deadline(t["hours"].to_numpy(float), deadline_hours), index=t.index)
     affordable = pd.Series(within_budget(t["cost_usd"].to_numpy(float), budget_usd), index=t.index)

@@ -32,7 +32,7 @@ from .performance import (
     Assumptions,
     base_seconds,
     billed_hours,
-    evaluate,
+    evaluate_once,
     inter_node_fabric,
     reference_scale,
 )
@@ -191,7 +191,7 @@ def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: F
         return table.iloc[0:0]
     probe = base.assign(instances=base["count_lo"].astype(int))
     probe["gpu_count"] = probe["instances"] * probe["gpus_per_instance"].astype(int)
-    ev = evaluate(probe, estimate, job, attenuation, assumptions)
+    ev = evaluate_once(probe, estimate, job, attenuation, assumptions, owner=base)
     cheapest, fastest = exact_counts(ev, estimate, assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd)
     have = set(zip(table["offer_id"], table["precision"], table["instances"].astype(int)))
     counts: list[list[int]] = []

@@ -319,6 +319,29 @@ def evaluate(
     return out
 
 
+# value: (the evaluated frame, the estimate and attenuation table it used) — holding those keeps
+# their ids from being reused by other objects while the entry lives
+_EVALUATED: dict[tuple[int, int, int, str, str, str], tuple[pd.DataFrame, object, object]] = {}
+
+
+def evaluate_once(table: pd.DataFrame, estimate: FlopEstimate, job: Job, attenuation: pd.DataFrame,
+                  assumptions: Assumptions, owner: object | None = None) -> pd.DataFrame:
+    """``evaluate``, memoised per (table, estimate, attenuation, scenario, workload, assumptions).
+
+    Sensitivity re-plans one job a dozen times, and the stress tests change only the limits:
+    the same candidates under the same assumptions are priced once. ``owner`` is the object whose
+    lifetime the entry follows (default: the table); a copy is returned, so callers may add columns.
+    """
+    anchor = table if owner is None else owner
+    key = (id(anchor), id(estimate), id(attenuation), job.scenario, job.workload.kind, repr(assumptions))
+    found = _EVALUATED.get(key)
+    if found is None:
+        found = (evaluate(table, estimate, job, attenuation, assumptions), estimate, attenuation)
+        _EVALUATED[key] = found
+        weakref.finalize(anchor, _EVALUATED.pop, key, None)
+    return found[0].copy()
+
+
 def relative_scale(out: pd.DataFrame, per_doubling: dict[str, float]) -> np.ndarray:
     """scale(n) of the candidate's layout ÷ scale(ref_gpus) of the figure it uses."""
     ref = out["ref_gpus"].to_numpy(float) if "ref_gpus" in out.columns else np.ones(len(out))
