@@ -582,7 +582,7 @@ def _fit(values: list[float], current_uncertainty: float) -> tuple[float, float,
     numbers says little, so the range is at least median × (1 ∓ u) with u the catalog's current
     uncertainty there."""
     data = np.asarray(values, dtype=float)
-    median = float(np.median(data))
+    median = min(float(np.median(data)), 1.0)   # rescaled to ref_gpus a large run can imply > 1
     prior_low, prior_high = median * (1.0 - current_uncertainty), median * (1.0 + current_uncertainty)
     if len(data) >= MIN_RUNS:
         low = float(np.percentile(data, LOW_PERCENTILE))

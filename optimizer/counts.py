@@ -14,7 +14,7 @@ instances between the job's count_lo and count_hi:
 
 These two rows join the ladder of candidates; for one job the integer program's optimum is then
 the optimum over all counts (cost objective: some offer's cheapest; time objective: some offer's
-fastest within budget), which tests/test_counts.py checks against brute force.
+fastest within budget), which tests/test_model.py checks against brute force.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .efficiency_fit import COUNT
 from .flops import FlopEstimate
 from .job import Job
 from .limits import BUDGET_RELATIVE_TOLERANCE, fits_memory, meets_deadline, within_budget
@@ -59,6 +60,12 @@ class _Model:
         self.value_bytes = ev["precision"].map(BYTES_PER_VALUE).to_numpy(float)
         self.bandwidth = ev["mem_bandwidth_gbs"].to_numpy(float)
         self.attenuation = ev["attenuation"].to_numpy(float)
+        # A calibrated fit makes attenuation depend on the count (β_n · log2(n / ref), β_n ≤ 0): at k
+        # instances it is the probe's value × 2^(β_n · log2(k / count_lo)), capped at 1.
+        fit = assumptions.efficiency_fit
+        uses_fit = fit is not None and assumptions.attenuation_override is None and not assumptions.attenuation_scenario
+        self.count_slope = float(fit.coefficients.get(COUNT, 0.0)) if uses_fit and fit is not None else 0.0
+        self.count_lo = ev["count_lo"].to_numpy(float)
         self.factor = (1.0 + ev["buffer"].to_numpy(float)) * (1.0 + np.where(
             ev["kind"].to_numpy() == "spot", ev["interruption_overhead"].fillna(0.0).to_numpy(float), 0.0))
         self.increment = ev["billing_increment_hours"].fillna(0.0).to_numpy(float)
@@ -70,8 +77,11 @@ class _Model:
     def hours(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
         k = np.asarray(k, dtype=float)
         scale = self.intra_over_ref[rows] * np.power(self.inter[rows], np.log2(np.maximum(k, 1.0)))
+        attenuation = self.attenuation[rows]
+        if self.count_slope:
+            attenuation = np.minimum(attenuation * np.exp(self.count_slope * np.log2(k / self.count_lo[rows])), 1.0)
         seconds, _ = base_seconds(k * self.gpi[rows], self.peak[rows], self.value_bytes[rows], self.bandwidth[rows],
-                                  self.estimate, self.attenuation[rows], scale)
+                                  self.estimate, attenuation, scale)
         return np.asarray(seconds * self.factor[rows] / 3600.0, dtype=float)
 
     def cost(self, rows: np.ndarray, k: np.ndarray, hours: np.ndarray) -> np.ndarray:

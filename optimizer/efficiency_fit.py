@@ -45,6 +45,7 @@ IRLS_FLOOR = 1e-4               # |r| below this counts as this (keeps weights f
 COEFFICIENT_FLOOR = 1e-3        # IRLS leaves penalised coefficients near, not at, 0: below this they are 0
 LOW_Q, HIGH_Q = 10.0, 90.0
 UNCERTAINTY_BOUNDS = (0.05, 0.5)
+MIN_COUNT_SLOPE = -0.3          # per doubling e^-0.3 = 0.74 more loss at most: 2 × 0.74 × 0.9 > 1
 
 # Fixed terms; arch:NAME and precision:NAME terms are added per group seen in the history.
 INTERCEPT, SIZE, COUNT = "intercept", "log10_params_over_1e10", "log2_gpus_over_ref"
@@ -182,6 +183,9 @@ def fit(y_log: np.ndarray, x: Covariates, *, workload: str, ref_gpus: float, sou
         sub = _penalised_l1(design[:, keep], y, shrinkage)
         beta = np.zeros(len(names))
         beta[keep] = sub
+    # ... and β_n ≥ MIN_COUNT_SLOPE, so doubling the GPUs still shortens the run (hours fall with n,
+    # which the exact-count search relies on)
+    beta[count_at] = max(beta[count_at], MIN_COUNT_SLOPE)
     residuals = y - design @ beta
     n = len(y)
     used = int(np.sum(beta != 0.0))

@@ -216,7 +216,8 @@ class Performance(_Strict):
     """Overrides of catalog assumptions, for users who measured their own numbers."""
 
     attenuation: float | None = Field(default=None, gt=0.0, le=1.0)
-    scale_efficiency_per_doubling: dict[Interconnect, Annotated[float, Field(gt=0.0, le=1.0)]] = (
+    # > 0.5: at 0.5 per doubling, twice the GPUs would finish no sooner (no real fabric is that bad)
+    scale_efficiency_per_doubling: dict[Interconnect, Annotated[float, Field(gt=0.5, le=1.0)]] = (
         Field(default_factory=dict)
     )
 

@@ -71,7 +71,9 @@ def solve(
     )
     warnings = tuple(w for w in [catalog.staleness_warning()] if w)
     result = Result(
-        status=Status.OPTIMAL if plan else Status(outcome.solution.status) if stopped else Status.INFEASIBLE,
+        status=(Status.OPTIMAL if plan else
+                (Status.TIME_LIMIT if outcome.solution.status == "time_limit" else Status.NOT_SOLVED) if stopped
+                else Status.INFEASIBLE),
         job=job,
         estimate=planner.estimate,
         plan=plan,

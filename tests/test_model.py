@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -192,3 +193,45 @@ def test_a_time_limit_is_not_reported_as_infeasible(solver: str) -> None:
     infeasible = solve_model(ModelSpec(jobs[:2], budget_usd=0.5), solver)  # type: ignore[arg-type]
     assert infeasible.status == "infeasible" and infeasible.outcome is not None
     assert infeasible.outcome.proven_infeasible
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(slope=st.floats(-0.3, 0.0), deadline=st.floats(5.0, 400.0), increment=st.sampled_from([0.0, 1.0]),
+       objective=st.sampled_from(["cost", "time"]), budget=st.floats(50.0, 5e4))
+def test_exact_counts_follow_a_calibrated_fit(make_catalog: Any, slope: float, deadline: float, increment: float,
+                                              objective: str, budget: float) -> None:
+    """With a calibrated efficiency fit the attenuation itself falls with the count (β_n ≤ 0); the
+    exact-count search must follow it. Oracle: every count 1–90 (past one scan chunk of 64) priced by
+    performance.evaluate — the model solve reports — and the best feasible one picked by hand."""
+    from dataclasses import replace
+
+    from flopopt.optimizer.counts import with_counts
+    from flopopt.optimizer.limits import fits_memory, meets_deadline, within_budget
+    from flopopt.optimizer.performance import evaluate, realistic_assumptions
+    from flopopt.optimizer.solve import Planner
+
+    fit = pd.DataFrame([{"workload": "custom", "term": t, "value": v, "source": "test", "as_of": "2026-01-01"}
+                        for t, v in (("intercept", math.log(0.4)), ("log2_gpus_over_ref", slope), ("ref_gpus", 8.0),
+                                     ("resid_p10", -0.2), ("resid_p90", 0.2), ("runs", 20.0))])
+    catalog = make_catalog([gpu_row("G", peak_tflops_fp32=50.0, peak_tflops_bf16="")],
+                           [offer_row("a", "G", 2.0, max_instances=90, billing_increment_hours=increment,
+                                      interconnect="ethernet"),
+                            offer_row("b", "G", 13.0, gpus_per_instance=8, max_instances=12, min_hours=3,
+                                      billing_increment_hours=increment)])
+    catalog = replace(catalog, efficiency=fit)
+    job = parse_job({"workload": {"kind": "custom", "total_flops": 3e20}, "precision": ["fp32"], "scenario": "cloud",
+                     "objective": objective, "constraints": {"deadline_hours": deadline, "budget_usd": budget}})
+    planner = Planner.build(job, catalog)
+    chosen = planner.plan().chosen
+    base = planner.expansion.base
+    every = with_counts(base, planner.estimate, [list(range(1, int(hi) + 1)) for hi in base["count_hi"]])
+    t = evaluate(every, planner.estimate, job, catalog.attenuation, realistic_assumptions(job, catalog.efficiency))
+    ok = t[fits_memory(t["need_gb_per_gpu"], t["memory_gb"]) & meets_deadline(t["hours"], deadline)
+           & within_budget(t["cost_usd"], budget)]
+    if ok.empty:
+        assert chosen is None
+        return
+    key = ["cost_usd", "hours"] if objective == "cost" else ["hours", "cost_usd"]
+    best = ok.sort_values(key).iloc[0]
+    assert chosen is not None
+    assert float(chosen[key[0]]) == pytest.approx(float(best[key[0]]), rel=1e-6)
