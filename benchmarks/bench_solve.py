@@ -57,7 +57,9 @@ def generated_catalog(folder: Path, offers: int, seed: int = 0, *, price_span: t
     per_gpu = price_per_gpu_hour_usd(rentals).groupby(rentals["gpu"]).median()
     rng = np.random.default_rng(seed)
     gpus = per_gpu.index.to_numpy()
-    header = [c for c in bundled.offers.columns if c not in ("origin_file", "origin_row")]
+    from flopopt.catalogs.schema import OFFERS
+
+    header = [column.name for column in OFFERS]
     with (folder / "offers.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=header)
         writer.writeheader()
