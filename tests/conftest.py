@@ -1,22 +1,16 @@
-"""Shared fixtures: an isolated user/cache dir for every test, and a tiny-catalog builder."""
+"""Fixtures and hooks only: an isolated user/cache dir for every test, a bare environment, a catalog builder.
+
+Helpers that are not fixtures live in ``builders.py`` (``from builders import gpu_row``).
+"""
 
 from __future__ import annotations
 
-import csv
+import os
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 
-from flopopt.catalogs.schema import SCHEMAS
-
-SEED_ATTENUATION = [
-    # The envelope method's scenario table (shared/seed): low, high, uncertainty.
-    {"scenario": "lab", "workload": "any", "gpu": "", "low": 0.7, "high": 0.8, "uncertainty": 0.10},
-    {"scenario": "cloud", "workload": "any", "gpu": "", "low": 0.3, "high": 0.5, "uncertainty": 0.20},
-    {"scenario": "edge", "workload": "any", "gpu": "", "low": 0.1, "high": 0.3, "uncertainty": 0.30},
-    {"scenario": "cluster", "workload": "any", "gpu": "", "low": 0.2, "high": 0.4, "uncertainty": 0.25},
-]
+from builders import CatalogFactory, catalog_factory
 
 
 @pytest.fixture(autouse=True)
@@ -26,51 +20,18 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOPOPT_CACHE_DIR", str(tmp_path / "_cache"))
 
 
-def gpu_row(name: str, **kw: Any) -> dict[str, Any]:
-    row = {"gpu": name, "vendor": "test", "memory_gb": 80, "mem_bandwidth_gbs": 2000, "tdp_w": 400,
-           "peak_tflops_fp32": 20, "peak_tflops_bf16": 100, "source": "test fixture", "as_of": "2026-01-01"}
-    row.update(kw)
-    return row
-
-
-def offer_row(offer_id: str, gpu: str, price: float, **kw: Any) -> dict[str, Any]:
-    row = {"offer_id": offer_id, "provider": "testcloud", "kind": "on_demand", "region": "r1",
-           "instance_type": offer_id, "gpu": gpu, "gpus_per_instance": 1, "price_per_hour_usd": price,
-           "billing_increment_hours": 0, "min_hours": 0, "max_instances": "", "interconnect": "nvlink",
-           "source": "test fixture", "as_of": "2026-01-01"}
-    row.update(kw)
-    return row
-
-
-def write_csv(path: Path, name: str, rows: list[dict[str, Any]]) -> None:
-    columns = [c.name for c in SCHEMAS[name]]
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c, "") for c in columns})
-
-
-CatalogFactory = Callable[..., Any]
+@pytest.fixture
+def bare_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``FLOPOPT_*`` setting from the caller's shell (refresh URLs, retries, caps, timeouts):
+    only the user and cache dirs, at ``tmp_path/user`` and ``tmp_path/cache``."""
+    monkeypatch.setenv("FLOPOPT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLOPOPT_USER_DIR", str(tmp_path / "user"))
+    for name in list(os.environ):
+        if name.startswith("FLOPOPT_") and name not in ("FLOPOPT_CACHE_DIR", "FLOPOPT_USER_DIR"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture
 def make_catalog(tmp_path: Path) -> CatalogFactory:
     """Build a self-contained catalog (no bundled rows) from gpu and offer rows."""
-    counter = {"n": 0}
-
-    def build(gpus: list[dict[str, Any]], offers: list[dict[str, Any]],
-              attenuation: list[dict[str, Any]] | None = None) -> Any:
-        from flopopt.catalogs.loader import load_catalog
-
-        counter["n"] += 1
-        folder = tmp_path / f"catalog{counter['n']}"
-        folder.mkdir()
-        write_csv(folder / "gpus.csv", "gpus.csv", gpus)
-        write_csv(folder / "offers.csv", "offers.csv", offers)
-        att = [dict(r, bottleneck="test", source="seed") for r in (attenuation or SEED_ATTENUATION)]
-        write_csv(folder / "attenuation.csv", "attenuation.csv", att)
-        write_csv(folder / "models.csv", "models.csv", [])
-        return load_catalog(folder, use_bundled=False, use_user_dir=False, use_cache=False)
-
-    return build
+    return catalog_factory(tmp_path)

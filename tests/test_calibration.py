@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
-from conftest import gpu_row, write_csv
+from builders import REPO, gpu_row, write_csv
 from flopopt.catalogs.loader import Catalog, load_catalog
 from flopopt.catalogs.schema import ATTENUATION
 from flopopt.cli.main import app
@@ -31,7 +31,6 @@ from flopopt.optimizer.calibration import (
 )
 from flopopt.optimizer.errors import CatalogError, InputError
 
-REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "history"
 EXAMPLE_HISTORY = REPO / "examples" / "history.csv"
 H100_BF16_TFLOPS = 989.5   # catalogs/gpus.csv, H100-SXM dense bf16
@@ -481,7 +480,7 @@ def test_calibrate_inverts_solve_exactly(make_catalog: Any, tmp_path: Path) -> N
     """Round trip: runs whose hours ``solve`` itself predicts (pinned counts, no buffer, an
     8-GPU NVLink offer = the layout of published runs) calibrate back to the row's factor at
     its ref_gpus — the implied efficiency is the exact inverse of solve's model."""
-    from conftest import offer_row as offer
+    from builders import offer_row as offer
     from flopopt.optimizer.job import parse_job
     from flopopt.optimizer.solve import solve
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-CATALOGS = Path(__file__).resolve().parent.parent / "catalogs"
+from builders import REPO
+
+CATALOGS = REPO / "catalogs"
 LATEST_AS_OF = dt.date(2026, 12, 1)
 
 HEADERS = {

@@ -17,9 +17,9 @@ import typer.main
 from typer.testing import CliRunner
 
 import flopopt
+from builders import REPO
 from flopopt.cli.main import app
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 SEED = REPO / "examples" / "seed-worked-example.yaml"
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from builders import REPO
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.plot import comparison_figure
 from flopopt.cli.render import usd
 from flopopt.optimizer.compare import compare
 from flopopt.optimizer.job import load_job
 
-EX = Path(__file__).resolve().parent.parent / "examples"
+EX = REPO / "examples"
 QUOTES = [EX / "quotes" / "example-colo-quote-short.csv", EX / "quotes" / "example-local-cluster-quote.csv"]
 
 

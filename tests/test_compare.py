@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from builders import REPO
 from flopopt.cli.main import app
 from flopopt.optimizer.compare import (
     OFFER_CLASSES,
@@ -27,7 +28,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-REPO = Path(__file__).resolve().parent.parent
 LLAMA = REPO / "examples" / "llama2-7b-pretrain.yaml"
 SHORT_QUOTE = REPO / "examples" / "quotes" / "example-colo-quote-short.csv"
 FULL_QUOTE = REPO / "examples" / "quotes" / "example-local-cluster-quote.csv"

@@ -21,10 +21,9 @@ from typing import Callable
 
 import pytest
 
-from conftest import offer_row, write_csv
+from builders import REPO, offer_row, write_csv
 from flopopt.catalogs import paths
 
-REPO = Path(__file__).resolve().parent.parent
 ROUNDS = 20
 ROUND_TIMEOUT_S = 60.0
 

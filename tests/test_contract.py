@@ -12,10 +12,10 @@ from typing import Any, Iterator
 import pytest
 from typer.testing import CliRunner
 
+from builders import REPO
 from flopopt.cli.contract import FLOAT_DIGITS, SCHEMA_VERSION, schema_dir, schema_names, validator
 from flopopt.cli.main import app
 
-REPO = Path(__file__).resolve().parent.parent
 EX = REPO / "examples"
 LLAMA = str(EX / "llama2-7b-pretrain.yaml")
 SEED = str(EX / "seed-worked-example.yaml")

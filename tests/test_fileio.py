@@ -19,12 +19,11 @@ from typing import Any, Callable
 import pytest
 from typer.testing import CliRunner, Result
 
-from conftest import gpu_row, offer_row, write_csv
+from builders import REPO, gpu_row, offer_row, write_csv
 from flopopt.catalogs import paths
 from flopopt.cli.main import app
 from flopopt.optimizer import fileio
 
-REPO = Path(__file__).resolve().parent.parent
 SEED_JOB = REPO / "examples" / "seed-worked-example.yaml"
 HISTORY = REPO / "examples" / "history.csv"
 SHORT_QUOTE = REPO / "examples" / "quotes" / "example-colo-quote-short.csv"

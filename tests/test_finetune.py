@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from builders import REPO
 from flopopt.catalogs.loader import load_catalog
 from flopopt.optimizer.errors import InputError
 from flopopt.optimizer.flops import estimate_flops, resolve_workload
@@ -16,7 +16,6 @@ from flopopt.optimizer.job import Workload, load_job, parse_job
 from flopopt.optimizer.memory import bytes_per_gpu
 from flopopt.optimizer.solve import solve
 
-REPO = Path(__file__).resolve().parents[1]
 SHAPE = {"params": 8e9, "layers": 32, "d_model": 4096}
 
 

@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from builders import REPO, FIXTURES
 from flopopt.optimizer.errors import InputError
 from flopopt.optimizer.flops import FlopEstimate, estimate_flops
 from flopopt.optimizer.job import Workload
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from builders import REPO
 from flopopt.cli.main import app
 
-REPO = Path(__file__).resolve().parent.parent
 SEED_JOB = REPO / "examples" / "seed-worked-example.yaml"
 CASE_LIMIT_S = 5.0
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from builders import REPO, FIXTURES
 from flopopt.cli.main import app
 from flopopt.optimizer.errors import FlopoptError, InputError
 from flopopt.optimizer.fileio import size_cap_bytes
 from flopopt.optimizer.job import Job, load_job, parse_job
 
-REPO = Path(__file__).resolve().parent.parent
-BAD_JOBS = Path(__file__).resolve().parent / "fixtures" / "bad_jobs"
+BAD_JOBS = FIXTURES / "bad_jobs"
 
 # file → the text that must follow "error: <path>: " (field path first, then the message).
 EXPECTED: dict[str, str] = {

@@ -15,7 +15,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from builders import REPO
+
 BOTTOM = {"optimizer.vocabulary", "optimizer.errors", "optimizer.units", "optimizer.outcome", "optimizer.fileio",
           "optimizer.economics", "optimizer.limits"}
 RANK = {"bottom": 0, "catalogs": 1, "optimizer": 2, "cli": 3, "package": 4}

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import gpu_row, offer_row
+from builders import gpu_row, offer_row
 from flopopt.optimizer.job import parse_job
 from flopopt.optimizer.model import JobOptions, ModelSpec, solve_model
 from flopopt.optimizer.solve import solve

@@ -15,7 +15,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import gpu_row, offer_row
+from builders import REPO, gpu_row, offer_row
 from flopopt.optimizer.job import parse_job
 from flopopt.optimizer.solve import Planner
 
@@ -120,7 +120,7 @@ def test_plan_prices_every_job_with_the_same_monotone_model() -> None:
     from flopopt.catalogs.loader import load_catalog
     from flopopt.optimizer.portfolio import build_candidates, load_portfolio
 
-    repo = __import__("pathlib").Path(__file__).resolve().parent.parent
+    repo = REPO
     cands = build_candidates(load_portfolio(repo / "examples" / "portfolio" / "research-lab.yaml"), load_catalog())
     assert cands.jobs
     for job in cands.jobs:

@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import gpu_row, offer_row
+from builders import REPO, gpu_row, offer_row
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.main import app
 from flopopt.optimizer.portfolio import parse_portfolio
 from flopopt.optimizer.procurement import plan
 from typer.testing import CliRunner
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)

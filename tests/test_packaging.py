@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from builders import REPO
+
 SUBPACKAGES = ("optimizer", "catalogs", "cli")
 CATALOG_CSVS = ("gpus.csv", "offers.csv", "attenuation.csv", "models.csv")
 PIP_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", "PIP_DEFAULT_TIMEOUT": "20"}

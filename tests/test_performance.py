@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import gpu_row, offer_row
+from builders import gpu_row, offer_row
 from flopopt.optimizer.flops import ResolvedWorkload
 from flopopt.optimizer.job import parse_job
 from flopopt.optimizer.memory import activation_bytes_per_gpu, bytes_per_gpu, kv_cache_bytes

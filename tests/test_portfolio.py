@@ -15,13 +15,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import gpu_row, offer_row
+from builders import REPO, gpu_row, offer_row
 from flopopt.cli.main import app
 from flopopt.optimizer.errors import InputError
 from flopopt.optimizer.portfolio import build_candidates, capacity_sources, dominated_within, load_portfolio
 from flopopt.optimizer.procurement import plan
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples" / "portfolio").glob("*.yaml"))
 LAB = REPO / "examples" / "portfolio" / "research-lab.yaml"
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from pathlib import Path
 
 import pytest
+from builders import REPO
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.render import plan_summary, render_solve, stale_price_warning
 from flopopt.optimizer.job import load_job
 from flopopt.optimizer.result import Plan
 from flopopt.optimizer.solve import solve
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import gpu_row, offer_row
+from builders import gpu_row, offer_row
 from flopopt.optimizer.portfolio import build_candidates, parse_portfolio, plan_side_by_side
 from flopopt.optimizer.model import SolverName
 from flopopt.optimizer.economics import unit_break_even

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import REPO, Sleeps
 from flopopt.catalogs import fetch, mapping, paths, price_sources
 from flopopt.catalogs import refresh as rf
 from flopopt.catalogs.loader import load_catalog
@@ -29,31 +30,15 @@ from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
 from werkzeug.wrappers import Request, Response
 
-FIXTURES = Path(__file__).parent / "fixtures" / "refresh"
-REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "refresh"
 GPUS_CSV = REPO / "catalogs" / "gpus.csv"
 TODAY = dt.date.today()
 AZURE_PATH = "/api/retail/prices"
+pytestmark = pytest.mark.usefixtures("bare_env")  # conftest.py: no FLOPOPT_* setting but the dirs
 
 
 # ---------------------------------------------------------------------------
 # helpers
-
-
-@pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FLOPOPT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FLOPOPT_USER_DIR", str(tmp_path / "user"))
-    for name in list(os.environ):
-        if name.startswith("FLOPOPT_") and name not in ("FLOPOPT_CACHE_DIR", "FLOPOPT_USER_DIR"):
-            monkeypatch.delenv(name)
-
-
-class Sleeps(list[float]):
-    """Stands in for time.sleep: records the waits instead of waiting."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def fixture_text(name: str) -> str:

@@ -17,23 +17,23 @@ import datetime as dt
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import REPO, Sleeps
 from flopopt.catalogs import fetch, paths, price_sources
 from flopopt.catalogs import refresh as rf
 from flopopt.catalogs.guards import GuardSettings, PriceRow, check_prices
 from flopopt.catalogs.loader import load_catalog
 from pytest_httpserver import HTTPServer
-from test_refresh import Sleeps, isolated_dirs  # noqa: F401 - the autouse fixture isolates dirs here too
 from werkzeug.wrappers import Request, Response
 
-REAL = Path(__file__).parent / "fixtures" / "real-samples"
-SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "reference" / "real-samples"
+REAL = REPO / "tests" / "fixtures" / "real-samples"
+SHARED_REAL = REPO.parent / "shared" / "reference" / "real-samples"
 TODAY = dt.date.today()
 AZURE_PATH = "/api/retail/prices"
 SAMPLE_NEXT_LINK = "http://127.0.0.1:8765/page2.json"
+pytestmark = pytest.mark.usefixtures("bare_env")  # conftest.py: no FLOPOPT_* setting but the dirs
 
 
 def sample(name: str) -> str:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import gpu_row, offer_row
+from builders import gpu_row, offer_row
 from flopopt.cli.main import app
 from flopopt.optimizer.job import load_job, parse_job
 from flopopt.optimizer.solve import Planner, solve

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import gpu_row, offer_row
+from builders import REPO, gpu_row, offer_row
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.main import app
 from flopopt.optimizer.errors import InputError
@@ -24,7 +24,6 @@ from flopopt.optimizer.serving_model import FleetSpec, solve_fleet
 from flopopt.optimizer.serving_solve import ServingPlanner, ServingResult, solve_serving
 from flopopt.optimizer.solve import Planner, solve
 
-REPO = Path(__file__).resolve().parents[1]
 CHAT = REPO / "examples" / "chat-service-llama3-70b.yaml"
 MIXED = REPO / "examples" / "mixed-requests-service.yaml"
 SOLVERS = ["highs", "cbc"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import gpu_row, offer_row
+from builders import gpu_row, offer_row
 from flopopt.optimizer.job import parse_job
 from flopopt.optimizer.solve import Status, solve
 
