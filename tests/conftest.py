@@ -15,9 +15,13 @@ from builders import CatalogFactory, catalog_factory
 
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never read or write the real user catalog or price cache from a test."""
+    """Never read or write the real user catalog or price cache from a test, and never take
+    the text width from the caller's terminal: without ``COLUMNS`` the CLI prints 100 columns
+    to a pipe (cli/render.py ``DEFAULT_WIDTH``). pytest-xdist workers run with ``COLUMNS=80``;
+    a test that wants a width passes it (``runner.invoke(..., env={"COLUMNS": "80"})``)."""
     monkeypatch.setenv("FLOPOPT_USER_DIR", str(tmp_path / "_user"))
     monkeypatch.setenv("FLOPOPT_CACHE_DIR", str(tmp_path / "_cache"))
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 @pytest.fixture

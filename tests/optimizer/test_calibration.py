@@ -245,7 +245,8 @@ def test_solve_uses_the_calibrated_rows(tmp_path: Path) -> None:
     # (one GPU type, one size: every covariate but the intercept stays at 0).
     runs = [synthetic_run(0.45, n, scenario=s, ref=16) for s in ("lab", "cloud", "cluster") for n in (8, 16, 32)]
     history = write_history(tmp_path / "team.csv", runs)
-    result = invoke("calibrate", str(history))
+    # Wide enough that the path is not folded, however long the temp folder's name is.
+    result = runner.invoke(app, ["calibrate", str(history)], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     target = tmp_path / "_user" / "attenuation.csv"
     assert f"Written to {target}" in result.stdout
