@@ -66,6 +66,7 @@ def test_schema_files_are_shipped_and_valid_json() -> None:
         Draft202012Validator.check_schema(json.loads((schema_dir() / f"{name}.json").read_text()))
 
 
+@pytest.mark.slow
 def test_solve_document_and_feasible_candidates_only() -> None:
     data = run_json("solve", LLAMA, "--no-sensitivity")
     check("solve", data)
@@ -81,6 +82,7 @@ SERVING_JOBS = sorted(p.name for p in EX.glob("*.yaml")
                       if "kind: transformer_serving" in p.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("job", SERVING_JOBS)
 def test_serving_solve_documents(job: str) -> None:
     data = run_json("solve", str(EX / job), codes=(0, 3))
@@ -91,6 +93,7 @@ def test_serving_solve_documents(job: str) -> None:
     assert len(everything["candidates"]) >= len(data["candidates"])
 
 
+@pytest.mark.slow
 def test_every_example_job_has_a_schema() -> None:
     """Each example's solve document validates against solve.json or, for serving, solve-serving.json."""
     assert SERVING_JOBS, "no serving example"
@@ -99,6 +102,7 @@ def test_every_example_job_has_a_schema() -> None:
         check("solve-serving" if job.name in SERVING_JOBS else "solve", data)
 
 
+@pytest.mark.slow
 def test_solve_with_sensitivity_and_infeasible_documents(tmp_path: Path) -> None:
     check("solve", run_json("solve", SEED, "--samples", "200"))
     job = tmp_path / "impossible.yaml"
@@ -109,6 +113,7 @@ def test_solve_with_sensitivity_and_infeasible_documents(tmp_path: Path) -> None
     assert data["status"] == "infeasible" and data["plan"] is None and data["binding"] == "deadline_hours"
 
 
+@pytest.mark.slow
 def test_floats_are_rounded_to_the_documented_digits() -> None:
     data = run_json("solve", LLAMA, "--samples", "200")
     values = [v for v in floats(data) if v != 0]
@@ -135,6 +140,7 @@ def test_compare_document_with_solve_options() -> None:
     assert data["status"] == "optimal" and data["quotes"][0]["form"] == "short"
 
 
+@pytest.mark.slow
 def test_compare_confidence_changes_the_choice_like_solve() -> None:
     solved = run_json("solve", LLAMA, "--no-sensitivity", "--confidence", "0.95", "--samples", "300")
     compared = run_json("compare", LLAMA, "--confidence", "0.95", "--samples", "300")
@@ -143,10 +149,12 @@ def test_compare_confidence_changes_the_choice_like_solve() -> None:
     assert compared["optimum"]["gpu_count"] == solved["plan"]["gpu_count"]
 
 
+@pytest.mark.slow
 def test_plan_document() -> None:
     check("plan", run_json("plan", PORTFOLIO, codes=(0, 3)))
 
 
+@pytest.mark.slow
 def test_calibrate_and_backtest_documents(tmp_path: Path) -> None:
     dry = run_json("calibrate", HISTORY, "--dry-run")
     check("calibrate", dry)
@@ -267,6 +275,7 @@ def split_fragments(text: str, ids: set[str], providers: set[str]) -> list[str]:
     return fragments
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", TEXT_COMMANDS, ids=lambda a: " ".join(a[:2]).replace(str(EX) + "/", ""))
 def test_text_fits_80_columns_and_ids_stay_whole(args: list[str]) -> None:
     ids, providers = _ids_and_providers()

@@ -74,6 +74,7 @@ def test_pyproject_maps_the_folders_into_flopopt() -> None:
     assert (REPO / "__init__.py").is_file()
 
 
+@pytest.mark.slow
 def test_wheel_contents(wheel: Path | None) -> None:
     if wheel is None:
         # Neither build worked here (offline and the venv's setuptools is too old for the
@@ -105,6 +106,7 @@ def test_wheel_contents(wheel: Path | None) -> None:
     assert "Provides-Extra: test" in metadata
 
 
+@pytest.mark.slow
 def test_installed_wheel_runs_outside_the_repo(wheel: Path | None, tmp_path: Path) -> None:
     """Install the wheel (no deps: they are in this venv) to a folder and run from elsewhere."""
     if wheel is None:

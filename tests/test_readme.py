@@ -14,6 +14,7 @@ ROOT = REPO
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_readme_example_output_is_what_solve_prints() -> None:
     result = CliRunner().invoke(app, ["solve", "examples/llama2-7b-pretrain.yaml"])
     assert result.exit_code == 0, result.output
@@ -41,6 +42,7 @@ def test_readme_mentions_every_command() -> None:
         assert re.search(rf"flopopt {name}\b", README), name
 
 
+@pytest.mark.slow
 def test_readme_python_api_block_runs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The Python API example in the README is code that runs, not a sketch."""
     section = README[README.index("## Python API"):]

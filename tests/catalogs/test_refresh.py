@@ -423,6 +423,7 @@ def test_vast_uses_the_median_of_enough_listings() -> None:
 # the whole refresh against the local server
 
 
+@pytest.mark.slow
 def test_full_refresh_writes_a_valid_cache_that_solve_loads(httpserver: HTTPServer) -> None:
     serve_everything(httpserver)
     progress: list[rf.RefreshProgress] = []

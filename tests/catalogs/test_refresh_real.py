@@ -394,6 +394,7 @@ def drip(request: Request) -> Response:
     return Response(body(), content_type="text/plain")
 
 
+@pytest.mark.slow
 def test_a_slow_drip_is_cut_at_the_source_deadline(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v7/aws/vms.csv").respond_with_handler(drip)
     limited = settings(httpserver, skypilot_clouds=("aws",), timeout_s=3.0, source_deadline_s=1.0)
@@ -405,6 +406,7 @@ def test_a_slow_drip_is_cut_at_the_source_deadline(httpserver: HTTPServer) -> No
     assert elapsed < 3.0  # the deadline, plus at most one 0.2 s read
 
 
+@pytest.mark.slow
 def test_the_total_deadline_bounds_every_source(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v7/aws/vms.csv").respond_with_handler(drip)
     httpserver.expect_request("/v7/lambda/vms.csv").respond_with_handler(drip)

@@ -205,6 +205,7 @@ def test_import_lands_in_user_dir_and_is_listed(tmp_path: Path, isolated_dirs: P
     assert "myco" in table.stdout
 
 
+@pytest.mark.slow
 def test_second_import_merges(tmp_path: Path, isolated_dirs: Path) -> None:
     assert invoke("catalog", "import", str(write(tmp_path / "a.csv", MYCO_H100))).exit_code == 0
     result = invoke("catalog", "import", str(write(tmp_path / "b.csv", MYCO_A100)))
@@ -293,6 +294,7 @@ def test_import_holds_back_guarded_rows_and_imports_the_rest(tmp_path: Path, iso
     assert data["status"] == "partial"   # docs/schema/catalog-import.json
 
 
+@pytest.mark.slow
 def test_import_change_guard_and_accept_changes(tmp_path: Path, isolated_dirs: Path) -> None:
     assert invoke("catalog", "import", str(write(tmp_path / "a.csv", MYCO_H100))).exit_code == 0
     doubled = MYCO_H100.replace(",16.00,", ",32.00,")

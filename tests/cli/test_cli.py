@@ -79,6 +79,7 @@ def _flopopt_command() -> list[str]:
     return [script] if script else [sys.executable, "-c", "from flopopt.cli.main import main; main()"]
 
 
+@pytest.mark.slow
 def test_help_in_a_real_process(tmp_path: Path) -> None:
     env = dict(os.environ, FLOPOPT_USER_DIR=str(tmp_path / "u"), FLOPOPT_CACHE_DIR=str(tmp_path / "c"))
     proc = subprocess.run([*_flopopt_command(), "--help"], capture_output=True, text=True, env=env,

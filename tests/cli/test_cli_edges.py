@@ -68,6 +68,7 @@ def test_dominated_candidates_say_so() -> None:
     assert len(feasible) - len(dominated) == data["model"]["after_pruning"]
 
 
+@pytest.mark.slow
 def test_markdown_report_opens_with_a_recommendation_from_the_numbers() -> None:
     md = runner.invoke(app, ["solve", "examples/llama2-7b-pretrain.yaml", "--format", "markdown",
                              "--samples", "500"])
@@ -80,6 +81,7 @@ def test_markdown_report_opens_with_a_recommendation_from_the_numbers() -> None:
     assert "### What could go wrong" in md.stdout and "| over_optimism |" in md.stdout
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_every_subcommand() -> None:
     import subprocess
     import sys

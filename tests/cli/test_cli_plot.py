@@ -18,6 +18,7 @@ EX = REPO / "examples"
 QUOTES = [EX / "quotes" / "example-colo-quote-short.csv", EX / "quotes" / "example-local-cluster-quote.csv"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("job", "objective"), [("llama2-7b-pretrain.yaml", "cost"),
                                                 ("seed-worked-example.yaml", "cost"),
                                                 ("llama2-7b-pretrain.yaml", "time")])

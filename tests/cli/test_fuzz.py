@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -23,6 +24,7 @@ from builders import REPO
 from flopopt.cli.main import app
 
 SEED_JOB = REPO / "examples" / "seed-worked-example.yaml"
+pytestmark = pytest.mark.slow   # about 60 CLI runs on generated files
 CASE_LIMIT_S = 5.0
 
 runner = CliRunner()

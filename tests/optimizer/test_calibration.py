@@ -448,6 +448,7 @@ def test_calibrated_gpu_rows_need_the_gpu_in_the_user_catalog(tmp_path: Path, ti
 # the example history
 
 
+@pytest.mark.slow
 def test_example_history_is_sourced_and_runs(bundled: Catalog) -> None:
     with EXAMPLE_HISTORY.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -80,6 +80,7 @@ small = st.integers(min_value=1, max_value=6).map(float)
 wide = st.floats(min_value=1e-3, max_value=1e7, allow_nan=False, allow_infinity=False)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(small, small), max_size=40) | st.lists(st.tuples(wide, wide), max_size=40))
 def test_pareto_front_matches_brute_force(points: list[tuple[float, float]]) -> None:
@@ -338,6 +339,7 @@ def test_markdown_has_a_table_per_class_and_a_recommendation(runner: CliRunner) 
     assert "owned-dgx-a100-8x" in text
 
 
+@pytest.mark.slow
 def test_plot_png_has_expected_size_and_colours(runner: CliRunner, tmp_path: Path) -> None:
     from flopopt.cli.plot import DPI, FIGSIZE_IN
     from matplotlib.image import imread

@@ -339,6 +339,7 @@ def test_a_full_disk_during_refresh_exits_1_and_keeps_the_cache(
     assert cache.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_leftover_temp_files_of_killed_runs_are_removed(tmp_path: Path) -> None:
     folder = user_dir()
     folder.mkdir(parents=True)
@@ -376,6 +377,7 @@ def test_a_write_fsyncs_the_file_then_renames_then_fsyncs_the_folder(tmp_path: P
     assert (tmp_path / "out.txt").read_text() == "hello"
 
 
+@pytest.mark.slow
 def test_an_import_waits_for_the_lock_then_says_who_holds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = user_dir()
     folder.mkdir(parents=True)
@@ -402,6 +404,7 @@ def test_an_import_waits_for_the_lock_then_says_who_holds_it(tmp_path: Path, mon
 # safe output
 
 
+@pytest.mark.slow
 def test_a_report_is_never_written_over_an_input(tmp_path: Path) -> None:
     job = write_job(tmp_path / "job.yaml")
     before = job.read_bytes()

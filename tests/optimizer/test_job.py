@@ -155,6 +155,7 @@ def test_several_problems_reported_at_once(runner: CliRunner, tmp_path: Path) ->
     ]
 
 
+@pytest.mark.slow
 def test_real_process_stderr_has_no_traceback(tmp_path: Path) -> None:
     """The same boundary holds in a real process (not only under CliRunner)."""
     env = dict(os.environ, FLOPOPT_USER_DIR=str(tmp_path / "u"), FLOPOPT_CACHE_DIR=str(tmp_path / "c"))

@@ -54,6 +54,7 @@ offer_strategy = st.fixed_dictionaries({
 })
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     offers=st.lists(offer_strategy, min_size=1, max_size=5),
@@ -195,6 +196,7 @@ def test_a_time_limit_is_not_reported_as_infeasible(solver: str) -> None:
     assert infeasible.outcome.proven_infeasible
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(slope=st.floats(-0.3, 0.0), deadline=st.floats(5.0, 400.0), increment=st.sampled_from([0.0, 1.0]),
        objective=st.sampled_from(["cost", "time"]), budget=st.floats(50.0, 5e4))

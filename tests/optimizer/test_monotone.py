@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -60,6 +61,7 @@ def _gpu_hours_never_fall(table: pd.DataFrame) -> None:
         assert g["scenario"].nunique() == 1   # the environment decides, never the count
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(offers=st.lists(offer, min_size=1, max_size=4), kind=st.sampled_from(["transformer_training", "custom"]),
        precision=st.sampled_from(["bf16", "fp8"]))
@@ -72,6 +74,7 @@ def test_solve_candidates_never_get_faster_per_gpu(make_catalog: Any, offers: li
     _gpu_hours_never_fall(planner.assess().table)
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(offers=st.lists(offer, min_size=1, max_size=3))
 def test_compare_and_estimate_follow_the_same_model(make_catalog: Any, offers: list[dict[str, Any]]) -> None:
@@ -114,6 +117,7 @@ def test_pinned_count_and_minimum(make_catalog: Any) -> None:
     assert table.groupby("offer_id")["gpu_count"].min().to_dict() == {"o0": 24, "o1": 21}
 
 
+@pytest.mark.slow
 def test_plan_prices_every_job_with_the_same_monotone_model() -> None:
     """`flopopt plan` prices each job of a portfolio through the same planner: per-GPU throughput
     never rises with the count there either (the bundled catalog and the example portfolio)."""

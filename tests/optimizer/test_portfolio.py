@@ -170,6 +170,7 @@ def test_purchase_option_from_an_owned_offer(make_catalog: Any) -> None:
 # the command
 
 
+@pytest.mark.slow
 def test_example_plans_to_the_json_contract(runner: CliRunner) -> None:
     result = runner.invoke(app, ["plan", str(LAB), "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -195,6 +196,7 @@ def test_example_plans_to_the_json_contract(runner: CliRunner) -> None:
     assert c["cash_usd"] <= 1.2e6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_every_portfolio_example_plans(runner: CliRunner, example: Path) -> None:
     result = runner.invoke(app, ["plan", str(example), "--format", "json"])

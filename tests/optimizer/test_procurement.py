@@ -147,6 +147,7 @@ offer_strategy = st.fixed_dictionaries({
 })
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", SOLVERS)
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
@@ -186,6 +187,7 @@ def test_plan_equals_brute_force(make_catalog: Any, solver: SolverName, offers: 
         assert result.cost.cash_usd <= budget * (1 + 1e-9)
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     prices=st.lists(st.floats(0.5, 6.0), min_size=2, max_size=2),
@@ -365,6 +367,7 @@ def test_max_count_binding_is_explained(make_catalog: Any) -> None:
     assert plan(_portfolio(jobs, 1, 1000.0, [_option(max_count=2)]), catalog).status is Status.OPTIMAL
 
 
+@pytest.mark.slow
 def test_job_that_cannot_finish_in_the_horizon(make_catalog: Any) -> None:
     catalog = make_catalog([GPU], [offer_row("rent", "G1", 2.0)])
     result = plan(_portfolio([_job("late", 3e18, period=2, max_gpus=1)], periods=2, period_hours=100.0), catalog)

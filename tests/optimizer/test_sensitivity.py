@@ -37,6 +37,7 @@ def _item(result: Any, name: str) -> Any:
     return next(s for s in result.sensitivity if s.name == name)
 
 
+@pytest.mark.slow
 def test_over_optimism_underestimates_hours_by_attenuation_and_buffer(make_catalog: Any) -> None:
     catalog = make_catalog(GPUS, [offer_row("one", "G", 1.0, max_instances=1)])
     item = _item(solve(_job(), catalog, samples=200), "over_optimism")
@@ -89,6 +90,7 @@ def test_empiricism_reuses_the_history_scenario_factor(make_catalog: Any) -> Non
     assert item.hours == pytest.approx(46.875)
 
 
+@pytest.mark.slow
 def test_stress_tests(make_catalog: Any) -> None:
     catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=8)])
     result = solve(_job(constraints={"deadline_hours": 60, "budget_usd": 60}), catalog, samples=200)
@@ -115,6 +117,7 @@ def test_break_even_attenuation(make_catalog: Any) -> None:
     assert "buffer excluded" in result.break_even["attenuation_min_note"]
 
 
+@pytest.mark.slow
 def test_monte_carlo_matches_the_uniform_distribution(make_catalog: Any) -> None:
     catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=1)])
     result = solve(_job(constraints={"deadline_hours": 50}), catalog, samples=20000, seed=7)
@@ -134,6 +137,7 @@ def test_monte_carlo_matches_the_uniform_distribution(make_catalog: Any) -> None
     assert again.risk == result.risk
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(deadline=st.floats(20, 200), more=st.floats(1.0, 3.0))
 def test_p_deadline_grows_when_the_deadline_is_relaxed(make_catalog: Any, deadline: float, more: float) -> None:
@@ -147,6 +151,7 @@ def test_p_deadline_grows_when_the_deadline_is_relaxed(make_catalog: Any, deadli
     assert loose.p_deadline >= tight.p_deadline
 
 
+@pytest.mark.slow
 def test_confidence_buys_more_gpus_when_the_plain_optimum_is_risky(make_catalog: Any) -> None:
     catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=8)])
     job = _job(constraints={"deadline_hours": 28})
@@ -188,6 +193,7 @@ def test_tech_bias_reports_how_far_the_familiar_choice_misses(make_catalog: Any)
     assert "misses the 20 h deadline by 134%" in item.summary
 
 
+@pytest.mark.slow
 def test_every_example_reports_all_pitfalls_and_stress_tests() -> None:
     import glob
 

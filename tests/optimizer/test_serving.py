@@ -151,6 +151,7 @@ offer_strategy = st.fixed_dictionaries({
 })
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", SOLVERS)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(gpus=st.lists(gpu_strategy, min_size=3, max_size=3), offers=st.lists(offer_strategy, min_size=1, max_size=3),
@@ -212,6 +213,7 @@ def test_twice_the_traffic_costs_about_twice_as_much(bundled: Any) -> None:
     assert 1.9 <= ratio <= 2.25
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tpot_ms=st.lists(st.floats(15.0, 120.0), min_size=2, max_size=2))
 def test_tighter_latency_never_costs_less(make_catalog: Any, tpot_ms: list[float]) -> None:
@@ -246,6 +248,7 @@ def test_fleet_is_billed_for_the_whole_window(h100_catalog: Any) -> None:
     assert costs[1] == pytest.approx(costs[0] / 2)
 
 
+@pytest.mark.slow
 def test_mix_beats_every_single_gpu_type(bundled: Any) -> None:
     """The README's mixed-requests example: the mixed fleet is cheaper than the integer program
     restricted to any one GPU type of the bundled catalog."""
@@ -376,6 +379,7 @@ def test_training_limits_on_a_service_are_errors(h100_catalog: Any, field: str) 
         solve_serving(parse_job(data), h100_catalog)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", sorted(p for p in (REPO / "examples").glob("*.yaml")
                                            if load_job(p).workload.kind == "transformer_serving"), ids=lambda p: p.name)
 def test_every_serving_example_reports_pitfalls_and_stress_tests(example: Path) -> None:
