@@ -3,6 +3,7 @@ published schema (docs/schema/*.json), errors included; floats are rounded; text
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -255,6 +256,7 @@ TEXT_COMMANDS = [
 ]
 
 
+@functools.cache   # the same for every command below: the catalog and the quote do not change
 def _ids_and_providers() -> tuple[set[str], set[str]]:
     offers = run_json("catalog", "list")["offers"]
     quoted = run_json("compare", LLAMA, "--quotes", SHORT_QUOTE, "--no-sensitivity")

@@ -13,6 +13,7 @@ lazy import is still a dependency). The graph of flopopt modules must have no cy
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 from builders import REPO
@@ -64,6 +65,7 @@ def _imports(module: str, path: Path, known: set[str]) -> set[str]:
     return {m for m in out if m in known and m != module}
 
 
+@functools.cache   # parsed once per test process: the sources do not change during a run
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     known = set(modules)

@@ -24,6 +24,7 @@ from builders import REPO
 SUBPACKAGES = ("optimizer", "catalogs", "cli")
 CATALOG_CSVS = ("gpus.csv", "offers.csv", "attenuation.csv", "models.csv")
 PIP_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", "PIP_DEFAULT_TIMEOUT": "20"}
+pytestmark = pytest.mark.xdist_group("wheel")   # one worker builds the module's wheel once
 
 
 def _pip_wheel(source: Path, dest: Path, isolated: bool) -> subprocess.CompletedProcess[str]:
