@@ -24,7 +24,6 @@ from builders import REPO
 SUBPACKAGES = ("optimizer", "catalogs", "cli")
 CATALOG_CSVS = ("gpus.csv", "offers.csv", "attenuation.csv", "models.csv")
 PIP_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", "PIP_DEFAULT_TIMEOUT": "20"}
-pytestmark = pytest.mark.xdist_group("wheel")   # one worker builds the module's wheel once
 
 
 def _pip_wheel(source: Path, dest: Path, isolated: bool) -> subprocess.CompletedProcess[str]:
@@ -35,10 +34,26 @@ def _pip_wheel(source: Path, dest: Path, isolated: bool) -> subprocess.Completed
                           env={**os.environ, **PIP_ENV})
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path | None:
+    """The wheel, built once per run: the first pytest-xdist worker to get here builds it under a
+    lock in the run's shared temp folder, the others wait and reuse it (or its absence)."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":   # each worker's basetemp is popen-gwN/ inside the run's folder
+        shared = shared.parent
+    built = shared / "packaging-wheel.txt"
+    with FileLock(str(shared / "packaging-wheel.lock")):
+        if not built.exists():
+            found = _build_wheel(shared / "packaging")
+            built.write_text(str(found or ""), encoding="utf-8")
+        text = built.read_text(encoding="utf-8")
+    return Path(text) if text else None
+
+
+def _build_wheel(root: Path) -> Path | None:
     """Build the wheel: without build isolation first (offline), else isolated; None if neither works."""
-    root = tmp_path_factory.mktemp("packaging")
     source = root / "src"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
         ".git", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis", ".pytest_cache",
