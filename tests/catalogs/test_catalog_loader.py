@@ -3,7 +3,7 @@
 Every broken catalog is the tiny valid catalog below with exactly one defect; the
 defect must be reported by ``load_catalog`` *and* by ``flopopt catalog validate DIR``
 with the file, the row (CSV line, header = 1) and the column, exit code 2 and no
-traceback. ``tests/test_catalog_data.py`` checks the bundled CSV contents; this file
+traceback. ``tests/catalogs/test_catalog_data.py`` checks the bundled CSV contents; this file
 checks the machinery.
 """
 

@@ -200,7 +200,7 @@ def test_every_example_reports_all_pitfalls_and_stress_tests() -> None:
     runner = CliRunner()
     for path in sorted(glob.glob("examples/*.yaml")):
         if load_job(path).workload.kind == "transformer_serving":
-            continue  # fleets have their own checks (tests/test_serving.py)
+            continue  # fleets have their own checks (tests/optimizer/test_serving.py)
         out = runner.invoke(app, ["solve", path, "--format", "json", "--samples", "300"])
         assert out.exit_code == 0, (path, out.output)  # every shipped example has a plan
         data = json.loads(out.stdout)
