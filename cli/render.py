@@ -342,10 +342,7 @@ def solve_dict(result: Result, price_note: str | None = None, all_candidates: bo
         "estimate": estimate_dict(result.estimate),
         "plan": plan_dict(result.plan),
         "candidates_shown": "all" if all_candidates else "feasible",
-        "candidates": [
-            {**{k: getattr(c.plan, k) for k in CANDIDATE_FIELDS}, "feasible": c.feasible, "reason": c.reason}
-            for c in result.candidates if all_candidates or c.feasible
-        ],
+        "candidates": result.candidates.records(CANDIDATE_FIELDS, feasible_only=not all_candidates),
         "sensitivity": [sensitivity_dict(s) for s in result.sensitivity],
         "break_even": result.break_even,
         "risk": asdict(result.risk) if result.risk else {},

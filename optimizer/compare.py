@@ -40,8 +40,8 @@ from .flops import FlopEstimate
 from .job import Job
 from .limits import fits_memory, meets_deadline, within_budget
 from .model import SolverName
-from .planner import Planner, explain_infeasible, plan_from_row
-from .result import Plan, Status
+from .planner import Planner, explain_infeasible
+from .result import Plan, Status, plan_from_row
 
 __all__ = [
     "OFFER_CLASSES",

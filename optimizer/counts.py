@@ -34,7 +34,8 @@ from .performance import (
     base_seconds,
     billed_hours,
     evaluate_once,
-    inter_node_fabric,
+    inter_node_efficiency,
+    mapped,
     reference_scale,
 )
 
@@ -51,13 +52,12 @@ class _Model:
         self.estimate = estimate
         per_doubling = assumptions.scale_efficiency
         self.gpi = ev["gpus_per_instance"].to_numpy(float)
-        intra = ev["interconnect"].map(per_doubling).fillna(1.0).to_numpy(float)
-        fabric = inter_node_fabric(ev["interconnect"], ev["gpus_per_instance"])
-        self.inter = np.array([per_doubling.get(f, 1.0) for f in fabric], dtype=float)
+        intra = mapped(ev["interconnect"], per_doubling, 1.0)
+        self.inter = inter_node_efficiency(ev["interconnect"], ev["gpus_per_instance"], per_doubling)
         ref_scale = reference_scale(ev["ref_gpus"].to_numpy(float), per_doubling)
         self.intra_over_ref = np.power(intra, np.log2(np.maximum(self.gpi, 1.0))) / ref_scale
         self.peak = ev["peak_tflops"].to_numpy(float)
-        self.value_bytes = ev["precision"].map(BYTES_PER_VALUE).to_numpy(float)
+        self.value_bytes = mapped(ev["precision"], BYTES_PER_VALUE, np.nan)
         self.bandwidth = ev["mem_bandwidth_gbs"].to_numpy(float)
         self.attenuation = ev["attenuation"].to_numpy(float)
         # A calibrated fit makes attenuation depend on the count (β_n · log2(n / ref), β_n ≤ 0): at k
@@ -203,22 +203,42 @@ def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: F
     probe["gpu_count"] = probe["instances"] * probe["gpus_per_instance"].astype(int)
     ev = evaluate_once(probe, estimate, job, attenuation, assumptions, owner=base)
     cheapest, fastest = exact_counts(ev, estimate, assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd)
-    have = set(zip(table["offer_id"], table["precision"], table["instances"].astype(int)))
-    counts: list[list[int]] = []
-    for (offer, precision), a, b in zip(zip(base["offer_id"], base["precision"]), cheapest, fastest):
-        counts.append(sorted({int(k) for k in (a, b) if k > 0 and (offer, precision, int(k)) not in have}))
-    if not any(counts):
+    # (base row, count) pairs already in the table, as one int64 key each
+    width = int(max(base["count_hi"].max(), table["instances"].max() if len(table) else 0)) + 1
+    have = table["base_row"].to_numpy(np.int64) * width + table["instances"].to_numpy(np.int64)
+    rows = np.concatenate([np.arange(len(base)), np.arange(len(base))])
+    counts = np.concatenate([cheapest, fastest]).astype(np.int64)
+    new = (counts > 0) & ~sorted_contains(np.sort(have), rows * width + counts)
+    rows, counts = rows[new], counts[new]
+    if rows.size == 0:
         return table.iloc[0:0]
-    return with_counts(base, estimate, counts)
+    key = np.unique(rows * width + counts)   # cheapest = fastest: once; sorted by (row, count)
+    return repeat_counts(base, estimate, key // width, key % width)
+
+
+def sorted_contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """``np.isin(keys, sorted_keys)`` by binary search (numpy's hash-based isin took half a
+    second on 460,000 keys)."""
+    if sorted_keys.size == 0:
+        return np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return np.asarray(sorted_keys[at] == keys, dtype=bool)
 
 
 def with_counts(base: pd.DataFrame, estimate: FlopEstimate, counts: list[list[int]]) -> pd.DataFrame:
-    """Base rows (offer × precision) repeated once per instance count, with GPUs and memory need."""
+    """Base rows (offer × precision) repeated once per instance count in ``counts[row]``."""
     lengths = np.array([len(r) for r in counts], dtype=int)
-    table = base.loc[base.index.repeat(lengths)].reset_index(drop=True)
     flat = np.concatenate(counts) if len(counts) and lengths.sum() else np.array([], dtype=int)
-    table["instances"] = flat.astype(int)
-    table["gpu_count"] = table["instances"] * table["gpus_per_instance"].astype(int)
+    return repeat_counts(base, estimate, np.repeat(np.arange(len(base)), lengths), flat)
+
+
+def repeat_counts(base: pd.DataFrame, estimate: FlopEstimate, rows: np.ndarray, counts: np.ndarray) -> pd.DataFrame:
+    """Base row ``rows[i]`` at ``counts[i]`` instances, with GPUs, memory need per GPU and
+    ``base_row`` (the row's position in ``base``, the key the exact-count search matches on)."""
+    table = base.take(np.asarray(rows, dtype=np.int64)).reset_index(drop=True)
+    table["base_row"] = np.asarray(rows, dtype=np.int64)
+    table["instances"] = np.asarray(counts, dtype=np.int64)
+    table["gpu_count"] = table["instances"] * table["gpus_per_instance"].astype(np.int64)
     need = bytes_per_gpu(estimate.workload, table["precision"].to_numpy(), table["gpu_count"].to_numpy())
     table["need_gb_per_gpu"] = need / 1e9
     return table

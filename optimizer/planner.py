@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ..catalogs.guards import finite_number
 from ..catalogs.loader import Catalog
 from .candidates import CandidateSet, Expansion, assess, expand
 from .counts import with_counts
@@ -24,64 +23,7 @@ from .job import Job
 from .limits import fits_memory, meets_deadline
 from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
 from .performance import Assumptions, realistic_assumptions
-from .result import Plan
-
-_ROW_COLUMNS = ("offer_id", "provider", "kind", "region", "instance_type", "gpu", "gpu_count", "instances",
-                "gpus_per_instance", "precision", "scenario", "attenuation", "att_low", "att_high", "att_source",
-                "bottleneck", "buffer", "scale_efficiency", "roofline_bound", "hours", "billed_hours", "cost_usd",
-                "hourly_cost_usd", "as_of", "need_gb_per_gpu", "memory_gb", "feasible", "reason", "sunk",
-                "price_quality", "fetched_at", "typical_quota_gpus", "dominated")
-
-
-def row_records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts of the columns a Plan needs. ``DataFrame.to_dict("records")`` boxes every
-    cell of pandas' string arrays one by one; with 40,000 candidates that alone took seconds."""
-    columns = [c for c in _ROW_COLUMNS if c in table.columns]
-    arrays = [table[c].to_numpy(dtype=object) for c in columns]
-    return [dict(zip(columns, values)) for values in zip(*arrays)]
-
-
-def plan_from_row(row: dict[str, Any]) -> Plan:
-    instances = int(row["instances"])
-    hourly = float(row["hourly_cost_usd"])
-    return Plan(
-        offer_id=str(row["offer_id"]),
-        provider=str(row["provider"]),
-        kind=str(row["kind"]),
-        region=str(row.get("region", "")),
-        instance_type=str(row.get("instance_type", "")),
-        gpu=str(row["gpu"]),
-        gpu_count=int(row["gpu_count"]),
-        instances=instances,
-        precision=str(row["precision"]),
-        scenario=str(row["scenario"]),
-        attenuation=float(row["attenuation"]),
-        attenuation_low=float(row["att_low"]),
-        attenuation_high=float(row["att_high"]),
-        attenuation_source=str(row["att_source"]),
-        bottleneck=str(row["bottleneck"]),
-        buffer=float(row["buffer"]),
-        scale_efficiency=float(row["scale_efficiency"]),
-        roofline_bound=bool(row["roofline_bound"]),
-        hours=float(row["hours"]),
-        billed_hours=float(row["billed_hours"]),
-        days=float(row["hours"]) / 24.0,
-        cost_usd=float(row["cost_usd"]),
-        price_per_hour_usd=hourly,
-        price_per_gpu_hour_usd=hourly / float(row["gpus_per_instance"]),
-        price_as_of=str(row["as_of"]),
-        need_gb_per_gpu=float(row["need_gb_per_gpu"]),
-        memory_gb=float(row["memory_gb"]),
-        capex_sunk=bool(row.get("sunk", False)) and str(row["kind"]) in ("owned", "edge"),
-        price_quality=_text(row.get("price_quality"), "primary"),
-        price_fetched_at=_text(row.get("fetched_at"), ""),
-        typical_quota_gpus=finite_number(row.get("typical_quota_gpus")),
-    )
-
-
-def _text(value: Any, default: str) -> str:
-    """A text cell, or ``default`` when it is empty or missing (NaN after a concat)."""
-    return value if isinstance(value, str) and value else default
+from .result import Plan, plan_from_row
 
 
 @dataclass(frozen=True)
@@ -130,8 +72,11 @@ class Planner:
         table = self.expansion.table[mask.to_numpy()].reset_index(drop=True)
         base = self.expansion.base
         if base is not None:
-            keys = set(zip(table["offer_id"], table["precision"]))
-            base = base[[k in keys for k in zip(base["offer_id"], base["precision"])]].reset_index(drop=True)
+            kept = np.zeros(len(base), dtype=bool)
+            kept[table["base_row"].to_numpy(np.int64)] = True
+            renumber = np.cumsum(kept) - 1      # old base row → its row in the kept base
+            table["base_row"] = renumber[table["base_row"].to_numpy(np.int64)]
+            base = base[kept].reset_index(drop=True)
         return replace(self, expansion=Expansion(table=table, excluded=dict(self.expansion.excluded), base=base))
 
     def assess(self, assumptions: Assumptions | None = None, *, deadline_hours: float | None | str = "job",
@@ -180,7 +125,8 @@ def check_familiar(job: Job, catalog: Catalog) -> None:
         return
     import difflib
 
-    known = {"gpu": sorted(catalog.gpus.index.astype(str)), "provider": sorted(set(catalog.offers["provider"]))}
+    known = {"gpu": sorted(catalog.gpus.index.astype(str)),
+             "provider": sorted(str(p) for p in catalog.offers["provider"].unique())}
     for field_name, value in (("gpu", job.familiar.gpu), ("provider", job.familiar.provider)):
         names = known[field_name]
         if value is None or value.lower() in {n.lower() for n in names}:

@@ -33,8 +33,8 @@ from .candidates import CandidateSet, dominated_mask
 from .economics import HOURS_PER_YEAR, utilization_break_even
 from .limits import meets_deadline, within_budget
 from .performance import Assumptions, base_seconds_for, billed_hours, realistic_assumptions
-from .planner import Outcome, Planner, explain_infeasible, plan_from_row
-from .result import Plan, Result, Risk, SensitivityItem
+from .planner import Outcome, Planner, explain_infeasible
+from .result import Plan, Result, Risk, SensitivityItem, plan_from_row
 
 PRECISION_UP = {"int8": "bf16", "fp8": "bf16", "bf16": "tf32", "fp16": "tf32", "tf32": "fp32", "fp32": "fp32",
                 "fp64": "fp64"}
@@ -357,7 +357,7 @@ def plan_with_confidence(planner: Planner, confidence: float, samples: int, seed
         excluded[str(cat)] = int(n)
     if t["dominated"].any():
         excluded["dominated (another plan is no slower and no dearer)"] = int(t["dominated"].sum())
-    return planner.choose(CandidateSet(table=t, excluded=excluded))
+    return planner.choose(CandidateSet(table=t, excluded=excluded, budget_usd=cands.budget_usd))
 
 
 def analyse(planner: Planner, result: Result, *, samples: int, seed: int) -> Result:

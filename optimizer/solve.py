@@ -10,10 +10,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..catalogs.loader import Catalog
+from .candidate_schema import row_records
 from .job import Job
 from .model import SolverName
-from .planner import Outcome, Planner, explain_infeasible, plan_from_row, ranked, row_records
-from .result import Candidate, ModelStats, Result, Status
+from .planner import Outcome, Planner, explain_infeasible, ranked
+from .result import CandidateTable, ModelStats, Result, Status, plan_from_row
 from .sensitivity import analyse, plan_with_confidence
 
 if TYPE_CHECKING:
@@ -56,10 +57,7 @@ def solve(
     if plan is not None:
         others = others[others["offer_id"] != plan.offer_id]
     alternatives = tuple(plan_from_row(r) for r in row_records(others.head(5)))
-    candidates = tuple(
-        Candidate(plan_from_row(r), bool(r["feasible"]), r["reason"], bool(r.get("dominated", False)))
-        for r in row_records(cands.table)
-    )
+    candidates = CandidateTable(cands.table, cands.deadline_hours, cands.budget_usd)
     stats = ModelStats(
         enumerated=cands.enumerated,
         feasible=int(cands.table["feasible"].sum()),
