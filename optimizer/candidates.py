@@ -11,6 +11,7 @@ constraints.gpu_count pins the count, min_gpus and max_gpus bound it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -150,12 +151,42 @@ def count_ladder(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return rows.astype(np.int64), grid[rows, columns]
 
 
+# What sets an offer's hours and admissible counts (with the job). Two offers equal in all of
+# these differ only in price per instance-hour (and in labels: provider, region, source).
+IDENTICAL_KEY = ("gpu", "gpus_per_instance", "interconnect", "kind", "interruption_overhead",
+                 "billing_increment_hours", "min_hours", "max_instances")
+IDENTICAL_REASON = "dearer than an identical offer (same GPU, size, fabric, kind, billing and quota)"
+Identical = Literal["merge", "keep"]
+
+
+def cheapest_of_identical(offers: pd.DataFrame, identical: Identical) -> pd.DataFrame:
+    """Drop offers equal to another in everything that sets hours and counts (IDENTICAL_KEY) but
+    no cheaper per instance-hour (ties keep the first row). Under every assumption and limit
+    such an offer has the same hours and a cost no lower at every count, so for one job it is
+    never the only optimum: exact, and a 50,000-offer catalog of look-alikes shrinks to its
+    distinct shapes. ``keep`` merges nothing: compare reports every quote file's own best, and
+    in a portfolio a dearer offer can host a job when the cheaper one's quota or capacity is
+    taken by another."""
+    if identical == "keep" or offers.empty:
+        return offers
+    key = offers.groupby(list(IDENTICAL_KEY), sort=False, dropna=False).ngroup().to_numpy()
+    order = np.lexsort((np.arange(len(offers)), offers["hourly_cost_usd"].to_numpy(float), key))
+    first = np.zeros(len(offers), dtype=bool)
+    first[order[np.r_[True, key[order][1:] != key[order][:-1]]]] = True
+    return offers[first]
+
+
 def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
-           precisions: list[str] | None = None) -> Expansion:
-    """One row per (offer, instances, precision) the job's allow-lists and quotas admit."""
+           precisions: list[str] | None = None, identical: Identical = "merge") -> Expansion:
+    """One row per (offer, instances, precision) the job's allow-lists and quotas admit, after
+    ``cheapest_of_identical``."""
     excluded: dict[str, int] = {}
     offers = allowed_offers(catalog.offers, job, excluded, catalog.gpus).reset_index(drop=True)
     offers = offers.assign(hourly_cost_usd=hourly_cost_usd(offers).to_numpy())
+    merged = cheapest_of_identical(offers, identical)
+    if len(merged) < len(offers):
+        excluded[IDENTICAL_REASON] = len(offers) - len(merged)
+        offers = merged.reset_index(drop=True)
     offers = offers.astype({c: "category" for c in PASSTHROUGH_TEXT if c in offers.columns})
     gpus = catalog.gpus
     parts: list[pd.DataFrame] = []

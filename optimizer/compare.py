@@ -370,7 +370,7 @@ def compare(job: Job, catalog: Catalog, quote_files: list[Path], *, solver: Solv
     offers = pd.concat(parts, ignore_index=True)
     merged = replace(catalog, offers=offers,
                      layers=catalog.layers + tuple(f"quotes {q.path}" for q in quotes))
-    planner = Planner.build(job, merged, solver)
+    planner = Planner.build(job, merged, solver, identical="keep")   # every quote file keeps its own offers
     if confidence is not None and not planner.expansion.table.empty:
         from .sensitivity import plan_with_confidence
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-import numpy as np
 import pandas as pd
 
 from ..catalogs.loader import Catalog
-from .candidates import CandidateSet, Expansion, assess, expand
+from .candidates import CandidateSet, Expansion, Identical, assess, expand
 from .counts import with_counts
 from .errors import InputError
 from .flops import FlopEstimate, estimate_flops
@@ -48,36 +47,34 @@ class Planner:
     expansion: Expansion
     solver: SolverName = "highs"
     time_limit_seconds: float | None = None   # None: solve to proven optimality
+    identical: Identical = "merge"            # candidates.cheapest_of_identical
 
     @classmethod
-    def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs") -> "Planner":
+    def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs",
+              identical: Identical = "merge") -> "Planner":
         if job.workload.kind == "transformer_serving":
             raise InputError.at(job.source_file, "workload.kind", "a transformer_serving job is a fleet sized for "
                                 "its peak, planned by `flopopt solve`; for a batch of tokens with a deadline "
                                 "use kind transformer_inference")
         check_familiar(job, catalog)
         estimate = estimate_flops(job.workload, catalog.model_table(), job.source_file)
-        return cls(job, catalog, estimate, expand(job, catalog, estimate), solver)
+        return cls(job, catalog, estimate, expand(job, catalog, estimate, identical=identical), solver,
+                   identical=identical)
 
     def with_precisions(self, precisions: list[str]) -> "Planner":
         job = self.job.model_copy(update={"precision": precisions})
-        return replace(self, job=job, expansion=expand(job, self.catalog, self.estimate, precisions))
+        return replace(self, job=job, expansion=expand(job, self.catalog, self.estimate, precisions, self.identical))
+
+    def with_offers(self, keep: pd.Series) -> "Planner":
+        """Only the catalog offers ``keep`` marks, expanded afresh (identical offers are merged
+        within them: restricting the expansion instead could miss one merged away)."""
+        catalog = replace(self.catalog, offers=self.catalog.offers[keep.to_numpy()])
+        return replace(self, catalog=catalog, expansion=expand(self.job, catalog, self.estimate,
+                                                               identical=self.identical))
 
     def with_limits(self, *, deadline_hours: float | None, budget_usd: float | None) -> "Planner":
         limits = self.job.constraints.model_copy(update={"deadline_hours": deadline_hours, "budget_usd": budget_usd})
         return replace(self, job=self.job.model_copy(update={"constraints": limits}))
-
-    def restricted(self, mask: pd.Series) -> "Planner":
-        """Only the offers (and precisions) of the table rows ``mask`` keeps, at every count."""
-        table = self.expansion.table[mask.to_numpy()].reset_index(drop=True)
-        base = self.expansion.base
-        if base is not None:
-            kept = np.zeros(len(base), dtype=bool)
-            kept[table["base_row"].to_numpy(np.int64)] = True
-            renumber = np.cumsum(kept) - 1      # old base row → its row in the kept base
-            table["base_row"] = renumber[table["base_row"].to_numpy(np.int64)]
-            base = base[kept].reset_index(drop=True)
-        return replace(self, expansion=Expansion(table=table, excluded=dict(self.expansion.excluded), base=base))
 
     def assess(self, assumptions: Assumptions | None = None, *, deadline_hours: float | None | str = "job",
                budget_usd: float | None | str = "job") -> CandidateSet:
@@ -109,11 +106,20 @@ class Planner:
         return Outcome(cands, solution, chosen)
 
     def evaluate_plan(self, plan: Plan, assumptions: Assumptions | None = None) -> pd.Series:
-        """The same (offer, count, precision) re-evaluated under other assumptions."""
+        """The same (offer, count, precision) re-evaluated under other assumptions. The offer may
+        be one this planner merged away (a restricted planner's plan): it is expanded alone."""
         base = self.expansion.base
         if base is None:
             raise KeyError("planner has no base offers")
         mask = (base["offer_id"] == plan.offer_id) & (base["precision"] == plan.precision)
+        if not mask.any():
+            alone = self.with_offers(self.catalog.offers["offer_id"] == plan.offer_id)
+            base = alone.expansion.base
+            if base is None:
+                raise KeyError(f"offer {plan.offer_id} is not in the catalog")
+            mask = base["precision"] == plan.precision
+            if not mask.any():
+                raise KeyError(f"offer {plan.offer_id} has no {plan.precision} candidate")
         row = with_counts(base[mask].reset_index(drop=True), self.estimate, [[plan.instances]])
         one = replace(self, expansion=Expansion(table=row))
         return one.assess(assumptions, deadline_hours=None, budget_usd=None).table.iloc[0]
@@ -201,8 +207,8 @@ def _gpus_needed_for_deadline(planner: Planner, deadline: float) -> int | None:
         return None
     for factor in (2, 4, 8, 16, 32, 64):
         wider = planner.job.model_copy(update={"constraints": c.model_copy(update={"max_gpus": c.max_gpus * factor})})
-        trial = Planner(wider, planner.catalog, planner.estimate,
-                        expand(wider, planner.catalog, planner.estimate), planner.solver)
+        trial = replace(planner, job=wider, expansion=expand(wider, planner.catalog, planner.estimate,
+                                                             identical=planner.identical))
         t = trial.assess(budget_usd=None).table
         ok = t[(t["need_gb_per_gpu"] <= t["memory_gb"]) & (t["hours"] <= deadline)]
         if not ok.empty:

@@ -610,7 +610,8 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
     warnings: list[str] = []
     for pj in portfolio.jobs:
         try:
-            planner = Planner.build(pj.job, extended, solver)
+            # shared quotas and capacity: identical offers are not merged (see cheapest_of_identical)
+            planner = Planner.build(pj.job, extended, solver, identical="keep")
         except InputError as exc:   # e.g. familiar.gpu unknown: point at the job inside the portfolio
             problems.extend(Problem(p.file, pj.field_prefix + p.field if p.field else p.field, p.message, p.row)
                             for p in exc.problems)

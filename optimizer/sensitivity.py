@@ -115,14 +115,14 @@ def pitfalls(planner: Planner, optimum: Plan) -> list[SensitivityItem]:
         items.append(_skipped("tech_bias", "pitfall", "only the familiar GPU/provider",
                               "skipped: the job names no `familiar: {gpu, provider}`"))
     else:
-        t = planner.expansion.table
-        mask = pd.Series(True, index=t.index)
+        offers = planner.catalog.offers
+        mask = pd.Series(True, index=offers.index)
         if familiar.gpu:
-            mask &= t["gpu"].str.lower() == familiar.gpu.lower()
+            mask &= offers["gpu"].str.lower() == familiar.gpu.lower()
         if familiar.provider:
-            mask &= t["provider"].str.lower() == familiar.provider.lower()
+            mask &= offers["provider"].str.lower() == familiar.provider.lower()
         what = " on ".join(x for x in (familiar.gpu, familiar.provider) if x)
-        biased = planner.restricted(mask)
+        biased = planner.with_offers(mask)
         outcome = biased.plan(realistic)
         if outcome.chosen is None:
             # The habit cannot do this job at all: show its best attempt and what it misses.

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import gpu_row, offer_row
 from flopopt.optimizer.job import parse_job
@@ -110,7 +112,8 @@ def test_infeasible_memory_is_explained(make_catalog: Any) -> None:
 def test_pruning_keeps_only_the_pareto_front(make_catalog: Any) -> None:
     catalog = make_catalog(GPUS, [offer_row("slow", "SLOW", 1.0, max_instances=8),
                                   offer_row("fast", "FAST", 3.0, max_instances=8),
-                                  offer_row("fast-dear", "FAST", 3.5, max_instances=8)])
+                                  # a minimum of 0.01 h keeps it apart from "fast" (see the next test)
+                                  offer_row("fast-dear", "FAST", 3.5, max_instances=8, min_hours=0.01)])
     result = solve(job(), catalog, sensitivity=False)
     s = result.stats
     assert s.enumerated == 12 and s.feasible == 12
@@ -135,10 +138,46 @@ def test_time_objective_picks_the_fastest(make_catalog: Any) -> None:
 
 def test_candidates_carry_a_dominated_flag(make_catalog: Any) -> None:
     """Dominated is a flag, not something to parse out of the reason text: the same GPU at a
-    higher price is feasible but dominated by the cheaper copy."""
+    higher price (and a minimum of 0.01 h, so it is not merged as identical) is feasible but
+    dominated by the cheaper one."""
     catalog = make_catalog(GPUS, [offer_row("cheap", "FAST", 1.0, max_instances=1),
-                                  offer_row("dear", "FAST", 3.0, max_instances=1)])
+                                  offer_row("dear", "FAST", 3.0, max_instances=1, min_hours=0.01)])
     result = solve(job(deadline_hours=1000), catalog, sensitivity=False)
     by_offer = {c.plan.offer_id: c for c in result.candidates}
     assert by_offer["dear"].feasible and by_offer["dear"].dominated
     assert by_offer["cheap"].feasible and not by_offer["cheap"].dominated
+
+
+def test_identical_dearer_offers_are_merged_and_counted(make_catalog: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("fast", "FAST", 3.0, max_instances=8, provider="a"),
+                                  offer_row("fast-dear", "FAST", 3.5, max_instances=8, provider="b"),
+                                  offer_row("fast-capped", "FAST", 3.5, max_instances=4, provider="b")])
+    result = solve(job(), catalog, sensitivity=False)
+    from flopopt.optimizer.candidates import IDENTICAL_REASON
+
+    assert result.excluded[IDENTICAL_REASON] == 1          # only fast-dear: fast-capped has its own quota
+    assert {c.plan.offer_id for c in result.candidates} == {"fast", "fast-capped"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prices=st.lists(st.floats(1.0, 9.0), min_size=2, max_size=6),
+       quotas=st.lists(st.sampled_from(["", "2", "4", "8"]), min_size=6, max_size=6),
+       kinds=st.lists(st.sampled_from(["on_demand", "spot"]), min_size=6, max_size=6),
+       objective=st.sampled_from(["cost", "time"]), deadline=st.floats(5.0, 400.0), budget=st.floats(20.0, 5e3))
+def test_merging_identical_offers_never_changes_the_optimum(make_catalog: Any, prices: list[float],
+                                                           quotas: list[str], kinds: list[str], objective: str,
+                                                           deadline: float, budget: float) -> None:
+    """Oracle: the same job planned with every offer kept (identical="keep") reaches the same
+    optimum as with look-alike offers merged into the cheapest."""
+    from flopopt.optimizer.planner import Planner
+
+    offers = [offer_row(f"o{i}", "FAST" if i % 2 else "SLOW", p, max_instances=quotas[i], kind=kinds[i],
+                        interruption_overhead="0.1" if kinds[i] == "spot" else "", provider=f"p{i}")
+              for i, p in enumerate(prices)]
+    catalog = make_catalog(GPUS, offers)
+    j = job(1e19, deadline_hours=deadline, budget_usd=budget).model_copy(update={"objective": objective})
+    merged, kept = Planner.build(j, catalog).plan(), Planner.build(j, catalog, identical="keep").plan()
+    assert (merged.plan is None) == (kept.plan is None)
+    if merged.plan is not None and kept.plan is not None:
+        assert merged.plan.cost_usd == pytest.approx(kept.plan.cost_usd, rel=1e-9)
+        assert merged.plan.hours == pytest.approx(kept.plan.hours, rel=1e-9)
