@@ -48,7 +48,7 @@ _LAZY = {
     "PlanResult": "flopopt.optimizer.procurement",
     "Calibration": "flopopt.optimizer.calibration",
     "Backtest": "flopopt.optimizer.calibration",
-    "RefreshResult": "flopopt.catalogs.refresh",
+    "RefreshResult": "flopopt.catalogs.refresh_result",
     "SolverOutcome": "flopopt.optimizer.outcome",
     "TerminationCondition": "flopopt.optimizer.outcome",
 }
