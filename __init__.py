@@ -45,7 +45,7 @@ _LAZY = {
     "EstimateReport": "flopopt.optimizer.estimate",
     "Comparison": "flopopt.optimizer.compare",
     "ServingResult": "flopopt.optimizer.serving_solve",
-    "PlanResult": "flopopt.optimizer.procurement",
+    "PlanResult": "flopopt.optimizer.procurement_result",
     "Calibration": "flopopt.optimizer.calibration",
     "Backtest": "flopopt.optimizer.backtest",
     "RefreshResult": "flopopt.catalogs.refresh_result",
