@@ -64,7 +64,7 @@ def solve(
                          samples=samples, seed=seed, confidence=confidence)
 
     result = guarded(call)
-    from ..catalogs.refresh import cache_status
+    from ..catalogs.refresh_cache import cache_status
     from .render import render_solve
 
     emit(render_solve(result, format.value, price_note=cache_status(), all_candidates=all_candidates), output,

@@ -28,7 +28,7 @@ from .app import (
 )
 
 if TYPE_CHECKING:
-    from ..optimizer.procurement import Assignment, PlanResult
+    from ..optimizer.procurement_result import Assignment, PlanResult
 
 
 @app.command()

@@ -8,7 +8,7 @@ that, so ``flopopt calibrate`` fits, over the history's runs,
     ln e_ref = β0 + (β_size + β_size[a]) · log10(N / 1e10) + β_arch[a] + β_prec[p] + β_n · log2(n / ref_gpus)
 
 where e_ref is the run's implied attenuation at ``ref_gpus`` (the exact inverse of solve's
-time model at the run's count, see calibration.py), N the active parameters, a the GPU's
+time model at the run's count, see implied_efficiency.py), N the active parameters, a the GPU's
 architecture (gpus.csv), p the precision the run used when it is not the GPU's reference
 precision, and n the run's GPU count. β_n ≤ 0, so per-GPU throughput never rises with the count.
 
@@ -139,7 +139,7 @@ class EfficiencyModel:
         low, median, high = self.predict(x)
         # The fitted value is the attenuation at ref_gpus (β_n already moved it to this count's
         # excess loss); evaluate() applies scale(n)/scale(ref_gpus) on top, exactly as the fit's
-        # target was computed from each run (calibration.implied_attenuation).
+        # target was computed from each run (calibration.implied_at).
         out["att_low"], out["att_median"], out["att_high"] = low, median, high
         out["uncertainty"] = np.clip((high - low) / (high + low), *UNCERTAINTY_BOUNDS)
         out["ref_gpus"] = self.ref_gpus

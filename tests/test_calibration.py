@@ -22,14 +22,11 @@ from conftest import gpu_row, write_csv
 from flopopt.catalogs.loader import Catalog, load_catalog
 from flopopt.catalogs.schema import ATTENUATION
 from flopopt.cli.main import app
-from flopopt.optimizer.calibration import (
-    implied_at,
-    backtest,
-    calibrate,
-    read_history,
-    write_calibration,
-)
+from flopopt.optimizer.backtest import backtest
+from flopopt.optimizer.calibration import calibrate, implied_at
+from flopopt.optimizer.calibration_writer import write_calibration
 from flopopt.optimizer.errors import CatalogError, InputError
+from flopopt.optimizer.history import read_history
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "history"

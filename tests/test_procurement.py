@@ -22,7 +22,8 @@ from conftest import gpu_row, offer_row
 from flopopt.optimizer.portfolio import build_candidates, parse_portfolio, plan_side_by_side
 from flopopt.optimizer.model import SolverName
 from flopopt.optimizer.economics import unit_break_even
-from flopopt.optimizer.procurement import PlanResult, plan
+from flopopt.optimizer.procurement import plan
+from flopopt.optimizer.procurement_result import PlanResult
 from flopopt.optimizer.result import Status
 
 SOLVERS = ["highs", "cbc"]
