@@ -37,8 +37,12 @@ class Plan:
     billed_hours: float
     days: float
     cost_usd: float
-    price_per_hour_usd: float
-    price_per_gpu_hour_usd: float
+    # What one instance-hour of this plan costs (cost_usd = instances × this × billed_hours): the list
+    # price for rentals; for owned/edge hardware the hourly fee + amortised capex + power (loader.hourly_cost_usd).
+    effective_cost_per_instance_hour_usd: float
+    effective_cost_per_gpu_hour_usd: float    # the same per GPU (÷ gpus_per_instance)
+    # The offer's own price per instance-hour, offers.csv's price_per_hour_usd (owned/edge: the hourly fee).
+    list_price_per_instance_hour_usd: float
     price_as_of: str
     need_gb_per_gpu: float
     memory_gb: float
@@ -69,6 +73,10 @@ class ModelStats:
     constraints: int
     solver: str
     solve_seconds: float
+    # Relative gap (incumbent − best bound) / |incumbent| of the returned plan, as the solver reports
+    # it (model.solver_gap); ≤ mip_gap_tolerance when optimal. None: no incumbent or no bound reported.
+    mip_gap: float | None = None
+    mip_gap_tolerance: float | None = None    # the solver's relative gap tolerance for "optimal"
 
 
 @dataclass(frozen=True)

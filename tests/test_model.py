@@ -171,7 +171,7 @@ def test_cheaper_copy_of_chosen_offer_wins(make_catalog: Any) -> None:
     chosen = first.plan
     gpus = [gpu_row("G1", peak_tflops_fp32=20.0), gpu_row("G2", peak_tflops_fp32=60.0)]
     offers = [offer_row("slow", "G1", 1.0, max_instances=4), offer_row("fast", "G2", 2.5, max_instances=4),
-              offer_row("copy", chosen.gpu, chosen.price_per_hour_usd * 0.9, max_instances=4)]
+              offer_row("copy", chosen.gpu, chosen.list_price_per_instance_hour_usd * 0.9, max_instances=4)]
     second = solve(_job(deadline=10.0), make_catalog(gpus, offers), sensitivity=False)
     assert second.plan is not None and second.plan.offer_id == "copy"
     assert second.plan.cost_usd == pytest.approx(chosen.cost_usd * 0.9)
