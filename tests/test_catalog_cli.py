@@ -94,7 +94,9 @@ def test_list_h100_sorted_by_price_per_gpu_hour(bundled_offers: list[dict[str, s
         assert isinstance(o["gpus_per_instance"], int)  # 8, not 8.0, in the JSON
         assert o["as_of"] == row["as_of"]
         if row["kind"] not in ("owned", "edge"):  # rentals cost exactly their price
-            assert o["effective_cost_per_instance_hour_usd"] == pytest.approx(float(row["price_per_hour_usd"]), rel=1e-5)
+            assert o["effective_cost_per_instance_hour_usd"] == pytest.approx(float(row["price_per_hour_usd"]),
+                                                                               rel=1e-5)
+            assert o["list_price_per_instance_hour_usd"] == pytest.approx(float(row["price_per_hour_usd"]))
 
 
 def test_list_table_is_readable() -> None:
