@@ -118,8 +118,8 @@ class Result:
     alternatives: tuple[Plan, ...]
     candidates: tuple[Candidate, ...]
     excluded: dict[str, int]
-    binding: str | None
-    explanation: str | None
+    binding: str | None               # the limit that binds (infeasible only)
+    explanation: str | None           # why there is no plan, or (status time_limit) why the plan is unproven
     stats: ModelStats
     sensitivity: tuple[SensitivityItem, ...] = ()
     break_even: dict[str, Any] = field(default_factory=dict)
