@@ -2,7 +2,8 @@
 
 Kept apart from ``main.py`` (which holds ``solve``/``estimate`` and the entry point) so
 the sub-command modules import this, not ``main``: no import cycle. One error boundary:
-a FlopoptError prints ``error: …`` and exits 2; an infeasible plan exits 3. With
+a FlopoptError prints ``error: …`` and exits 2; an infeasible plan exits 3, a solver stopped
+before finding any plan 4 (a plan found but not proven optimal exits 0, with a warning). With
 ``--format json`` the error is also a JSON document on stdout (docs/output-contract.md),
 usage errors included.
 """
@@ -24,6 +25,7 @@ from .contract import asks_for_json
 
 EXIT_INPUT = 2
 EXIT_INFEASIBLE = 3
+EXIT_STOPPED = 4      # the solver stopped (time limit) before finding any plan: not a proof of infeasibility
 
 # typer ≥ 0.25 vendors click; BadParameter's base is click's UsageError either way.
 UsageError: type[Exception] = typer.BadParameter.__mro__[1]

@@ -98,7 +98,7 @@ ATTENUATION_COLUMNS = ("att_low", "att_high", "att_median", "uncertainty", "ref_
 PLAN_COLUMNS = ("offer_id", "provider", "kind", "region", "instance_type", "gpu", "gpu_count", "instances",
                 "gpus_per_instance", "precision", "scenario", "attenuation", "att_low", "att_high", "att_source",
                 "bottleneck", "buffer", "scale_efficiency", "roofline_bound", "hours", "billed_hours", "cost_usd",
-                "hourly_cost_usd", "as_of", "need_gb_per_gpu", "memory_gb", "feasible", "sunk",
+                "hourly_cost_usd", "price_per_hour_usd", "as_of", "need_gb_per_gpu", "memory_gb", "feasible", "sunk",
                 "price_quality", "fetched_at", "typical_quota_gpus", "dominated")
 
 # What a portfolio keeps per job candidate (the integer program's inputs and the plan line).

@@ -375,10 +375,11 @@ def compare(job: Job, catalog: Catalog, quote_files: list[Path], *, solver: Solv
         from .sensitivity import plan_with_confidence
 
         outcome = plan_with_confidence(planner, confidence, samples, seed)
-        cands, chosen = outcome.candidates, outcome.chosen
+        cands, chosen, quantile = outcome.candidates, outcome.chosen, outcome.deadline_quantile
     else:
         cands = _assess(planner)
         chosen = planner.choose(cands).chosen if not cands.survivors.empty else None
+        quantile = None
     full = _annotate(cands.table, job, planner.estimate)
     # Filtering the ~60-column candidate table copies every column; slice a narrow view
     # and fetch full rows only for the few plans reported.
@@ -401,7 +402,7 @@ def compare(job: Job, catalog: Catalog, quote_files: list[Path], *, solver: Solv
     optimum = None if chosen is None else pick([chosen.name])[0]
     binding = explanation = None
     if optimum is None:
-        binding, explanation = explain_infeasible(planner, cands)
+        binding, explanation = explain_infeasible(planner, cands, quantile)
     ownership = tuple(
         _ownership(o, table, planner.estimate)
         for o in offers[offers["kind"].isin(schema.CAPEX_KINDS)].to_dict("records")

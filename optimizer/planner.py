@@ -26,10 +26,20 @@ from .result import Plan, plan_from_row
 
 
 @dataclass(frozen=True)
+class DeadlineQuantile:
+    """The deadline judged on a sampled quantile of actual hours instead of the planned hours
+    (``--confidence``, sensitivity.plan_with_confidence), for ``explain_infeasible``."""
+
+    label: str             # "P90"
+    hours: pd.Series       # per candidate, on the candidate table's index (NaN: not sampled)
+
+
+@dataclass(frozen=True)
 class Outcome:
     candidates: CandidateSet
     solution: ModelSolution
     chosen: pd.Series | None
+    deadline_quantile: DeadlineQuantile | None = None   # set when the deadline was judged on a quantile
 
     @property
     def plan(self) -> Plan | None:
@@ -102,7 +112,8 @@ class Planner:
         )
         solution = solve_model(ModelSpec(jobs=[options], objective=self.job.objective,
                                          time_limit_seconds=self.time_limit_seconds), self.solver)
-        chosen = survivors.iloc[solution.choice[0]] if solution.status == "optimal" else None
+        # an incumbent is a plan even when a time limit stopped the proof (solution.status says so)
+        chosen = survivors.iloc[solution.choice[0]] if solution.choice else None
         return Outcome(cands, solution, chosen)
 
     def evaluate_plan(self, plan: Plan, assumptions: Assumptions | None = None) -> pd.Series:
@@ -148,8 +159,10 @@ def ranked(feasible: pd.DataFrame, objective: str) -> pd.DataFrame:
     return feasible.sort_values(keys, kind="mergesort")
 
 
-def explain_infeasible(planner: Planner, cands: CandidateSet) -> tuple[str, str]:
-    """Which limit binds, and the smallest relaxation that would let a plan exist."""
+def explain_infeasible(planner: Planner, cands: CandidateSet,
+                       deadline_quantile: DeadlineQuantile | None = None) -> tuple[str, str]:
+    """Which limit binds, and the smallest relaxation that would let a plan exist.
+    With ``deadline_quantile`` the deadline is judged on those hours (``--confidence``)."""
     job, t = planner.job, cands.table
     c = job.constraints
     owned_only = c.offer_kinds is not None and {str(k).lower() for k in c.offer_kinds} <= {"owned"}
@@ -171,16 +184,16 @@ def explain_infeasible(planner: Planner, cands: CandidateSet) -> tuple[str, str]
                 f"{worst['memory_gb']:,.0f} GB — allow more GPUs (max_gpus), a lower precision "
                 "or activation recomputation")
     deadline, budget = c.deadline_hours, c.budget_usd
-    # Under --confidence the deadline is judged on a sampled quantile of actual hours.
-    quantile = "hours_quantile" if "hours_quantile" in fits.columns else None
-    hours_col = quantile or "hours"
+    hours_col = "_deadline_hours"   # the hours the deadline is judged on: planned, or a sampled quantile
+    fits = fits.assign(**{hours_col: fits["hours"] if deadline_quantile is None
+                          else deadline_quantile.hours.reindex(fits.index)})
     fastest = fits.sort_values([hours_col, "cost_usd"]).iloc[0]
     if deadline is not None and fastest[hours_col] > deadline:
         need = float(fastest[hours_col])
         what = (f"{int(fastest['gpu_count'])}×{fastest['gpu']} {fastest['precision']}, "
                 f"{fastest['provider']} {fastest['kind']}")
-        if quantile:
-            label = str(fastest["quantile_label"])
+        if deadline_quantile is not None:
+            label = deadline_quantile.label
             return ("confidence", f"no plan meets the deadline with the requested confidence: the fastest "
                     f"({what}) has a {label} of {need:,.0f} h of actual work against a {deadline:,.0f} h "
                     f"deadline — lower --confidence or raise the deadline to {math.ceil(need):,} h")

@@ -42,8 +42,12 @@ class Plan:
     billed_hours: float
     days: float
     cost_usd: float
-    price_per_hour_usd: float
-    price_per_gpu_hour_usd: float
+    # What one instance-hour of this plan costs (cost_usd = instances × this × billed_hours): the list
+    # price for rentals; for owned/edge hardware the hourly fee + amortised capex + power (loader.hourly_cost_usd).
+    effective_cost_per_instance_hour_usd: float
+    effective_cost_per_gpu_hour_usd: float    # the same per GPU (÷ gpus_per_instance)
+    # The offer's own price per instance-hour, offers.csv's price_per_hour_usd (owned/edge: the hourly fee).
+    list_price_per_instance_hour_usd: float
     price_as_of: str
     need_gb_per_gpu: float
     memory_gb: float
@@ -92,8 +96,9 @@ def plan_from_row(row: dict[str, Any]) -> Plan:
         billed_hours=float(row["billed_hours"]),
         days=float(row["hours"]) / 24.0,
         cost_usd=float(row["cost_usd"]),
-        price_per_hour_usd=hourly,
-        price_per_gpu_hour_usd=hourly / float(row["gpus_per_instance"]),
+        effective_cost_per_instance_hour_usd=hourly,
+        effective_cost_per_gpu_hour_usd=hourly / float(row["gpus_per_instance"]),
+        list_price_per_instance_hour_usd=float(row["price_per_hour_usd"]),
         price_as_of=str(row["as_of"]),
         need_gb_per_gpu=float(row["need_gb_per_gpu"]),
         memory_gb=float(row["memory_gb"]),
@@ -185,6 +190,10 @@ class ModelStats:
     constraints: int
     solver: str
     solve_seconds: float
+    # Relative gap (incumbent − best bound) / |incumbent| of the returned plan, as the solver reports
+    # it (model.solver_gap); ≤ mip_gap_tolerance when optimal. None: no incumbent or no bound reported.
+    mip_gap: float | None = None
+    mip_gap_tolerance: float | None = None    # the solver's relative gap tolerance for "optimal"
 
 
 @dataclass(frozen=True)
@@ -226,8 +235,8 @@ class Result:
     alternatives: tuple[Plan, ...]
     candidates: CandidateTable
     excluded: dict[str, int]
-    binding: str | None
-    explanation: str | None
+    binding: str | None               # the limit that binds (infeasible only)
+    explanation: str | None           # why there is no plan, or (status time_limit) why the plan is unproven
     stats: ModelStats
     sensitivity: tuple[SensitivityItem, ...] = ()
     break_even: dict[str, Any] = field(default_factory=dict)

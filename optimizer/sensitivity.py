@@ -33,7 +33,7 @@ from .candidates import CandidateSet, dominated_mask
 from .economics import HOURS_PER_YEAR, utilization_break_even
 from .limits import meets_deadline, within_budget
 from .performance import Assumptions, base_seconds_for, billed_hours, realistic_assumptions
-from .planner import Outcome, Planner, explain_infeasible
+from .planner import DeadlineQuantile, Outcome, Planner, explain_infeasible
 from .result import Plan, Result, Risk, SensitivityItem, plan_from_row
 
 PRECISION_UP = {"int8": "bf16", "fp8": "bf16", "bf16": "tf32", "fp16": "tf32", "tf32": "fp32", "fp32": "fp32",
@@ -238,13 +238,15 @@ def break_even(planner: Planner, outcome: Outcome, result: Result) -> dict[str, 
             "gpu": str(r["gpu"]),
             "gpu_count": int(r["gpu_count"]),
             "cost_usd": float(r["cost_usd"]),
-            "price_per_hour_usd": float(r["hourly_cost_usd"]),
-            "wins_below_price_per_hour_usd": wins_below,
-            "chosen_loses_above_price_per_hour_usd": loses_above,
+            # effective costs per instance-hour (plan.effective_cost_per_instance_hour_usd): the list
+            # price for rentals, capex + power + fee for owned hardware
+            "effective_cost_per_instance_hour_usd": float(r["hourly_cost_usd"]),
+            "wins_below_effective_cost_per_instance_hour_usd": wins_below,
+            "chosen_loses_above_effective_cost_per_instance_hour_usd": loses_above,
             "note": (f"{r['offer_id']} ({int(r['gpu_count'])}×{r['gpu']}, ${float(r['cost_usd']):,.0f}) becomes "
                      f"the cheaper choice if its price falls below ${wins_below or 0:,.2f}/instance-h "
                      f"(now ${float(r['hourly_cost_usd']):,.2f}) or this plan's rises above "
-                     f"${loses_above or 0:,.2f}/instance-h (now ${plan.price_per_hour_usd:,.2f})"),
+                     f"${loses_above or 0:,.2f}/instance-h (now ${plan.effective_cost_per_instance_hour_usd:,.2f})"),
         }
     owned = feasible[feasible["kind"].isin(("owned", "edge"))]
     rentals = feasible[~feasible["kind"].isin(("owned", "edge"))]
@@ -339,11 +341,11 @@ def plan_with_confidence(planner: Planner, confidence: float, samples: int, seed
         return planner.choose(cands)
     t = cands.table.copy()
     candidates = t[t["feasible"]]
+    sampled = pd.Series(np.nan, index=t.index)   # the quantile of actual hours; NaN: not sampled
     if not candidates.empty:
         hours = actual_hours_samples(planner, candidates.reset_index(drop=True), samples, seed)
         quantile = np.quantile(hours, confidence, axis=0)
-        t.loc[candidates.index, "hours_quantile"] = quantile
-        t["quantile_label"] = f"P{confidence * 100:g}"
+        sampled.loc[candidates.index] = quantile
         late = ~meets_deadline(quantile, deadline)
         idx = candidates.index[late]
         t.loc[idx, "feasible"] = False
@@ -357,7 +359,10 @@ def plan_with_confidence(planner: Planner, confidence: float, samples: int, seed
         excluded[str(cat)] = int(n)
     if t["dominated"].any():
         excluded["dominated (another plan is no slower and no dearer)"] = int(t["dominated"].sum())
-    return planner.choose(CandidateSet(table=t, excluded=excluded, budget_usd=cands.budget_usd))
+    outcome = planner.choose(CandidateSet(table=t, excluded=excluded, budget_usd=cands.budget_usd))
+    if candidates.empty:   # nothing was sampled: the explanation judges the planned hours
+        return outcome
+    return replace(outcome, deadline_quantile=DeadlineQuantile(f"P{confidence * 100:g}", sampled))
 
 
 def analyse(planner: Planner, result: Result, *, samples: int, seed: int) -> Result:

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .model import SolverName, make_solver, run_solver, variable
+from .model import SolverName, make_solver, run_solver, solve_outcome, variable
 
 
 def serving_engine(solver: SolverName) -> object:
@@ -80,6 +80,8 @@ class FleetSolution:
     constraints: int
     solver: str
     seconds: float
+    mip_gap: float | None = None             # the solver's relative MIP gap (model.solver_gap)
+    mip_gap_tolerance: float | None = None
 
 
 def dominated_options(spec: FleetSpec) -> np.ndarray:
@@ -163,10 +165,10 @@ def solve_fleet(spec: FleetSpec, solver: SolverName = "highs") -> FleetSolution:
     # (5) budget
     if spec.budget_usd is not None:
         prob += cost <= float(spec.budget_usd), "budget"
-    status = run_solver(prob, engine)
+    outcome = solve_outcome(prob, engine)
     seconds = time.perf_counter() - started
     n_vars, n_cons = prob.numVariables(), prob.numConstraints()
-    if status != "optimal":
+    if not outcome.is_optimal:
         return FleetSolution("infeasible", (), np.zeros((0, 0)), None, n_vars, n_cons, solver, seconds)
     counts = np.zeros(mu_all.shape[0], dtype=int)
     counts[keep] = [int(round(v.varValue or 0.0)) for v in n]
@@ -174,7 +176,8 @@ def solve_fleet(spec: FleetSpec, solver: SolverName = "highs") -> FleetSolution:
     for (k, b), var in y.items():
         routed[keep[k], b] = max(float(var.varValue or 0.0), 0.0)
     total = float(np.dot(np.asarray(spec.cost_usd, dtype=float), counts))
-    return FleetSolution("optimal", tuple(int(c) for c in counts), routed, total, n_vars, n_cons, solver, seconds)
+    return FleetSolution("optimal", tuple(int(c) for c in counts), routed, total, n_vars, n_cons, solver, seconds,
+                         outcome.mip_gap, outcome.mip_gap_tolerance)
 
 
 def carried_share(instances: np.ndarray, replicas_per_instance: np.ndarray, capacity_rps: np.ndarray,

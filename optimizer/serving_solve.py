@@ -67,7 +67,8 @@ class FleetLine:
     scenario: str
     attenuation: float
     buffer: float
-    price_per_instance_hour_usd: float
+    effective_cost_per_instance_hour_usd: float   # list price for rentals; owned: + amortised capex and power
+    list_price_per_instance_hour_usd: float       # offers.csv price_per_hour_usd
     cost_usd: float
     price_as_of: str
     weights_gb_per_replica: float
@@ -137,7 +138,8 @@ class ReplicaCandidate:
     gpu: str
     precision: str
     tensor_parallel: int
-    price_per_instance_hour_usd: float
+    effective_cost_per_instance_hour_usd: float   # list price for rentals; owned: + amortised capex and power
+    list_price_per_instance_hour_usd: float       # offers.csv price_per_hour_usd
     cost_window_usd: float
     batch: tuple[int, ...]
     requests_per_s_per_replica: tuple[float, ...]
@@ -270,7 +272,8 @@ def fleet_plan(planner: ServingPlanner, table: ReplicaTable, solution: FleetSolu
             tensor_parallel=int(row["tensor_parallel"]), instances=int(counts[k]), replicas=replicas,
             gpus=int(counts[k] * row["gpus_per_instance"]), scenario=str(row["scenario"]),
             attenuation=float(row["attenuation"]), buffer=float(row["buffer"]),
-            price_per_instance_hour_usd=float(row["hourly_cost_usd"]),
+            effective_cost_per_instance_hour_usd=float(row["hourly_cost_usd"]),
+            list_price_per_instance_hour_usd=float(row["price_per_hour_usd"]),
             cost_usd=float(counts[k] * row["cost_window_usd"]), price_as_of=str(row["as_of"]),
             weights_gb_per_replica=float(table.weights_gb[k]), memory_gb_per_replica=float(table.usable_memory_gb[k]),
             peak_utilisation=busy / replicas if replicas else math.nan,
@@ -455,7 +458,9 @@ def _candidates(table: ReplicaTable) -> tuple[ReplicaCandidate, ...]:
         reasons = sorted({str(r) for r, n in zip(table.limited_by[k], table.batch[k]) if n == 0})
         out.append(ReplicaCandidate(
             option_id=str(row["option_id"]), gpu=str(row["gpu"]), precision=str(row["precision"]),
-            tensor_parallel=int(row["tensor_parallel"]), price_per_instance_hour_usd=float(row["hourly_cost_usd"]),
+            tensor_parallel=int(row["tensor_parallel"]),
+            effective_cost_per_instance_hour_usd=float(row["hourly_cost_usd"]),
+            list_price_per_instance_hour_usd=float(row["price_per_hour_usd"]),
             cost_window_usd=float(row["cost_window_usd"]), batch=tuple(int(x) for x in table.batch[k]),
             requests_per_s_per_replica=tuple(float(x) for x in table.rps_per_replica[k]), feasible=feasible,
             reason=", ".join(reasons) or None))
@@ -483,7 +488,8 @@ def solve_serving(job: Job, catalog: Catalog, *, solver: SolverName = "highs",
     kept = int((~dominated_options(planner.spec(table))).sum()) if len(candidates) else 0
     stats = ModelStats(enumerated=len(candidates), feasible=len(candidates) - unusable, after_pruning=kept,
  variables=solution.variables,
-                       constraints=solution.constraints, solver=solution.solver, solve_seconds=solution.seconds)
+                       constraints=solution.constraints, solver=solution.solver, solve_seconds=solution.seconds,
+                       mip_gap=solution.mip_gap, mip_gap_tolerance=solution.mip_gap_tolerance)
     result = ServingResult(
         status=Status.OPTIMAL if plan else Status.INFEASIBLE, job=job, estimate=estimate, demand=planner.demand,
         plan=plan, candidates=candidates, excluded=excluded, binding=binding, explanation=explanation,

@@ -46,13 +46,10 @@ def solve(
         outcome = plan_with_confidence(planner, confidence, samples, seed)
     cands = outcome.candidates
     plan = outcome.plan
-    binding = explanation = None
-    stopped = plan is None and outcome.solution.status not in ("infeasible", "optimal")
-    if stopped:   # not a proof that no plan exists: say what happened, suggest no relaxation
-        explanation = (f"the solver stopped ({outcome.solution.status}) before finding or proving a plan; "
-                       "raise the time limit")
-    elif plan is None:
-        binding, explanation = explain_infeasible(planner, cands)
+    status, explanation = solve_status(outcome, time_limit_seconds)
+    binding = None
+    if status is Status.INFEASIBLE:
+        binding, explanation = explain_infeasible(planner, cands, outcome.deadline_quantile)
     others = ranked(cands.feasible, job.objective).drop_duplicates("offer_id")
     if plan is not None:
         others = others[others["offer_id"] != plan.offer_id]
@@ -66,12 +63,12 @@ def solve(
         constraints=outcome.solution.constraints,
         solver=outcome.solution.solver,
         solve_seconds=outcome.solution.seconds,
+        mip_gap=outcome.solution.mip_gap,
+        mip_gap_tolerance=outcome.solution.mip_gap_tolerance,
     )
     warnings = tuple(w for w in [catalog.staleness_warning()] if w)
     result = Result(
-        status=(Status.OPTIMAL if plan else
-                (Status.TIME_LIMIT if outcome.solution.status == "time_limit" else Status.NOT_SOLVED) if stopped
-                else Status.INFEASIBLE),
+        status=status,
         job=job,
         estimate=planner.estimate,
         plan=plan,
@@ -88,3 +85,27 @@ def solve(
         result = analyse(planner, result, samples=samples, seed=seed)
     return result
 
+
+def solve_status(outcome: Outcome, time_limit_seconds: float | None = None) -> tuple[Status, str | None]:
+    """The result's status and, when the solver did not finish, what to tell the user.
+
+    An incumbent is a plan: ``optimal`` when proven, else ``time_limit`` with a note that it is not
+    proven optimal (and its MIP gap). No incumbent and no proof of infeasibility: ``time_limit`` or
+    ``not_solved``, with no relaxation hint — nothing showed that a limit binds. Only a proof gives
+    ``infeasible`` (the caller then asks ``explain_infeasible``)."""
+    solution = outcome.solution
+    limit = f" ({time_limit_seconds:g} s)" if time_limit_seconds is not None else ""
+    if outcome.chosen is not None:
+        if solution.status == "optimal":
+            return Status.OPTIMAL, None
+        gap = solution.mip_gap
+        gap_text = f"relative MIP gap {gap:.2%}" if gap is not None else "the solver reported no MIP gap"
+        return Status.TIME_LIMIT, (f"the solver stopped at its time limit{limit}: this plan is the best it "
+                                   f"found, not proven optimal ({gap_text}); raise the time limit to prove it")
+    if solution.status == "infeasible":
+        return Status.INFEASIBLE, None
+    if solution.status == "time_limit":
+        return Status.TIME_LIMIT, (f"the solver stopped at its time limit{limit} before finding a plan; "
+                                   "raise the time limit")
+    return Status.NOT_SOLVED, (f"the solver stopped ({solution.status}) before finding a plan; "
+                               "try the other solver (--solver highs or cbc)")

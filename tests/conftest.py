@@ -74,3 +74,29 @@ def make_catalog(tmp_path: Path) -> CatalogFactory:
         return load_catalog(folder, use_bundled=False, use_user_dir=False, use_cache=False)
 
     return build
+
+
+@pytest.fixture
+def stop_at_time_limit(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Make every plan's solve end as a time limit does, deterministically: with its incumbent (the
+    real solve's choice) and a MIP gap, or (``incumbent=False``) with none. A single-job program is
+    solved in presolve, so a real time limit cannot be made to stop it half-way (tests/test_model.py
+    stops a real multi-job search instead)."""
+    from dataclasses import replace
+
+    from flopopt.optimizer import planner
+    from flopopt.optimizer.outcome import SolverOutcome, SolverStatus, TerminationCondition
+
+    def stop(incumbent: bool = True, gap: float | None = 0.05) -> None:
+        real = planner.solve_model
+
+        def stopped(spec: Any, solver: Any = "highs") -> Any:
+            solution = real(spec, solver)
+            outcome = SolverOutcome(SolverStatus.WARNING, TerminationCondition.TIME_LIMIT,
+                                    gap if incumbent else None, incumbent, 1e-4)
+            return replace(solution, status="time_limit", choice=solution.choice if incumbent else (),
+                           objective_value=solution.objective_value if incumbent else None, outcome=outcome)
+
+        monkeypatch.setattr(planner, "solve_model", stopped)
+
+    return stop

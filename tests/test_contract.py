@@ -89,6 +89,11 @@ def test_serving_solve_documents(job: str) -> None:
     everything = run_json("solve", str(EX / job), "--all-candidates", codes=(0, 3))
     check("solve-serving", everything)
     assert len(everything["candidates"]) >= len(data["candidates"])
+    for row in [*(data["plan"] or {}).get("lines", []), *everything["candidates"]]:
+        assert {"effective_cost_per_instance_hour_usd", "list_price_per_instance_hour_usd"} <= set(row)
+        assert "price_per_instance_hour_usd" not in row
+    if data["status"] == "optimal":
+        assert 0.0 <= data["model"]["mip_gap"] <= data["model"]["mip_gap_tolerance"]
 
 
 def test_every_example_job_has_a_schema() -> None:
@@ -107,6 +112,39 @@ def test_solve_with_sensitivity_and_infeasible_documents(tmp_path: Path) -> None
     data = run_json("solve", str(job), "--no-sensitivity", codes=(3,))
     check("solve", data)
     assert data["status"] == "infeasible" and data["plan"] is None and data["binding"] == "deadline_hours"
+
+
+def test_plans_name_the_effective_cost_and_the_list_price() -> None:
+    """Schema 2.0.0: a plan's hourly numbers say what they hold; the ambiguous 1.x names are gone."""
+    data = run_json("solve", LLAMA, "--samples", "200")
+    check("solve", data)
+    plans = [data["plan"], *data["alternatives"], *(s["plan"] for s in data["sensitivity"] if s["plan"])]
+    for plan in plans:
+        assert {"effective_cost_per_instance_hour_usd", "effective_cost_per_gpu_hour_usd",
+                "list_price_per_instance_hour_usd"} <= set(plan)
+        assert "price_per_hour_usd" not in plan and "price_per_gpu_hour_usd" not in plan
+    runner_up = data["break_even"]["runner_up"]
+    assert {"effective_cost_per_instance_hour_usd", "wins_below_effective_cost_per_instance_hour_usd",
+            "chosen_loses_above_effective_cost_per_instance_hour_usd"} <= set(runner_up)
+    assert 0.0 <= data["model"]["mip_gap"] <= data["model"]["mip_gap_tolerance"]
+
+
+def test_a_time_limited_plan_is_a_plan_in_json(stop_at_time_limit: Any) -> None:
+    """Stopped at --time-limit with an incumbent: status time_limit, the plan, its gap, exit 0."""
+    stop_at_time_limit(incumbent=True, gap=0.05)
+    data = run_json("solve", LLAMA, "--no-sensitivity", "--time-limit", "5")
+    check("solve", data)
+    assert data["status"] == "time_limit" and data["plan"] is not None and data["binding"] is None
+    assert "not proven optimal" in data["explanation"] and data["model"]["mip_gap"] == 0.05
+
+
+def test_a_time_limit_without_a_plan_is_not_infeasible_in_json(stop_at_time_limit: Any) -> None:
+    stop_at_time_limit(incumbent=False)
+    data = run_json("solve", LLAMA, "--no-sensitivity", "--time-limit", "5", codes=(4,))
+    check("solve", data)
+    assert data["status"] == "time_limit" and data["plan"] is None and data["binding"] is None
+    assert data["explanation"] == ("the solver stopped at its time limit (5 s) before finding a plan; "
+                                   "raise the time limit")
 
 
 def test_floats_are_rounded_to_the_documented_digits() -> None:

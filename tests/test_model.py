@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -171,7 +172,7 @@ def test_cheaper_copy_of_chosen_offer_wins(make_catalog: Any) -> None:
     chosen = first.plan
     gpus = [gpu_row("G1", peak_tflops_fp32=20.0), gpu_row("G2", peak_tflops_fp32=60.0)]
     offers = [offer_row("slow", "G1", 1.0, max_instances=4), offer_row("fast", "G2", 2.5, max_instances=4),
-              offer_row("copy", chosen.gpu, chosen.price_per_hour_usd * 0.9, max_instances=4)]
+              offer_row("copy", chosen.gpu, chosen.list_price_per_instance_hour_usd * 0.9, max_instances=4)]
     second = solve(_job(deadline=10.0), make_catalog(gpus, offers), sensitivity=False)
     assert second.plan is not None and second.plan.offer_id == "copy"
     assert second.plan.cost_usd == pytest.approx(chosen.cost_usd * 0.9)
@@ -190,9 +191,162 @@ def test_a_time_limit_is_not_reported_as_infeasible(solver: str) -> None:
     stopped = solve_model(spec, solver)  # type: ignore[arg-type]
     assert stopped.status == "time_limit" and stopped.outcome is not None
     assert not stopped.outcome.proven_infeasible and not stopped.outcome.is_optimal
+    assert stopped.choice == () and stopped.mip_gap is None     # no incumbent at 1 ms: nothing to report
     infeasible = solve_model(ModelSpec(jobs[:2], budget_usd=0.5), solver)  # type: ignore[arg-type]
     assert infeasible.status == "infeasible" and infeasible.outcome is not None
     assert infeasible.outcome.proven_infeasible
+
+
+def _assignment(n_jobs: int = 60, options: int = 30, offers: int = 10, quota: int = 8) -> ModelSpec:
+    """Jobs competing for tight shared quotas (a generalised assignment problem): the root relaxation
+    does not close the gap, so a search stopped at its first incumbent has a gap > 0 on both solvers.
+    Solved to optimality in under a second."""
+    rng = np.random.default_rng(0)
+    jobs = [JobOptions(f"j{j}", rng.uniform(1, 100, options), rng.uniform(1, 100, options),
+                       np.array([f"o{k % offers}" for k in range(options)]),
+                       rng.integers(1, 5, options).astype(float)) for j in range(n_jobs)]
+    return ModelSpec(jobs, quotas={f"o{k}": quota for k in range(offers)})
+
+
+def _stop_at_first_incumbent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the solver stop the way a time limit does, but deterministically: HiGHS interrupts at its
+    first incumbent (a MIP-interrupt callback), CBC after its root node (maxNodes 0). PuLP reports
+    both exactly as a time limit with an incumbent (status Optimal, solution IntegerFeasible)."""
+    import highspy
+    import pulp
+
+    from flopopt.optimizer import model
+
+    real = model.make_solver
+
+    def interrupt(_kind: Any, _message: Any, out: Any, data_in: Any, _user: Any) -> None:
+        if out.mip_primal_bound < math.inf:
+            data_in.user_interrupt = True
+
+    def stopping(name: Any, time_limit_seconds: float | None = None) -> object:
+        engine: Any = real(name, time_limit_seconds)
+        if isinstance(engine, pulp.HiGHS):
+            engine.callbackTuple = (interrupt, None)
+            engine.callbacksToActivate = [highspy.cb.HighsCallbackType.kCallbackMipInterrupt]
+        else:
+            engine.optionsDict["maxNodes"] = 0
+        return engine
+
+    monkeypatch.setattr(model, "make_solver", stopping)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_proven_optimum_reports_the_solvers_gap_within_its_tolerance(solver: str) -> None:
+    """The gap is the solver's own number (HiGHS info.mip_gap, CBC's log), not a constant: optimal
+    means within the solver's relative tolerance (HiGHS mip_rel_gap 1e-4; CBC ratioGap 0)."""
+    solution = solve_model(_assignment(), solver)  # type: ignore[arg-type]
+    assert solution.status == "optimal"
+    gap, tolerance = solution.mip_gap, solution.mip_gap_tolerance
+    assert gap is not None and tolerance is not None and math.isfinite(gap)
+    assert 0.0 <= gap <= tolerance
+    assert tolerance == (1e-4 if solver == "highs" else 0.0)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("objective", ["cost", "time"])
+def test_a_search_stopped_with_an_incumbent_returns_it_with_its_gap(
+        monkeypatch: pytest.MonkeyPatch, solver: str, objective: str) -> None:
+    """Stopped early with an incumbent: the incumbent is returned (a plan), status time_limit (not
+    optimal), and its gap bounds how far it is from the optimum: (incumbent − optimum)/incumbent ≤ gap."""
+    spec = replace(_assignment(), objective=objective)  # type: ignore[arg-type]
+    optimum = solve_model(spec, solver) if objective == "cost" else None  # type: ignore[arg-type]
+    _stop_at_first_incumbent(monkeypatch)
+    stopped = solve_model(replace(spec, time_limit_seconds=60.0), solver)  # type: ignore[arg-type]
+    assert stopped.status == "time_limit" and stopped.outcome is not None and stopped.outcome.has_solution
+    assert not stopped.outcome.proven_infeasible
+    assert len(stopped.choice) == len(spec.jobs) and stopped.objective_value is not None
+    for offer, quota in spec.quotas.items():    # the incumbent is a feasible plan
+        used = sum(job.instances[c] for job, c in zip(spec.jobs, stopped.choice) if job.offer_id[c] == offer)
+        assert used <= quota
+    if optimum is not None:
+        assert optimum.objective_value is not None and stopped.objective_value >= optimum.objective_value - 1e-9
+        gap = stopped.mip_gap
+        assert gap is not None and 0.0 < gap < 1.0
+        # CBC's bound is printed to six significant digits: allow that much slack
+        assert (stopped.objective_value - optimum.objective_value) / stopped.objective_value <= gap + 1e-5
+
+
+def test_time_objective_without_time_for_the_cost_tie_break_keeps_the_fastest_plan(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """objective time solves twice (makespan, then cost at that makespan); when the limit is spent by
+    the first solve, its plan stands, reported as time_limit (its cost not proven minimal)."""
+    import time
+
+    from flopopt.optimizer import model
+
+    real, calls = model.solve_outcome, []
+
+    def slow_first_solve(prob: Any, engine: Any, *, time_limited: bool = False) -> Any:
+        outcome = real(prob, engine, time_limited=time_limited)
+        calls.append(outcome)
+        time.sleep(0.6)      # longer than the whole limit: nothing is left for the second solve
+        return outcome
+
+    monkeypatch.setattr(model, "solve_outcome", slow_first_solve)
+    job = JobOptions("j", np.array([50.0, 20.0, 90.0]), np.array([3.0, 3.0, 7.0]), np.array(["A", "B", "C"]),
+                     np.array([1.0, 1.0, 1.0]))
+    sol = solve_model(ModelSpec([job], objective="time", time_limit_seconds=0.5))
+    assert len(calls) == 1 and calls[0].is_optimal           # the makespan was proven, the tie-break not run
+    assert sol.status == "time_limit" and sol.choice in {(0,), (1,)} and sol.mip_gap is None
+    assert sol.outcome is not None and sol.outcome.has_solution
+
+
+CBC_STOPPED = """Result - Stopped on time limit
+
+Objective value:                420.63765982
+Lower bound:                    419.187
+Gap:                            0.00
+Enumerated nodes:               0
+"""
+CBC_OPTIMAL = """Result - Optimal solution found
+
+Objective value:                419.45261963
+Enumerated nodes:               0
+"""
+CBC_NOTHING = """Result - Stopped on time limit
+
+No feasible solution found
+Lower bound:                    417.703
+"""
+
+
+def test_cbc_gap_is_read_from_its_closing_summary() -> None:
+    """CBC's "Gap:" line has two decimals; the gap is computed from the objective and the bound."""
+    from flopopt.optimizer.model import cbc_gap, relative_gap
+
+    assert cbc_gap(CBC_STOPPED) == pytest.approx((420.63765982 - 419.187) / 420.63765982)
+    assert cbc_gap(CBC_OPTIMAL) == 0.0          # a completed search: the bound is the incumbent
+    assert cbc_gap(CBC_NOTHING) is None         # no incumbent, no gap
+    assert cbc_gap("") is None                  # no summary at all
+    assert relative_gap(0.0, 0.0) == 0.0 and relative_gap(-10.0, -12.0) == pytest.approx(0.2)
+
+
+def test_pulp_statuses_map_to_termination_conditions() -> None:
+    """The outcome map (optimizer/outcome.py) on constructed PuLP codes: an early stop with an
+    incumbent is time_limit with a solution; the solver's gap is kept, not replaced by 0."""
+    import pulp
+
+    from flopopt.optimizer.outcome import SolverStatus, TerminationCondition, outcome_from_pulp
+
+    early = outcome_from_pulp(pulp.LpStatusOptimal, pulp.LpSolutionIntegerFeasible, time_limited=True,
+                              mip_gap=0.05, mip_gap_tolerance=1e-4)
+    assert (early.status, early.termination, early.has_solution, early.mip_gap) == (
+        SolverStatus.WARNING, TerminationCondition.TIME_LIMIT, True, 0.05)
+    best = outcome_from_pulp(pulp.LpStatusOptimal, pulp.LpSolutionOptimal, time_limited=False, mip_gap=3e-5,
+                             mip_gap_tolerance=1e-4)
+    assert best.is_optimal and best.has_solution and best.mip_gap == 3e-5
+    nothing = outcome_from_pulp(pulp.LpStatusNotSolved, pulp.LpSolutionNoSolutionFound, time_limited=True)
+    assert nothing.termination is TerminationCondition.TIME_LIMIT and not nothing.has_solution
+    assert not nothing.proven_infeasible
+    unlimited = outcome_from_pulp(pulp.LpStatusNotSolved, pulp.LpSolutionNoSolutionFound, time_limited=False)
+    assert unlimited.termination is TerminationCondition.NOT_SOLVED
+    proof = outcome_from_pulp(pulp.LpStatusInfeasible, pulp.LpSolutionInfeasible, time_limited=True)
+    assert proof.proven_infeasible and not proof.has_solution
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

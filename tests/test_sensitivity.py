@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -168,6 +169,26 @@ def test_confidence_that_no_plan_can_meet_names_it_binding(make_catalog: Any) ->
     assert result.plan is None and result.binding == "confidence"
     assert re.search(r"has a P99 of (5[89]|6[01]) h of actual work against a 48 h deadline — lower --confidence or "
                      r"raise the deadline to (5[89]|6[01]) h", result.explanation or "")
+
+
+def test_the_deadline_quantile_is_an_explicit_argument_of_the_explanation(make_catalog: Any) -> None:
+    """explain_infeasible judges the deadline on the hours it is given (a DeadlineQuantile), not on a
+    column it would have to know sensitivity writes: a stray ``hours_quantile`` column changes nothing."""
+    import pandas as pd
+
+    from flopopt.optimizer.planner import DeadlineQuantile, explain_infeasible
+
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=1)])
+    planner = Planner.build(_job(constraints={"deadline_hours": 40}), catalog)   # one GPU: 46.875 h > 40 h
+    cands = planner.assess()
+    planned = explain_infeasible(planner, cands)
+    assert planned[0] == "deadline_hours" and "needs 47 h; deadline is 40 h" in planned[1]
+    stray = replace(cands, table=cands.table.assign(hours_quantile=1.0, quantile_label="P50"))
+    assert explain_infeasible(planner, stray) == planned
+    sampled = DeadlineQuantile("P95", pd.Series(57.0, index=cands.table.index))
+    binding, text = explain_infeasible(planner, cands, sampled)
+    assert binding == "confidence"
+    assert "has a P95 of 57 h of actual work against a 40 h deadline" in text and "deadline to 57 h" in text
 
 
 def test_limits_the_job_does_not_set_are_not_stress_tested(make_catalog: Any) -> None:

@@ -181,3 +181,67 @@ def test_merging_identical_offers_never_changes_the_optimum(make_catalog: Any, p
     if merged.plan is not None and kept.plan is not None:
         assert merged.plan.cost_usd == pytest.approx(kept.plan.cost_usd, rel=1e-9)
         assert merged.plan.hours == pytest.approx(kept.plan.hours, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# what a plan's hourly numbers are (names say what they hold)
+
+
+def test_plan_hourly_numbers_are_the_effective_cost_and_the_list_price(make_catalog: Any) -> None:
+    """A rental's effective cost per instance-hour is its list price; owned hardware adds amortised
+    capex and power to its list fee: 87,600 / (2 y × 8,760 h × 1.0) = $5.00 + 2 kW × $0.15 = $0.30
+    + the $0.20 fee = $5.50 per instance-hour, $1.375 per GPU-hour on 4 GPUs."""
+    catalog = make_catalog(GPUS, [
+        offer_row("rent", "FAST", 8.0, gpus_per_instance=2, max_instances=1),
+        offer_row("mine", "FAST", 0.2, kind="owned", gpus_per_instance=4, max_instances=1, capex_usd=87600,
+                  amortization_years=2, utilization=1.0, power_kw=2.0, electricity_usd_per_kwh=0.15, sunk="false")])
+    result = solve(job(), catalog, sensitivity=False)
+    plans = {c.plan.offer_id: c.plan for c in result.candidates}
+    rent, mine = plans["rent"], plans["mine"]
+    assert rent.effective_cost_per_instance_hour_usd == rent.list_price_per_instance_hour_usd == 8.0
+    assert rent.effective_cost_per_gpu_hour_usd == 4.0
+    assert mine.list_price_per_instance_hour_usd == pytest.approx(0.2)
+    assert mine.effective_cost_per_instance_hour_usd == pytest.approx(5.5)
+    assert mine.effective_cost_per_gpu_hour_usd == pytest.approx(5.5 / 4)
+    for p in (rent, mine):
+        assert p.cost_usd == pytest.approx(p.instances * p.effective_cost_per_instance_hour_usd * p.billed_hours)
+
+
+# ---------------------------------------------------------------------------
+# solver outcomes: a time limit is not infeasibility, and an incumbent is a plan
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_a_real_solve_reports_the_solvers_mip_gap(make_catalog: Any, solver: str) -> None:
+    catalog = make_catalog(GPUS, [offer_row("slow", "SLOW", 1.0, max_instances=4),
+                                  offer_row("fast", "FAST", 4.0, max_instances=4)])
+    result = solve(job(deadline_hours=30), catalog, solver=solver, sensitivity=False,  # type: ignore[arg-type]
+                   time_limit_seconds=60.0)
+    assert result.status is Status.OPTIMAL and result.plan is not None and result.explanation is None
+    gap, tolerance = result.stats.mip_gap, result.stats.mip_gap_tolerance
+    assert gap is not None and tolerance is not None and 0.0 <= gap <= tolerance
+
+
+def test_a_time_limited_incumbent_is_returned_as_the_plan(make_catalog: Any, stop_at_time_limit: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("slow", "SLOW", 1.0, max_instances=4),
+                                  offer_row("fast", "FAST", 4.0, max_instances=4)])
+    optimal = solve(job(deadline_hours=30), catalog, sensitivity=False)
+    stop_at_time_limit(incumbent=True, gap=0.05)
+    stopped = solve(job(deadline_hours=30), catalog, sensitivity=True, samples=200, time_limit_seconds=2.0)
+    assert stopped.status is Status.TIME_LIMIT          # not optimal: nothing proved it
+    assert stopped.plan == optimal.plan and stopped.binding is None
+    assert stopped.explanation == ("the solver stopped at its time limit (2 s): this plan is the best it found, "
+                                   "not proven optimal (relative MIP gap 5.00%); raise the time limit to prove it")
+    assert stopped.stats.mip_gap == 0.05
+    assert stopped.sensitivity and stopped.risk is not None      # a plan: analysed like any other
+
+
+def test_a_time_limit_without_an_incumbent_suggests_no_relaxation(make_catalog: Any,
+                                                                   stop_at_time_limit: Any) -> None:
+    catalog = make_catalog(GPUS, [offer_row("slow", "SLOW", 1.0, max_instances=4)])
+    stop_at_time_limit(incumbent=False)
+    stopped = solve(job(deadline_hours=30, budget_usd=1e6), catalog, time_limit_seconds=2.0)
+    assert stopped.status is Status.TIME_LIMIT and stopped.plan is None and stopped.binding is None
+    assert stopped.explanation == ("the solver stopped at its time limit (2 s) before finding a plan; "
+                                   "raise the time limit")
+    assert stopped.stats.mip_gap is None and not stopped.sensitivity
