@@ -667,7 +667,10 @@ def dominated_within(t: pd.DataFrame, keys: list[str]) -> np.ndarray:
     (candidates.dominated_in_groups over the groups of ``keys``)."""
     if t.empty:
         return np.zeros(0, dtype=bool)
-    group = t.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    group = np.zeros(len(t), dtype=np.int64)
+    for key in keys:   # one integer per distinct key tuple, without a pandas groupby
+        codes, uniques = pd.factorize(t[key].to_numpy(dtype=object))
+        group = group * (len(uniques) + 1) + codes
     return dominated_in_groups(t["cost_usd"].to_numpy(float), t["hours"].to_numpy(float), group)
 
 
