@@ -699,26 +699,34 @@ def prune_for_portfolio(feasible: pd.DataFrame, source_of: dict[str, str], quota
     """
     if feasible.empty:
         return pd.DataFrame(columns=[*CANDIDATE_COLUMNS, "resource", "source"])
-    narrow = feasible[CANDIDATE_COLUMNS]     # the full table has ~50 columns: filter a narrow copy
-    t = narrow[~dominated_within(narrow, ["offer_id", "instances"])]
-    offer = t["offer_id"].astype(str)
-    resource = np.where(offer.isin(list(source_of)), "source", np.where(offer.isin(list(quotas)), "quota", "free"))
-    t = t.assign(resource=resource, source=np.array([source_of.get(o, "") for o in offer], dtype=object))
-    free = t[t["resource"] == "free"]
-    if not free.empty:
-        cheapest = free.sort_values(["cost_usd", "hours"], kind="mergesort").index[:1]
-        t = t[(t["resource"] != "free") | t.index.isin(cheapest)]
-    t = t.sort_values(["cost_usd", "hours"], kind="mergesort")
-    kinds = t["resource"].to_numpy()
-    first_of_offer = (~t["offer_id"].duplicated()).to_numpy() & (kinds == "quota")
-    distinct = np.cumsum(first_of_offer)
+    # On arrays, and one take at the end: on frames these steps cost more than pricing the job.
+    offer_codes, offers = pd.factorize(feasible["offer_id"].to_numpy(dtype=object))
+    cost, hours = feasible["cost_usd"].to_numpy(float), feasible["hours"].to_numpy(float)
+    instances = feasible["instances"].to_numpy(np.int64)
+    rule1 = dominated_in_groups(cost, hours, offer_codes * (int(instances.max()) + 1) + instances)
+    offer_names = [str(o) for o in offers]
+    is_source = np.array([o in source_of for o in offer_names], dtype=bool)[offer_codes]
+    is_quota = np.array([o in quotas for o in offer_names], dtype=bool)[offer_codes] & ~is_source
+    resource = np.where(is_source, "source", np.where(is_quota, "quota", "free")).astype(object)
+    idx = np.flatnonzero(~rule1)
+    free = idx[resource[idx] == "free"]
+    if free.size:   # rule 2: the cheapest free candidate (ties: the faster, then the first)
+        cheapest = free[np.lexsort((np.arange(free.size), hours[free], cost[free]))[0]]
+        idx = idx[(resource[idx] != "free") | (idx == cheapest)]
+    order = idx[np.lexsort((np.arange(idx.size), hours[idx], cost[idx]))]   # by cost, then hours, stable
+    kinds = resource[order]
+    first_of_offer = np.zeros(order.size, dtype=bool)
+    first_of_offer[np.unique(offer_codes[order], return_index=True)[1]] = True
+    distinct = np.cumsum(first_of_offer & (kinds == "quota"))
     guaranteed = (kinds == "free") | (distinct >= rivals + 1)
-    if guaranteed.any():
-        t = t.iloc[: int(np.argmax(guaranteed)) + 1]
-    use = period_gpu_hours(t["hours"].to_numpy(float), t["gpu_count"].to_numpy(float), start, horizon)
-    t = t[~dominated_by_use(t["offer_id"].to_numpy(), t["cost_usd"].to_numpy(float),
-                            t["instances"].to_numpy(float), use)]
-    return t.reset_index(drop=True)
+    if guaranteed.any():   # rule 3
+        order = order[: int(np.argmax(guaranteed)) + 1]
+    use = period_gpu_hours(hours[order], feasible["gpu_count"].to_numpy(float)[order], start, horizon)
+    order = order[~dominated_by_use(offer_codes[order], cost[order], instances[order].astype(float), use)]  # rule 4
+    kept = feasible[CANDIDATE_COLUMNS].iloc[order].reset_index(drop=True)
+    names = np.array(offer_names, dtype=object)[offer_codes[order]]
+    return kept.assign(resource=pd.Series(resource[order], dtype=object),
+                       source=pd.Series([source_of.get(o, "") for o in names], dtype=object))
 
 
 def dominated_by_use(offer: np.ndarray, cost_usd: np.ndarray, instances: np.ndarray,
