@@ -4,9 +4,10 @@ A candidate is one (offer, instance count, precision). The stages pass one panda
 each adding columns: the catalog's offer columns (catalogs/schema.py ``OFFERS``), then
 
     expand   (candidates.py)   per (offer, precision): peaks, count range, GPU facts;
-                               per count: instances, GPUs, memory need
+    count    (counts.py)       per count: instances, GPUs, memory need
     evaluate (performance.py)  scenario, attenuation row, buffer, scale-out, hours, cost
     assess   (candidates.py)   feasible, the limit that fails (category), dominated
+    compare  (compare.py)      offer class, cost per PFLOP, which limits each plan meets
 
 Stages and consumers name their columns from here (``columns(stage)`` and the named views
 below) instead of writing lists of their own; ``tests/test_candidate_schema.py`` checks that
@@ -25,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-Stage = Literal["expand", "count", "evaluate", "assess"]
+Stage = Literal["expand", "count", "evaluate", "assess", "compare"]
 Dtype = Literal["str", "float", "int", "bool"]
 
 
@@ -81,10 +82,16 @@ _COLUMNS = (
     CandidateColumn("feasible", "bool", "assess", "fits in memory, meets the deadline and the budget"),
     CandidateColumn("category", "str", "assess", "the failing limit (None when feasible); reason_texts words it"),
     CandidateColumn("dominated", "bool", "assess", "feasible, but another plan is no slower and no dearer"),
+    # compare (compare.py), after assess
+    CandidateColumn("offer_class", "str", "compare", "cloud | spot | owned | cluster quote: the compared class"),
+    CandidateColumn("cost_per_pflop_usd", "float", "compare", "cost_usd per 10^15 FLOP of the job"),
+    CandidateColumn("deadline_met", "bool", "compare", "hours within the deadline"),
+    CandidateColumn("within_budget", "bool", "compare", "cost within the budget"),
+    CandidateColumn("fits", "bool", "compare", "fits in GPU memory"),
 )
 
 BY_NAME: dict[str, CandidateColumn] = {c.name: c for c in _COLUMNS}
-STAGES: tuple[Stage, ...] = ("expand", "count", "evaluate", "assess")
+STAGES: tuple[Stage, ...] = ("expand", "count", "evaluate", "assess", "compare")
 
 
 def columns(stage: Stage) -> tuple[str, ...]:
@@ -104,6 +111,12 @@ PLAN_COLUMNS = ("offer_id", "provider", "kind", "region", "instance_type", "gpu"
 # What a portfolio keeps per job candidate (the integer program's inputs and the plan line).
 PORTFOLIO_COLUMNS = ("offer_id", "provider", "kind", "region", "gpu", "gpu_count", "instances", "gpus_per_instance",
                      "precision", "scenario", "attenuation", "hours", "cost_usd", "hourly_cost_usd")
+
+# What compare ranks and filters on (a narrow view; full rows only for the plans it reports).
+# ``quote_file`` is the quote's file ("" for catalog offers); compare's ``source`` is that file
+# or "catalog" (it replaces the offer's price-source text in compare's table).
+COMPARE_COLUMNS = ("offer_id", "kind", "offer_class", "source", "quote_file", "instances", "cost_usd", "hours",
+                   "cost_per_pflop_usd", "feasible", "fits", "category")
 
 # Plan field → candidate column where the names differ (the rest are the same).
 PLAN_FIELD_COLUMN = {"price_as_of": "as_of", "attenuation_low": "att_low", "attenuation_high": "att_high",

@@ -33,6 +33,7 @@ import pandas as pd
 from ..catalogs import schema
 from ..catalogs.loader import Catalog, cross_check, read_table
 from ..catalogs.manage import ImportReport, import_file, import_offer_rows
+from .candidate_schema import COMPARE_COLUMNS
 from .candidates import CandidateSet, pareto_front
 from .economics import HOURS_PER_YEAR, utilization_break_even
 from .errors import CatalogError, InputError, ProblemList
@@ -383,7 +384,7 @@ def compare(job: Job, catalog: Catalog, quote_files: list[Path], *, solver: Solv
     full = _annotate(cands.table, job, planner.estimate)
     # Filtering the ~60-column candidate table copies every column; slice a narrow view
     # and fetch full rows only for the few plans reported.
-    table = full[SLIM_COLUMNS]
+    table = full[list(COMPARE_COLUMNS)]
     feasible = table[table["feasible"]]
     objective = job.objective
 
@@ -431,8 +432,6 @@ def _assess(planner: Planner) -> CandidateSet:
 
 
 Pick = Callable[[Any], tuple[ComparedPlan, ...]]   # candidate-table index labels → plans
-SLIM_COLUMNS = ["offer_id", "kind", "offer_class", "source", "quote_file", "instances", "cost_usd", "hours",
-                "cost_per_pflop_usd", "feasible", "fits", "category"]
 
 
 def _annotate(table: pd.DataFrame, job: Job, estimate: FlopEstimate) -> pd.DataFrame:

@@ -39,6 +39,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from .candidate_schema import ATTENUATION_COLUMNS
 from .efficiency_fit import EfficiencyModel
 from .flops import FlopEstimate
 from .job import Job
@@ -106,7 +107,6 @@ def realistic_assumptions(job: Job, efficiency: pd.DataFrame | None = None) -> A
     )
 
 
-ATTENUATION_COLUMNS = ("att_low", "att_high", "att_median", "uncertainty", "ref_gpus", "bottleneck", "att_source")
 
 # Lookup order, most specific first. Scenario "any" rows are what `flopopt calibrate` writes:
 # measured runs describe the workload on that GPU whatever environment the optimiser picks.
