@@ -158,7 +158,7 @@ def count_ladder(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray
 # these differ only in price per instance-hour (and in labels: provider, region, source).
 IDENTICAL_KEY = ("gpu", "gpus_per_instance", "interconnect", "kind", "interruption_overhead",
                  "billing_increment_hours", "min_hours", "max_instances")
-IDENTICAL_REASON = "dearer than an identical offer (same GPU, size, fabric, kind, billing and quota)"
+IDENTICAL_REASON = "identical to a cheaper offer"   # same IDENTICAL_KEY, higher hourly cost
 Identical = Literal["merge", "keep"]
 
 
