@@ -264,7 +264,9 @@ def solve_outcome(prob: object, engine: object, *, time_limited: bool = False) -
     HiGHS: its own model status and primal solution status are read, not PuLP's pair (PuLP's table
     has no entry for kSolutionLimit, kMemoryLimit or kHighsInterrupt and raises KeyError on them,
     after the solution values are read; and it reports every stop as a time limit). CBC: PuLP's
-    pair, with the reason for an early stop from CBC's log.
+    pair, with the reason for an early stop from CBC's log; an "infeasible" that arrives after the
+    time limit has passed is a time limit (outcome.py: CBC's preprocessing, cut short, says
+    "infeasible" of feasible programs).
     """
     import pulp
 
@@ -295,9 +297,12 @@ def solve_outcome(prob: object, engine: object, *, time_limited: bool = False) -
         return outcome_from_highs(highs.getModelStatus().name, has_solution=feasible,
                                   objective_bounded=objective_bounded(prob), mip_gap=gap,
                                   mip_gap_tolerance=tolerance)
+    limit = getattr(engine, "timeLimit", None)
+    took = getattr(prob, "solutionTime", None)   # wall-clock seconds of the solve (PuLP's clock)
+    reached = limit is not None and took is not None and float(took) >= float(limit)
     return outcome_from_pulp(int(code), int(getattr(prob, "sol_status", 0)), time_limited=time_limited,
-                             stopped_on=cbc_stopped_on(log) if log else None, mip_gap=gap,
-                             mip_gap_tolerance=tolerance)
+                             stopped_on=cbc_stopped_on(log) if log else None, time_limit_reached=reached,
+                             mip_gap=gap, mip_gap_tolerance=tolerance)
 
 
 def _highs_model(prob: object, engine: object) -> Any:

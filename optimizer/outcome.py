@@ -37,7 +37,10 @@ PuLP (every other solver, CBC included), its (status, sol_status) pair:
                                                           time_limit if a limit was set, else
                                                           terminated_by_limit; with a solution
     Optimal        any other                          →  optimal
-    Infeasible     any other                          →  infeasible
+    Infeasible     any other                          →  infeasible, unless the time limit had passed
+                                                          by then: time_limit (CBC 2.10's preprocessing,
+                                                          cut short by its time limit, says "infeasible"
+                                                          of feasible programs: not a proof)
     Unbounded      any other                          →  unbounded
     Not Solved     any other                          →  why it stopped (as above), else time_limit
                                                           if a limit was set, else not_solved
@@ -180,16 +183,19 @@ def outcome_from_highs(model_status: str, *, has_solution: bool, objective_bound
 
 
 def outcome_from_pulp(status_code: int, solution_code: int, *, time_limited: bool,
-                      stopped_on: TerminationCondition | None = None, mip_gap: float | None = None,
-                      mip_gap_tolerance: float | None = None) -> SolverOutcome:
+                      stopped_on: TerminationCondition | None = None, time_limit_reached: bool = False,
+                      mip_gap: float | None = None, mip_gap_tolerance: float | None = None) -> SolverOutcome:
     """Map PuLP's (status, sol_status) pair; see the table in the module docstring. ``stopped_on``
-    is why the solver says it stopped, when it says (``cbc_stopped_on``)."""
+    is why the solver says it stopped, when it says (``cbc_stopped_on``); ``time_limit_reached``:
+    the solve took at least its time limit."""
     import pulp
 
     stop = stopped_on if stopped_on in STOPS else None
     if solution_code == pulp.LpSolutionIntegerFeasible:
         why = stop or (TC.TIME_LIMIT if time_limited else TC.TERMINATED_BY_LIMIT)
         return solver_outcome(why, has_solution=True, mip_gap=mip_gap, mip_gap_tolerance=mip_gap_tolerance)
+    if status_code == pulp.LpStatusInfeasible and time_limit_reached:
+        return solver_outcome(TC.TIME_LIMIT, mip_gap_tolerance=mip_gap_tolerance)
     decided = {pulp.LpStatusOptimal: TC.OPTIMAL, pulp.LpStatusInfeasible: TC.INFEASIBLE,
                pulp.LpStatusUnbounded: TC.UNBOUNDED}
     if status_code in decided:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from typing import Any
@@ -223,13 +224,13 @@ def test_a_proven_optimum_reports_the_solvers_gap_within_its_tolerance(solver: s
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("objective", ["cost", "time"])
 def test_a_search_stopped_with_an_incumbent_returns_it_with_its_gap(
-        stop_at_first_incumbent: Any, solver: str, objective: str) -> None:
+        stop_early: Any, solver: str, objective: str) -> None:
     """Stopped early with an incumbent: the incumbent is returned (a plan), its status says what
     stopped it (an interrupt, a node limit: not optimal, not infeasible), and its gap bounds how far
     it is from the optimum: (incumbent − optimum)/incumbent ≤ gap."""
     spec = replace(_assignment(), objective=objective)  # type: ignore[arg-type]
     optimum = solve_model(spec, solver) if objective == "cost" else None  # type: ignore[arg-type]
-    stop_at_first_incumbent()
+    stop_early()
     stopped = solve_model(replace(spec, time_limit_seconds=60.0), solver)  # type: ignore[arg-type]
     assert stopped.status == STOPPED_AS[solver] and stopped.outcome is not None and stopped.outcome.has_solution
     assert not stopped.outcome.proven_infeasible
@@ -329,31 +330,33 @@ def test_pulp_statuses_map_to_termination_conditions() -> None:
 @pytest.mark.parametrize("time_limited", [False, True])
 def test_every_pulp_status_pair_maps_to_an_outcome(time_limited: bool) -> None:
     """Exhaustive over PuLP's status × solution-status codes (and a code PuLP does not list): every
-    pair gives an outcome, never an exception; only LpStatusInfeasible proves infeasibility; a
-    solution exists exactly when PuLP says Optimal or IntegerFeasible; a stop is never optimal."""
+    pair gives an outcome, never an exception; only LpStatusInfeasible proves infeasibility, and not
+    once the time limit has passed; a solution exists exactly when PuLP says Optimal or
+    IntegerFeasible; a stop is never optimal."""
     import pulp
 
     from flopopt.optimizer.outcome import STATUS_OF, STOPS, TerminationCondition, outcome_from_pulp
 
-    for status in [*pulp.LpStatus, 99]:
-        for solution in [*pulp.LpSolution, 99]:
-            for stopped_on in [None, *TerminationCondition]:
-                outcome = outcome_from_pulp(status, solution, time_limited=time_limited, stopped_on=stopped_on,
-                                            mip_gap=0.01, mip_gap_tolerance=1e-4)
-                early = solution == pulp.LpSolutionIntegerFeasible
-                assert outcome.status is STATUS_OF[outcome.termination]
-                assert outcome.proven_infeasible == (status == pulp.LpStatusInfeasible and not early)
-                assert outcome.has_solution == (early or status == pulp.LpStatusOptimal)
-                assert outcome.is_optimal == (status == pulp.LpStatusOptimal and not early)
-                if early or status == pulp.LpStatusNotSolved:
-                    assert outcome.termination in STOPS
-                    if stopped_on in STOPS:
-                        assert outcome.termination is stopped_on
-                    elif time_limited:
-                        assert outcome.termination is TerminationCondition.TIME_LIMIT
-                if status not in pulp.LpStatus or status == pulp.LpStatusUndefined:
-                    assert early or outcome.termination is TerminationCondition.SOLVER_ERROR
-                assert outcome.mip_gap == (0.01 if outcome.has_solution else None)
+    for status, solution, stopped_on, reached in itertools.product(
+            [*pulp.LpStatus, 99], [*pulp.LpSolution, 99], [None, *TerminationCondition], [False, time_limited]):
+        outcome = outcome_from_pulp(status, solution, time_limited=time_limited, stopped_on=stopped_on,
+                                    time_limit_reached=reached, mip_gap=0.01, mip_gap_tolerance=1e-4)
+        early = solution == pulp.LpSolutionIntegerFeasible
+        assert outcome.status is STATUS_OF[outcome.termination]
+        assert outcome.proven_infeasible == (status == pulp.LpStatusInfeasible and not early and not reached)
+        assert outcome.has_solution == (early or status == pulp.LpStatusOptimal)
+        assert outcome.is_optimal == (status == pulp.LpStatusOptimal and not early)
+        if early or status == pulp.LpStatusNotSolved:
+            assert outcome.termination in STOPS
+            if stopped_on in STOPS:
+                assert outcome.termination is stopped_on
+            elif time_limited:
+                assert outcome.termination is TerminationCondition.TIME_LIMIT
+        if status == pulp.LpStatusInfeasible and reached and not early:
+            assert outcome.termination is TerminationCondition.TIME_LIMIT
+        if status not in pulp.LpStatus or status == pulp.LpStatusUndefined:
+            assert early or outcome.termination is TerminationCondition.SOLVER_ERROR
+        assert outcome.mip_gap == (0.01 if outcome.has_solution else None)
 
 
 def test_every_highs_model_status_maps_to_a_termination_condition() -> None:
@@ -486,3 +489,26 @@ def test_exact_counts_follow_a_calibrated_fit(make_catalog: Any, slope: float, d
     best = ok.sort_values(key).iloc[0]
     assert chosen is not None
     assert float(chosen[key[0]]) == pytest.approx(float(best[key[0]]), rel=1e-6)
+
+
+def test_every_outcome_has_a_result_status_and_a_sentence() -> None:
+    """outcome.result_status over every termination condition, with and without an incumbent: only a
+    proof is infeasible, only the time limit is time_limit, every other stop is not_solved; a stop
+    always says what stopped the solver, and never suggests relaxing a limit."""
+    from flopopt.optimizer.outcome import TerminationCondition, result_status, solver_outcome
+    from flopopt.optimizer.vocabulary import Status
+
+    for termination in TerminationCondition:
+        for incumbent in (False, True):
+            outcome = solver_outcome(termination, has_solution=incumbent, mip_gap=0.25)
+            status, text = result_status(outcome, what="fleet", time_limit_seconds=3.0)
+            if termination is TerminationCondition.OPTIMAL:
+                assert (status, text) == (Status.OPTIMAL, None)
+            elif termination is TerminationCondition.INFEASIBLE:
+                assert (status, text) == (Status.INFEASIBLE, None)    # the caller explains which limit binds
+            else:
+                assert status is (Status.TIME_LIMIT if termination is TerminationCondition.TIME_LIMIT
+                                  else Status.NOT_SOLVED)
+                assert text is not None and text.startswith("the solver ") and "fleet" in text
+                assert ("not proven optimal (relative MIP gap 25.00%)" in text) == incumbent
+                assert "binds" not in text and "raise the deadline" not in text and "budget" not in text

@@ -401,7 +401,7 @@ def test_every_serving_example_reports_pitfalls_and_stress_tests(example: Path) 
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
-def test_a_stopped_fleet_search_returns_its_incumbent(bundled: Any, stop_at_first_incumbent: Any,
+def test_a_stopped_fleet_search_returns_its_incumbent(bundled: Any, stop_early: Any,
                                                       solver: str) -> None:
     """A real early stop (HiGHS interrupted at its first incumbent, CBC after its root node) with an
     incumbent: that fleet is the plan, status not_solved (a stop, not the time limit), its MIP gap
@@ -411,7 +411,7 @@ def test_a_stopped_fleet_search_returns_its_incumbent(bundled: Any, stop_at_firs
     job = load_job(CHAT)
     optimum = solve_serving(job, bundled, solver=solver, sensitivity=False)  # type: ignore[arg-type]
     assert optimum.status is Status.OPTIMAL and optimum.plan is not None
-    stop_at_first_incumbent()
+    stop_early()
     stopped = solve_serving(job, bundled, solver=solver, sensitivity=False,  # type: ignore[arg-type]
                             time_limit_seconds=60.0)
     assert stopped.status is Status.NOT_SOLVED and stopped.stats.termination == STOPPED_AS[solver]
@@ -424,18 +424,40 @@ def test_a_stopped_fleet_search_returns_its_incumbent(bundled: Any, stop_at_firs
     assert stopped.plan.capacity_vs_peak >= 1.0 - 1e-9       # an incumbent is a feasible fleet
 
 
+NOT_FOUND = {"highs": "was interrupted", "cbc": "stopped at a node, solution or objective limit"}
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
-def test_a_fleet_search_stopped_before_any_incumbent_is_not_infeasible(bundled: Any, solver: str) -> None:
-    """A real 1 ms time limit stops both solvers before any fleet: status time_limit, no fleet, no
-    binding limit, no relaxation hint, no sensitivity."""
+def test_a_fleet_search_stopped_before_any_incumbent_is_not_infeasible(bundled: Any, stop_early: Any,
+                                                                       solver: str) -> None:
+    """A real stop before any incumbent: status not_solved, no fleet, no binding limit, no
+    relaxation hint (explain_infeasible_serving is not asked), no sensitivity."""
     from flopopt.optimizer.vocabulary import Status
 
-    stopped = solve_serving(load_job(CHAT), bundled, solver=solver, time_limit_seconds=0.001)  # type: ignore[arg-type]
-    assert stopped.status is Status.TIME_LIMIT and stopped.plan is None and stopped.binding is None
-    assert stopped.explanation == ("the solver stopped at its time limit (0.001 s) before finding a fleet; "
-                                   "raise the time limit")
-    assert stopped.stats.termination == "time_limit" and stopped.stats.mip_gap is None
+    stop_early(incumbent=False)
+    stopped = solve_serving(load_job(CHAT), bundled, solver=solver)  # type: ignore[arg-type]
+    assert stopped.status is Status.NOT_SOLVED and stopped.plan is None and stopped.binding is None
+    assert stopped.explanation == (f"the solver {NOT_FOUND[solver]} before finding a fleet; try the other "
+                                   "solver (--solver highs or cbc)")
+    assert stopped.stats.termination == STOPPED_AS[solver] and stopped.stats.mip_gap is None
     assert not stopped.sensitivity
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_real_time_limit_is_reported_as_such(bundled: Any, solver: str) -> None:
+    """1 ms is far too little for the chat fleet: status time_limit with the best fleet found, or
+    (usually) none; never infeasible, never a binding limit."""
+    from flopopt.optimizer.vocabulary import Status
+
+    stopped = solve_serving(load_job(CHAT), bundled, solver=solver, sensitivity=False,  # type: ignore[arg-type]
+                            time_limit_seconds=0.001)
+    assert stopped.status is Status.TIME_LIMIT and stopped.binding is None
+    assert stopped.stats.termination == "time_limit"
+    if stopped.plan is None:
+        assert stopped.explanation == ("the solver stopped at its time limit (0.001 s) before finding a fleet; "
+                                       "raise the time limit")
+    else:
+        assert "not proven optimal" in (stopped.explanation or "")
 
 
 def test_a_serving_re_plan_stopped_without_a_fleet_says_so(bundled: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -464,18 +486,20 @@ def test_a_serving_re_plan_stopped_without_a_fleet_says_so(bundled: Any, monkeyp
             "raise the time limit"), check
 
 
-def test_serving_solve_stopped_exits_4_or_warns_with_exit_0(stop_at_first_incumbent: Any) -> None:
+def test_serving_solve_stopped_exits_4_or_warns_with_exit_0(stop_early: Any) -> None:
     """The CLI's exit codes for a serving job, as for any solve: no fleet after a stop exits 4 (not 3),
     a stopped search with a fleet exits 0 with a warning."""
     runner = CliRunner()
-    result = runner.invoke(app, ["solve", str(CHAT), "--no-sensitivity", "--time-limit", "0.001"])
+    stop_early(incumbent=False)
+    result = runner.invoke(app, ["solve", str(CHAT), "--no-sensitivity"])
     assert result.exit_code == 4, result.output
-    assert "NO FLEET  status: time_limit" in result.stdout and "infeasible" not in result.output
-    assert result.stderr.strip() == ("stopped: the solver stopped at its time limit (0.001 s) before finding a "
-                                     "fleet; raise the time limit")
-    stop_at_first_incumbent()
+    assert "NO FLEET  status: not_solved" in result.stdout and "infeasible" not in result.output
+    assert result.stderr.strip() == ("stopped: the solver was interrupted before finding a fleet; try the other "
+                                     "solver (--solver highs or cbc)")
+    stop_early()
     result = runner.invoke(app, ["solve", str(CHAT), "--no-sensitivity", "--solver", "cbc"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0].endswith(": not_solved") and "FLEET  " in result.stdout
+    assert "MIP gap" in result.stdout
     assert result.stderr.startswith("warning: the solver stopped at a node, solution or objective limit: this "
                                     "fleet is the best it found, not proven optimal (relative MIP gap ")
