@@ -471,7 +471,7 @@ def test_a_serving_re_plan_stopped_without_a_fleet_says_so(bundled: Any, monkeyp
     planner = replace(ServingPlanner.build(load_job(CHAT), bundled), time_limit_seconds=5.0)
     table, solution = planner.plan()
     plan = serving_solve.fleet_plan(planner, table, solution)
-    real = serving_solve.solve_fleet
+    real = solve_fleet
 
     def stopped(spec: Any, solver: Any = "highs") -> Any:
         return replace(real(spec, solver), status="time_limit", instances=(), routed_rps=np.zeros((0, 0)),
