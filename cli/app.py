@@ -25,7 +25,7 @@ from .contract import asks_for_json
 
 EXIT_INPUT = 2
 EXIT_INFEASIBLE = 3
-EXIT_STOPPED = 4      # the solver stopped (time limit) before finding any plan: not a proof of infeasibility
+EXIT_STOPPED = 4      # the solver stopped (a time limit or another stop) before finding any plan: not a proof
 
 # typer ≥ 0.25 vendors click; BadParameter's base is click's UsageError either way.
 UsageError: type[Exception] = typer.BadParameter.__mro__[1]

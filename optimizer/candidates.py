@@ -10,7 +10,10 @@ constraints.gpu_count pins the count, min_gpus and max_gpus bound it.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -60,11 +63,11 @@ class CandidateSet:
     def enumerated(self) -> int:
         return len(self.table)
 
-    @property
+    @cached_property
     def feasible(self) -> pd.DataFrame:
         return self.table[self.table["feasible"]]
 
-    @property
+    @cached_property
     def survivors(self) -> pd.DataFrame:
         t = self.table
         return t[t["feasible"] & ~t["dominated"]]
@@ -176,29 +179,68 @@ def cheapest_of_identical(offers: pd.DataFrame, identical: Identical) -> pd.Data
     return offers[first]
 
 
+# Job-independent preparation, once per catalog (a portfolio expands 200 jobs on one catalog):
+# keyed by the tables' ids and dropped when the offers table is garbage-collected.
+_PREPARED: dict[tuple[object, ...], tuple[pd.DataFrame, tuple[object, ...]]] = {}
+
+
+def _cached(anchor: pd.DataFrame, key: tuple[object, ...], keep: tuple[object, ...],
+            build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """``build()`` once per (anchor, key). ``keep`` are the objects whose ids ``key`` holds: the
+    entry keeps them alive, so their ids cannot be reused while it lives."""
+    full = (id(anchor), *key)
+    found = _PREPARED.get(full)
+    if found is None:
+        found = (build(), keep)
+        _PREPARED[full] = found
+        weakref.finalize(anchor, _PREPARED.pop, full, None)
+    return found[0]
+
+
+def prepared_offers(catalog: Catalog) -> pd.DataFrame:
+    """The catalog's offers with their effective hourly cost, pass-through text as categories."""
+    def build() -> pd.DataFrame:
+        offers = catalog.offers.reset_index(drop=True)
+        offers = offers.assign(hourly_cost_usd=hourly_cost_usd(offers).to_numpy())
+        return offers.astype({c: "category" for c in PASSTHROUGH_TEXT if c in offers.columns})
+    return _cached(catalog.offers, ("offers",), (), build)
+
+
+def precision_chunk(catalog: Catalog, workload: str, precision: str) -> pd.DataFrame:
+    """Every prepared offer at one precision: effective peak (NaN: unsupported) and GPU facts,
+    row for row with ``prepared_offers``."""
+    def build() -> pd.DataFrame:
+        offers, gpus = prepared_offers(catalog), catalog.gpus
+        peaks = effective_peaks(gpus, catalog.precision, workload, offers["gpu"].to_numpy(), precision)
+        chunk = pd.concat([offers, peaks], axis=1).assign(precision=precision)
+        chunk["memory_gb"] = chunk["gpu"].map(gpus["memory_gb"]).astype(float)
+        chunk["mem_bandwidth_gbs"] = chunk["gpu"].map(gpus["mem_bandwidth_gbs"]).astype(float)
+        chunk["gpu_as_of"] = chunk["gpu"].map(gpus["as_of"])
+        if "architecture" in gpus.columns:
+            chunk["architecture"] = chunk["gpu"].map(gpus["architecture"]).fillna("")
+        return chunk
+    return _cached(catalog.offers, ("chunk", id(catalog.gpus), id(catalog.precision), workload, precision),
+                   (catalog.gpus, catalog.precision), build)
+
+
 def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
            precisions: list[str] | None = None, identical: Identical = "merge") -> Expansion:
     """One row per (offer, instances, precision) the job's allow-lists and quotas admit, after
     ``cheapest_of_identical``."""
     excluded: dict[str, int] = {}
-    offers = allowed_offers(catalog.offers, job, excluded, catalog.gpus).reset_index(drop=True)
-    offers = offers.assign(hourly_cost_usd=hourly_cost_usd(offers).to_numpy())
+    offers = allowed_offers(prepared_offers(catalog), job, excluded, catalog.gpus)
     merged = cheapest_of_identical(offers, identical)
     if len(merged) < len(offers):
         excluded[IDENTICAL_REASON] = len(offers) - len(merged)
-        offers = merged.reset_index(drop=True)
-    offers = offers.astype({c: "category" for c in PASSTHROUGH_TEXT if c in offers.columns})
-    gpus = catalog.gpus
+        offers = merged
     parts: list[pd.DataFrame] = []
     for precision in precisions or list(job.precision):
-        peaks = effective_peaks(gpus, catalog.precision, job.workload.kind, offers["gpu"].to_numpy(), precision)
-        supported = peaks["peak_tflops"].notna().to_numpy()
+        chunk = precision_chunk(catalog, job.workload.kind, precision).iloc[offers.index.to_numpy()]
+        supported = chunk["peak_tflops"].notna().to_numpy()
         if (~supported).any():
             key = f"gpu has no {precision} tensor throughput"
             excluded[key] = excluded.get(key, 0) + int((~supported).sum())
-        chunk = pd.concat([offers[supported].reset_index(drop=True),
-                           peaks[supported].reset_index(drop=True)], axis=1).assign(precision=precision)
-        parts.append(chunk)
+        parts.append(chunk[supported])
     base = pd.concat(parts, ignore_index=True) if parts else offers.iloc[0:0]
     quota = base["max_instances"].fillna(np.inf).to_numpy(dtype=float)
     lo, hi = count_range(job, base["gpus_per_instance"].to_numpy(dtype=int), quota)
@@ -211,11 +253,6 @@ def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
                f"instance has more GPUs than max_gpus={c.max_gpus or DEFAULT_MAX_GPUS}")
         excluded[why] = excluded.get(why, 0) + int(none.sum())
     base = base.assign(count_lo=lo, count_hi=hi)[~none].reset_index(drop=True)
-    base["memory_gb"] = base["gpu"].map(gpus["memory_gb"]).astype(float)
-    base["mem_bandwidth_gbs"] = base["gpu"].map(gpus["mem_bandwidth_gbs"]).astype(float)
-    base["gpu_as_of"] = base["gpu"].map(gpus["as_of"])
-    if "architecture" in gpus.columns:
-        base["architecture"] = base["gpu"].map(gpus["architecture"]).fillna("")
     rows, counts = count_ladder(base["count_lo"].to_numpy(int), base["count_hi"].to_numpy(int))
     return Expansion(table=repeat_counts(base, estimate, rows, counts), excluded=excluded, base=base)
 
@@ -238,9 +275,9 @@ def assess(
     share quotas must prune per (offer_id, instances): a dearer candidate that occupies fewer
     instances of a shared offer can be the one that fits next to another job.
     """
-    extra = exact_count_rows(expansion.base, expansion.table, estimate, job, catalog.attenuation, assumptions,
-                             deadline_hours=deadline_hours, budget_usd=budget_usd)
     t = evaluate_once(expansion.table, estimate, job, catalog.attenuation, assumptions)
+    extra = exact_count_rows(expansion.base, t, estimate, job, catalog.attenuation, assumptions,
+                             deadline_hours=deadline_hours, budget_usd=budget_usd)
     if not extra.empty:
         t = pd.concat([t, evaluate(extra, estimate, job, catalog.attenuation, assumptions)], ignore_index=True)
     fits = pd.Series(fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float)), index=t.index)
@@ -265,15 +302,15 @@ def assess(
 def dominated_mask(t: pd.DataFrame, group: list[str] | None) -> pd.Series:
     """Feasible candidates with another feasible one (of the same ``group``) at most as dear
     and at most as slow — everything feasible that is off its group's Pareto front."""
-    mask = pd.Series(False, index=t.index)
-    feasible = t[t["feasible"]]
-    if feasible.empty:
-        return mask
-    keys = (np.zeros(len(feasible), dtype=int) if group is None
-            else feasible.groupby(group, sort=False, dropna=False).ngroup().to_numpy())
-    dominated = dominated_in_groups(feasible["cost_usd"].to_numpy(float), feasible["hours"].to_numpy(float), keys)
-    mask.loc[feasible.index[dominated]] = True
-    return mask
+    ok = t["feasible"].to_numpy(bool)
+    where = np.flatnonzero(ok)
+    mask = np.zeros(len(t), dtype=bool)
+    if where.size:
+        keys = (np.zeros(where.size, dtype=int) if group is None
+                else t.iloc[where].groupby(group, sort=False, dropna=False).ngroup().to_numpy())
+        cost, hours = t["cost_usd"].to_numpy(float)[where], t["hours"].to_numpy(float)[where]
+        mask[where[dominated_in_groups(cost, hours, keys)]] = True
+    return pd.Series(mask, index=t.index)
 
 
 def dominated_in_groups(cost_usd: np.ndarray, hours: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -288,11 +325,15 @@ def dominated_in_groups(cost_usd: np.ndarray, hours: np.ndarray, group: np.ndarr
     if cost.size == 0:
         return np.zeros(0, dtype=bool)
     order = np.lexsort((np.arange(cost.size), time, cost, group))
-    sorted_hours = pd.Series(time[order])
+    sorted_hours = time[order]
     sorted_group = np.asarray(group)[order]
-    fastest_before = sorted_hours.groupby(sorted_group).cummin().groupby(sorted_group).shift(1)
     dominated = np.zeros(cost.size, dtype=bool)
-    dominated[order] = sorted_hours.to_numpy() >= fastest_before.fillna(np.inf).to_numpy()
+    if np.all(sorted_group == sorted_group[0]):   # one group: a running minimum, no pandas
+        fastest_before = np.concatenate([[np.inf], np.minimum.accumulate(sorted_hours)[:-1]])
+    else:
+        fastest_before = (pd.Series(sorted_hours).groupby(sorted_group).cummin().groupby(sorted_group).shift(1)
+                          .fillna(np.inf).to_numpy())
+    dominated[order] = sorted_hours >= fastest_before
     return dominated
 
 

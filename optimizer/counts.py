@@ -196,12 +196,16 @@ def _fastest_within_budget(m: _Model, r: np.ndarray, start: np.ndarray, top: np.
 def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: FlopEstimate, job: Job,
                      attenuation: pd.DataFrame, assumptions: Assumptions, *, deadline_hours: float | None,
                      budget_usd: float | None) -> pd.DataFrame:
-    """Rows (in the expansion's format) for the exact cheapest and fastest counts not yet in ``table``."""
+    """Rows (in the expansion's format) for the exact cheapest and fastest counts not yet in
+    ``table``, the expansion's table as evaluated under ``assumptions``. The search is seeded
+    with each base row's evaluation at count_lo: the ladder's first rung, already in ``table``."""
     if base is None or base.empty:
         return table.iloc[0:0]
-    probe = base.assign(instances=base["count_lo"].astype(int))
-    probe["gpu_count"] = probe["instances"] * probe["gpus_per_instance"].astype(int)
-    ev = evaluate_once(probe, estimate, job, attenuation, assumptions, owner=base)
+    ev = _at_count_lo(base, table)
+    if ev is None:   # a table without every base row's first rung: evaluate the probe itself
+        probe = base.assign(instances=base["count_lo"].astype(int))
+        probe["gpu_count"] = probe["instances"] * probe["gpus_per_instance"].astype(int)
+        ev = evaluate_once(probe, estimate, job, attenuation, assumptions, owner=base)
     cheapest, fastest = exact_counts(ev, estimate, assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd)
     # (base row, count) pairs already in the table, as one int64 key each
     width = int(max(base["count_hi"].max(), table["instances"].max() if len(table) else 0)) + 1
@@ -214,6 +218,17 @@ def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: F
         return table.iloc[0:0]
     key = np.unique(rows * width + counts)   # cheapest = fastest: once; sorted by (row, count)
     return repeat_counts(base, estimate, key // width, key % width)
+
+
+def _at_count_lo(base: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame | None:
+    """The evaluated row of each base row at its count_lo, in base order (None if one is missing)."""
+    if "base_row" not in table.columns:
+        return None
+    first = table[table["instances"].to_numpy(np.int64) == table["count_lo"].to_numpy(np.int64)]
+    rows = first["base_row"].to_numpy(np.int64)
+    if len(rows) != len(base) or not np.array_equal(np.sort(rows), np.arange(len(base))):
+        return None
+    return first.iloc[np.argsort(rows, kind="stable")].reset_index(drop=True)
 
 
 def sorted_contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:

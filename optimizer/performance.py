@@ -121,6 +121,12 @@ def lookup_attenuation(
     """Most specific row wins: calibrated (any scenario) rows for the workload and GPU, then
     (scenario, workload, gpu) > (scenario, workload) > (scenario, any, gpu) > (scenario, any).
     Returns low/high/median/uncertainty/ref_gpus/bottleneck/source per element."""
+    return pd.DataFrame(attenuation_columns(attenuation, scenario, workload, gpu))
+
+
+def attenuation_columns(attenuation: pd.DataFrame, scenario: np.ndarray, workload: str,
+                        gpu: np.ndarray) -> dict[str, np.ndarray]:
+    """``lookup_attenuation`` as plain arrays (ATTENUATION_COLUMNS)."""
     index = _lookup_index(attenuation)
     # one look-up per distinct (scenario, GPU), broadcast back by codes (no per-row tuples)
     scenario_codes, scenarios = pd.factorize(np.asarray(scenario, dtype=object))
@@ -132,7 +138,7 @@ def lookup_attenuation(
     columns = {name: np.array([f[i] for f in found], dtype=float if name in numeric else object)[codes]
                if found else np.array([], dtype=float if name in numeric else object)
                for i, name in enumerate(ATTENUATION_COLUMNS)}
-    return pd.DataFrame(columns)
+    return columns
 
 
 _INDEX_CACHE: dict[int, dict[tuple[str, str, str], dict[str, object]]] = {}
@@ -281,46 +287,45 @@ def evaluate(
     ``gpu_count``, ``precision``, ``peak_tflops`` (effective: reference peak × speed-up),
     ``mem_bandwidth_gbs`` and ``hourly_cost_usd`` (per instance).
     """
-    out = table.copy(deep=False)   # copy-on-write (pandas 3): new columns never touch ``table``
-    if job.scenario == "auto":
-        scenario = auto_scenario(out["kind"])
-    else:
-        scenario = np.full(len(out), job.scenario, dtype=object)
-    out["scenario"] = scenario
-    factor_scenario = (
-        np.full(len(out), assumptions.attenuation_scenario, dtype=object)
-        if assumptions.attenuation_scenario
-        else scenario
-    )
-    att = lookup_attenuation(attenuation, factor_scenario, job.workload.kind, out["gpu"].to_numpy())
-    for column in att.columns:
-        out[column] = att[column].to_numpy()
-    if assumptions.efficiency_fit is not None and not assumptions.attenuation_scenario:
-        assumptions.efficiency_fit.apply(out, estimate)
-    low, high = out["att_low"].to_numpy(float), out["att_high"].to_numpy(float)
+    n = len(table)
+    kind = table["kind"].to_numpy(dtype=object)
+    scenario = auto_scenario(kind) if job.scenario == "auto" else np.full(n, job.scenario, dtype=object)
+    factor_scenario = (np.full(n, assumptions.attenuation_scenario, dtype=object)
+                       if assumptions.attenuation_scenario else scenario)
+    new: dict[str, np.ndarray] = {"scenario": scenario}
+    new.update(attenuation_columns(attenuation, factor_scenario, job.workload.kind, table["gpu"].to_numpy()))
+    if assumptions.efficiency_fit is not None and not assumptions.attenuation_scenario and n:
+        new.update(assumptions.efficiency_fit.columns(table, estimate))
     if assumptions.attenuation_override is not None:
         # A figure the user (or a pitfall) states is per GPU on one GPU: every multi-GPU loss applies.
-        point = np.full(len(out), assumptions.attenuation_override)
-        out["ref_gpus"] = 1.0
-    elif assumptions.attenuation_point == "low":
-        point = low
-    elif assumptions.attenuation_point == "high":
-        point = high
+        point = np.full(n, float(assumptions.attenuation_override))
+        new["ref_gpus"] = np.ones(n)
     else:
-        point = out["att_median"].to_numpy(float)
-    out["attenuation"] = point
-    if assumptions.buffer_override is not None:
-        buffer = np.full(len(out), assumptions.buffer_override)
-    else:
-        buffer = auto_buffer(out["uncertainty"].to_numpy(float))
-    out["buffer"] = buffer
-    scale = relative_scale(out, assumptions.scale_efficiency)
-    out["scale_efficiency"] = scale
-    base_seconds, roofline = base_seconds_for(out, estimate, point, scale)
-    out["roofline_bound"] = roofline
-    out["base_hours"] = base_seconds / 3600.0
-    finish_and_price(out, base_seconds * (1.0 + buffer) / 3600.0)
-    return out
+        point = {"low": new["att_low"], "high": new["att_high"]}.get(assumptions.attenuation_point or "",
+                                                                        new["att_median"])
+    new["attenuation"] = np.asarray(point, dtype=float)
+    buffer = (np.full(n, float(assumptions.buffer_override)) if assumptions.buffer_override is not None
+              else auto_buffer(new["uncertainty"]))
+    new["buffer"] = buffer
+    per_doubling = assumptions.scale_efficiency
+    scale = np.asarray(scale_out_efficiency(table, per_doubling) / reference_scale(new["ref_gpus"], per_doubling),
+                       dtype=float)
+    new["scale_efficiency"] = scale
+    seconds, roofline = base_seconds_for(table, estimate, new["attenuation"], scale)
+    new["roofline_bound"] = roofline
+    new["base_hours"] = seconds / 3600.0
+    new["hours"], new["billed_hours"], new["cost_usd"] = priced(table, seconds * (1.0 + buffer) / 3600.0)
+    return with_columns(table, new)
+
+
+def with_columns(table: pd.DataFrame, new: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``table`` with ``new`` columns added (or replaced), in one concat: setting twenty columns
+    one by one cost more than computing them (pandas' per-column overhead, per job of a portfolio).
+    Text stays in numpy object arrays (candidate_schema.py's dtype policy)."""
+    frame = pd.DataFrame({name: pd.Series(values, index=table.index, dtype=object) if values.dtype == object
+                          else values for name, values in new.items()}, index=table.index)
+    overlap = [c for c in new if c in table.columns]
+    return pd.concat([table.drop(columns=overlap) if overlap else table, frame], axis=1)
 
 
 # value: (the evaluated frame, the estimate and attenuation table it used) — holding those keeps
@@ -355,8 +360,9 @@ def relative_scale(out: pd.DataFrame, per_doubling: dict[str, float]) -> np.ndar
 def inter_node_fabric(interconnect: pd.Series, gpus_per_instance: pd.Series) -> np.ndarray:
     """The fabric between instances: InfiniBand-class for IB offers and for 8-GPU NVLink
     servers (HGX nodes ship with IB or EFA/RoCE at 400 Gb/s per GPU), Ethernet otherwise."""
-    ib_class = (interconnect == "infiniband") | ((interconnect == "nvlink") & (gpus_per_instance >= 8))
-    return np.where(ib_class.to_numpy(), "infiniband", "ethernet")
+    fabric = np.asarray(interconnect, dtype=object)
+    ib_class = (fabric == "infiniband") | ((fabric == "nvlink") & (np.asarray(gpus_per_instance, dtype=float) >= 8))
+    return np.where(ib_class, "infiniband", "ethernet")
 
 
 def mapped(labels: pd.Series, values: Mapping[str, float], default: float) -> np.ndarray:
@@ -419,19 +425,15 @@ def base_seconds(gpu_count: np.ndarray, peak_tflops: np.ndarray, value_bytes: np
     return compute_prefill + np.maximum(compute_decode, memory_decode), memory_decode > compute_decode
 
 
-def finish_and_price(out: pd.DataFrame, hours: np.ndarray) -> None:
-    """Spot interruptions, billing increments, minimum hours and cost (in place)."""
-    overhead = out["interruption_overhead"].fillna(0.0).to_numpy(float)
-    overhead = np.where(out["kind"].to_numpy() == "spot", overhead, 0.0)
+def priced(table: pd.DataFrame, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hours with spot interruptions, billed hours after increments and minimum, cost)."""
+    overhead = table["interruption_overhead"].fillna(0.0).to_numpy(float)
+    overhead = np.where(table["kind"].to_numpy() == "spot", overhead, 0.0)
     hours = hours * (1.0 + overhead)
-    out["hours"] = hours
-    out["billed_hours"] = billed_hours(
-        hours, out["billing_increment_hours"].fillna(0.0).to_numpy(float),
-        out["min_hours"].fillna(0.0).to_numpy(float),
-    )
-    out["cost_usd"] = out["instances"].to_numpy(float) * out["hourly_cost_usd"].to_numpy(float) * out[
-        "billed_hours"
-    ].to_numpy(float)
+    billed = billed_hours(hours, table["billing_increment_hours"].fillna(0.0).to_numpy(float),
+                          table["min_hours"].fillna(0.0).to_numpy(float))
+    cost = table["instances"].to_numpy(float) * table["hourly_cost_usd"].to_numpy(float) * billed
+    return np.asarray(hours, dtype=float), billed, np.asarray(cost, dtype=float)
 
 
 def billed_hours(hours: np.ndarray, increment: np.ndarray, minimum: np.ndarray) -> np.ndarray:

@@ -1,13 +1,15 @@
 """Multi-period buy-vs-rent: which hardware to buy or reserve when, and where each job runs.
 
 ``plan(portfolio, catalog) -> PlanResult``. Each job's candidates come from
-portfolio.py (the same performance model and limits as ``solve``; bought hardware is
+portfolio_candidates.py (the same performance model and limits as ``solve``; bought hardware is
 an owned/lab candidate); this module decides purchases, commitments and placements in
 one integer program, minimising the total cost of ownership over the horizon.
 
 One stage per module, in the order data flows:
 
-    portfolio.py                 each job's candidates, capacity sources, quotas
+    portfolio.py                 the portfolio file: jobs, horizon, options, quotas
+    capacity_sources.py          purchase and reserved options as offers
+    portfolio_candidates.py      each job's candidates, priced and pruned
     procurement_model.py         the integer program (written out in its docstring)
     procurement.py               ``plan``: build, solve, assemble the result (this module)
     procurement_report.py        the solution → placements, purchases, periods, costs
@@ -29,7 +31,8 @@ import time
 from ..catalogs.loader import Catalog
 from .model import SolverName
 from .outcome import infeasible_by_construction, result_status
-from .portfolio import Portfolio, build_candidates
+from .portfolio import Portfolio
+from .portfolio_candidates import build_candidates
 from .procurement_break_even import break_even
 from .procurement_infeasible import explain_infeasible_plan
 from .procurement_model import build_model, chosen_candidates, solve_model, units_bought

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..catalogs.loader import Catalog, hourly_cost_usd
 from .economics import unit_break_even
-from .portfolio import REFERENCE_RENTAL_KINDS, JobCandidates, PortfolioCandidates
+from .portfolio import REFERENCE_RENTAL_KINDS
+from .portfolio_candidates import JobCandidates, PortfolioCandidates
 from .procurement_report import units_on_hand
 from .procurement_result import Assignment, OptionBreakEven
 

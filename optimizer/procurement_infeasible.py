@@ -16,7 +16,7 @@ from .limits import fits_memory
 from .model import SolverName
 from .outcome import SolverOutcome
 from .planner import explain_infeasible
-from .portfolio import JobCandidates, PortfolioCandidates
+from .portfolio_candidates import JobCandidates, PortfolioCandidates
 from .procurement_model import PlanModel, build_model, chosen_candidates, solve_model, units_bought
 from .procurement_report import units_on_hand
 

@@ -8,14 +8,14 @@ Sets
     P            periods 1..T of H hours each (horizon.period_hours)
     K            capacity sources: purchase options and reserved options
     Q            catalog offers with a per-period quota (max_instances or ``quotas:``)
-    C_j          job j's kept candidates (portfolio.prune_for_portfolio); C_j^k on source k,
+    C_j          job j's kept candidates (portfolio_candidates.prune_for_portfolio); C_j^k on source k,
                  C_j^q on quota offer q
     A_k(p)       acquisition periods a whose units are usable in p: purchases a + lead ≤ p;
                  reserved a + lead ≤ p < a + lead + term
 Parameters
     cost_jc      direct cost of candidate c: rental bill, power of bought hardware,
                  0 on reserved capacity                                      [USD]
-    g_jcp        GPU-hours candidate c runs in period p (portfolio.period_gpu_hours)  [GPU-h]
+    g_jcp        GPU-hours candidate c runs in period p (portfolio_candidates.period_gpu_hours)  [GPU-h]
     n_jc         instances (units) candidate c occupies while it runs        [units]
     act_jcp      1 if candidate c runs in period p                            [-]
     G_k          GPUs per unit of source k                                    [GPU]
@@ -71,7 +71,7 @@ import numpy as np
 
 from .model import SolverName, binary_variable, make_solver, solve_outcome, variable
 from .outcome import SolverOutcome
-from .portfolio import PortfolioCandidates, period_gpu_hours
+from .portfolio_candidates import PortfolioCandidates, period_gpu_hours
 
 __all__ = ["PlanModel", "build_model", "chosen_candidates", "solve_model", "units_bought"]
 

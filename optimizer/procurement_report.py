@@ -11,7 +11,9 @@ from typing import Literal
 
 import numpy as np
 
-from .portfolio import PURCHASE_PREFIX, RESERVED_PREFIX, CapacitySource, JobCandidates, PortfolioCandidates
+from .capacity_sources import CapacitySource
+from .portfolio import PURCHASE_PREFIX, RESERVED_PREFIX
+from .portfolio_candidates import JobCandidates, PortfolioCandidates
 from .procurement_result import Assignment, Commitment, CostBreakdown, PeriodUse, Purchase
 
 __all__ = [

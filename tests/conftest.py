@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
 from flopopt.catalogs.schema import SCHEMAS
 
 SEED_ATTENUATION = [

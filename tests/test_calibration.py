@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner, Result
-
 from conftest import gpu_row, write_csv
 from flopopt.catalogs.loader import Catalog, load_catalog
 from flopopt.catalogs.schema import ATTENUATION
@@ -27,6 +25,7 @@ from flopopt.optimizer.calibration import calibrate, implied_at
 from flopopt.optimizer.calibration_writer import write_calibration
 from flopopt.optimizer.errors import CatalogError, InputError
 from flopopt.optimizer.history import read_history
+from typer.testing import CliRunner, Result
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "history"

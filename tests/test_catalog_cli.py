@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
-
 from flopopt.catalogs.paths import BUNDLED_DIR
 from flopopt.cli.catalog_cmd import OfferKind
 from flopopt.cli.main import app
 from flopopt.optimizer.job import OFFER_KINDS
+from typer.testing import CliRunner, Result
 
 runner = CliRunner()
 

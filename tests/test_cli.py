@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+import flopopt
 import pytest
 import typer.main
-from typer.testing import CliRunner
-
-import flopopt
 from flopopt.cli.main import app
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.plot import comparison_figure
 from flopopt.cli.render import usd

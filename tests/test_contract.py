@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from typer.testing import CliRunner
-
 from flopopt.cli.contract import FLOAT_DIGITS, SCHEMA_VERSION, schema_dir, schema_names, validator
 from flopopt.cli.main import app
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
 EX = REPO / "examples"

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from typer.testing import CliRunner, Result
-
 from conftest import gpu_row, offer_row, write_csv
 from flopopt.catalogs import paths
 from flopopt.cli.main import app
 from flopopt.optimizer import fileio
+from typer.testing import CliRunner, Result
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_JOB = REPO / "examples" / "seed-worked-example.yaml"

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from flopopt.catalogs.loader import load_catalog
 from flopopt.optimizer.errors import InputError
 from flopopt.optimizer.flops import estimate_flops, resolve_workload

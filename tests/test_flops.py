@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
-
 from flopopt.optimizer.errors import InputError
 from flopopt.optimizer.flops import FlopEstimate, estimate_flops
 from flopopt.optimizer.job import Workload
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

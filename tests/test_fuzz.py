@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from flopopt.cli.main import app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
-
-from flopopt.cli.main import app
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_JOB = REPO / "examples" / "seed-worked-example.yaml"

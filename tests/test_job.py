@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from flopopt.cli.main import app
 from flopopt.optimizer.errors import FlopoptError, InputError
 from flopopt.optimizer.fileio import size_cap_bytes
 from flopopt.optimizer.job import Job, load_job, parse_job
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
 BAD_JOBS = Path(__file__).resolve().parent / "fixtures" / "bad_jobs"

@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from conftest import STOPPED_AS, gpu_row, offer_row
 from flopopt.optimizer.job import parse_job
 from flopopt.optimizer.model import JobOptions, ModelSpec, solve_model
 from flopopt.optimizer.solve import solve
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SOLVERS = ["highs", "cbc"]
 
@@ -305,7 +304,6 @@ def test_pulp_statuses_map_to_termination_conditions() -> None:
     """The outcome map (optimizer/outcome.py) on constructed PuLP codes: an early stop with an
     incumbent is time_limit with a solution; the solver's gap is kept, not replaced by 0."""
     import pulp
-
     from flopopt.optimizer.outcome import SolverStatus, TerminationCondition, outcome_from_pulp
 
     early = outcome_from_pulp(pulp.LpStatusOptimal, pulp.LpSolutionIntegerFeasible, time_limited=True,

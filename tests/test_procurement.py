@@ -15,16 +15,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from conftest import STOPPED_AS, gpu_row, offer_row
-from flopopt.optimizer.portfolio import build_candidates, parse_portfolio, plan_side_by_side
-from flopopt.optimizer.model import SolverName
 from flopopt.optimizer.economics import unit_break_even
+from flopopt.optimizer.model import SolverName
+from flopopt.optimizer.portfolio import parse_portfolio
+from flopopt.optimizer.portfolio_candidates import build_candidates, plan_side_by_side
 from flopopt.optimizer.procurement import plan
 from flopopt.optimizer.procurement_result import PlanResult
 from flopopt.optimizer.result import Status
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SOLVERS = ["highs", "cbc"]
 GPU = gpu_row("G1", peak_tflops_fp32=20.0)
@@ -403,7 +403,8 @@ def test_pruning_keeps_the_optimum_with_many_rivals(make_catalog: Any) -> None:
 
 
 def test_period_usage_spans_periods() -> None:
-    from flopopt.optimizer.portfolio import Horizon, period_gpu_hours
+    from flopopt.optimizer.portfolio import Horizon
+    from flopopt.optimizer.portfolio_candidates import period_gpu_hours
 
     use = period_gpu_hours(np.array([250.0, 50.0]), np.array([2.0, 4.0]), 2, Horizon(periods=5, period_hours=100))
     assert use.tolist() == [[0, 200, 200, 100, 0], [0, 200, 0, 0, 0]]

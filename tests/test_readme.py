@@ -6,9 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from flopopt.cli.main import app
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -35,7 +34,7 @@ def test_readme_mentions_every_command() -> None:
     import typer.main
 
     group = typer.main.get_command(app)
-    commands = getattr(group, "commands")  # typer vendors click; duck-type the group
+    commands = group.commands  # typer vendors click; duck-type the group
     assert {"solve", "estimate", "compare", "catalog"} <= set(commands)
     for name in commands:
         assert re.search(rf"flopopt {name}\b", README), name

@@ -14,14 +14,13 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from typer.testing import CliRunner
-
 from conftest import gpu_row, offer_row
 from flopopt.cli.main import app
 from flopopt.optimizer.job import load_job, parse_job
 from flopopt.optimizer.solve import Planner, solve
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 GPUS = [gpu_row("G", peak_tflops_fp32=20.0, peak_tflops_tf32=40.0, peak_tflops_bf16=80.0),
         gpu_row("H", peak_tflops_fp32=60.0)]
@@ -196,7 +195,6 @@ def test_the_deadline_quantile_is_an_explicit_argument_of_the_explanation(make_c
     """explain_infeasible judges the deadline on the hours it is given (a DeadlineQuantile), not on a
     column it would have to know sensitivity writes: a stray ``hours_quantile`` column changes nothing."""
     import pandas as pd
-
     from flopopt.optimizer.planner import DeadlineQuantile, explain_infeasible
 
     catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=1)])

@@ -11,10 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from typer.testing import CliRunner
-
 from conftest import STOPPED_AS, gpu_row, offer_row
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.main import app
@@ -23,6 +19,9 @@ from flopopt.optimizer.job import load_job, parse_job
 from flopopt.optimizer.serving_model import FleetSpec, solve_fleet
 from flopopt.optimizer.serving_solve import ServingPlanner, ServingResult, solve_serving
 from flopopt.optimizer.solve import Planner, solve
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
 CHAT = REPO / "examples" / "chat-service-llama3-70b.yaml"

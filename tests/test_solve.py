@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from conftest import gpu_row, offer_row
 from flopopt.optimizer.job import parse_job
 from flopopt.optimizer.solve import Status, solve
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SLOW_1GPU_HOURS = 46.875
 FAST_1GPU_HOURS = 15.625
