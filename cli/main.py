@@ -25,6 +25,7 @@ from .app import (  # noqa: F401  (re-exported: ``flopopt.cli.main.app`` is the 
     SAMPLES_OPTION,
     SEED_OPTION,
     SOLVER_OPTION,
+    TIME_LIMIT_OPTION,
     Format,
     Solver,
     app,
@@ -50,10 +51,7 @@ def solve(
     confidence: Optional[float] = CONFIDENCE_OPTION,
     all_candidates: bool = typer.Option(
         False, "--all-candidates", help="JSON: list every enumerated candidate, not only the feasible ones."),
-    time_limit: Optional[float] = typer.Option(
-        None, "--time-limit", min=0.001, metavar="SECONDS",
-        help="Stop the MILP solver after SECONDS; the best plan found by then is reported as time_limit "
-             "(not proven optimal, with its MIP gap)."),
+    time_limit: Optional[float] = TIME_LIMIT_OPTION,
 ) -> None:
     """Cheapest plan (GPU, count, precision, offer) that meets the job's deadline and budget.
 
@@ -61,7 +59,7 @@ def solve(
 
     Exit codes: 0 plan found (a time-limited plan, not proven optimal, too: status time_limit and a
     warning), 2 invalid input, 3 infeasible (the binding limit is named), 4 the solver stopped at
-    --time-limit before finding any plan (not a proof that none exists).
+    --time-limit (or another limit) before finding any plan (not a proof that none exists).
     """
     from ..optimizer.solve import solve as run_solve
     from ..optimizer.vocabulary import Status

@@ -546,7 +546,7 @@ def render_solve(result: Result | ServingResult, fmt: str, price_note: str | Non
 
 def gap_note(mip_gap: float | None, status: str) -> str:
     """", MIP gap 3.90%" on the model line of a plan the solver did not prove optimal (JSON always has it)."""
-    if status != "time_limit":
+    if status not in ("time_limit", "not_solved"):
         return ""
     return ", MIP gap not reported" if mip_gap is None else f", MIP gap {mip_gap:.2%}"
 
@@ -640,9 +640,12 @@ def render_serving(result: ServingResult, fmt: str, price_note: str | None = Non
                f"({d.fleet_hours:,.0f} fleet-hours)\n\n")
     p = result.plan
     if p is None:
-        out.append(("**No fleet.** " if md else "NO FLEET  ") + f"binding: {result.binding}\n")
+        why = f"binding: {result.binding}" if result.binding else f"status: {result.status.value}"
+        out.append(("**No fleet.** " if md else "NO FLEET  ") + f"{why}\n")
         out.append(("" if md else "  ") + f"{result.explanation}\n\n")
     else:
+        if result.explanation:   # a fleet with an explanation: the solver stopped, not proven optimal
+            out.append(("**Warning:** " if md else "warning: ") + f"{result.explanation}\n\n")
         out.append(("**Fleet:** " if md else "FLEET  ") + f"{p.replicas} replicas on {p.gpus} GPUs, "
                    f"{usd(p.cost_usd)} for the window — {usd(p.usd_per_million_tokens)} per million tokens "
                    f"({usd(p.usd_per_million_output_tokens)} per million output tokens)\n")
@@ -674,8 +677,8 @@ def render_serving(result: ServingResult, fmt: str, price_note: str | None = Non
     out.append(("_" if md else "") + f"model: {st.enumerated:,} replica options → {st.feasible:,} can serve → "
                f"{st.after_pruning:,} not dominated; "
                f"integer program {st.variables} variables, {st.constraints} constraints, {st.solver} in "
-               f"{st.solve_seconds * 1000:.0f} ms; catalog: {', '.join(result.catalog_layers)}"
-               + ("_" if md else "") + "\n")
+               f"{st.solve_seconds * 1000:.0f} ms{gap_note(st.mip_gap, result.status.value)}; catalog: "
+               f"{', '.join(result.catalog_layers)}" + ("_" if md else "") + "\n")
     if price_note:
         out.append(price_note + "\n")
     for w in result.warnings:

@@ -27,6 +27,11 @@ which is what keeps it small.
 A time limit that stops the search with an incumbent still yields a plan: ``status`` says
 "time_limit" (not proven optimal) and ``mip_gap`` how far from proven it is. The gap is the
 solver's own (``solver_gap``): HiGHS reports it, for CBC it is read from the log.
+
+``solve_outcome`` is the one way every integer program of flopopt is solved (this one, the
+serving fleet, the procurement plan, and their re-plans): it maps what the solver ended with to
+a SolverOutcome (outcome.py) that says whether an incumbent exists; outcome.result_status then
+gives the result's status and what to tell the user.
 """
 
 from __future__ import annotations
@@ -47,7 +52,15 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import SolverError
-from .outcome import SolverOutcome, SolverStatus, TerminationCondition, outcome_from_pulp
+from .outcome import (
+    SolverOutcome,
+    TerminationCondition,
+    cbc_stopped_on,
+    infeasible_by_construction,
+    outcome_from_highs,
+    outcome_from_pulp,
+    solver_outcome,
+)
 
 SolverName = Literal["highs", "cbc"]
 
@@ -70,14 +83,17 @@ class ModelSpec:
     time_limit_seconds: float | None = None
 
 
-ModelStatus = Literal["optimal", "infeasible", "time_limit", "unbounded", "not_solved"]
+# TerminationCondition's values (outcome.py): "optimal", or why the solver ended without one.
+ModelStatus = Literal["optimal", "infeasible", "infeasible_or_unbounded", "unbounded", "time_limit",
+                      "iteration_limit", "terminated_by_limit", "memory_limit", "interrupted", "solver_error",
+                      "not_solved"]
 
 
 @dataclass(frozen=True)
 class ModelSolution:
     """``status`` is the termination condition (outcome.py): only "infeasible" is a proof that
-    no plan exists; "time_limit" / "not_solved" mean the solver stopped without deciding. A
-    "time_limit" solution may still hold an incumbent (``choice`` non-empty): a plan, not proven optimal."""
+    no plan exists; the others but "optimal" mean the solver stopped without deciding. A stopped
+    solution may still hold an incumbent (``choice`` non-empty): a plan, not proven optimal."""
 
     status: ModelStatus
     choice: tuple[int, ...]          # index into each job's options; empty when there is no incumbent
@@ -87,6 +103,13 @@ class ModelSolution:
     solver: str
     seconds: float
     outcome: SolverOutcome | None = None
+
+    @property
+    def solver_outcome(self) -> SolverOutcome:
+        """The outcome (the one recorded, else the one ``status`` and ``choice`` imply)."""
+        if self.outcome is not None:
+            return self.outcome
+        return solver_outcome(TerminationCondition(self.status), has_solution=bool(self.choice))
 
     @property
     def mip_gap(self) -> float | None:
@@ -136,7 +159,8 @@ def solve_model(spec: ModelSpec, solver: SolverName = "highs") -> ModelSolution:
 
     started = time.perf_counter()
     if any(len(j.cost_usd) == 0 for j in spec.jobs):
-        return ModelSolution("infeasible", (), None, 0, 0, solver, time.perf_counter() - started)
+        return ModelSolution("infeasible", (), None, 0, 0, solver, time.perf_counter() - started,
+                             infeasible_by_construction())
     engine = make_solver(solver, spec.time_limit_seconds)
     limited = spec.time_limit_seconds is not None
     prob = pulp.LpProblem("flopopt", pulp.LpMinimize)
@@ -181,8 +205,8 @@ def solve_model(spec: ModelSpec, solver: SolverName = "highs") -> ModelSolution:
         left = None if spec.time_limit_seconds is None else spec.time_limit_seconds - (time.perf_counter() - started)
         # Cheapest plan at the optimal makespan; without time left for that second solve the
         # fastest plan found stands, its cost not proven minimal (so: time_limit, gap unknown).
-        unproven = SolverOutcome(SolverStatus.WARNING, TerminationCondition.TIME_LIMIT, None, True,
-                                 outcome.mip_gap_tolerance)
+        unproven = solver_outcome(TerminationCondition.TIME_LIMIT, has_solution=True,
+                                  mip_gap_tolerance=outcome.mip_gap_tolerance)
         if left is not None and left <= 0:
             outcome = unproven
         else:
@@ -200,10 +224,16 @@ def solve_model(spec: ModelSpec, solver: SolverName = "highs") -> ModelSolution:
                 outcome = unproven
     seconds = time.perf_counter() - started
     n_vars, n_cons = prob.numVariables(), prob.numConstraints()
+    status = model_status(outcome)
     if not outcome.has_solution:
-        return ModelSolution(outcome.termination.value, (), None, n_vars, n_cons, solver, seconds, outcome)
-    status: ModelStatus = "optimal" if outcome.is_optimal else "time_limit"
+        return ModelSolution(status, (), None, n_vars, n_cons, solver, seconds, outcome)
     return ModelSolution(status, choice, cost, n_vars, n_cons, solver, seconds, outcome)
+
+
+def model_status(outcome: SolverOutcome) -> ModelStatus:
+    """The termination condition's value, as every program's solution records it."""
+    value: ModelStatus = outcome.termination.value   # the Literal lists TerminationCondition's values
+    return value
 
 
 @contextlib.contextmanager
@@ -226,21 +256,29 @@ def _quiet_stdout() -> Iterator[None]:
         os.close(saved)
 
 
-def run_solver(prob: object, engine: object) -> str:
-    """Solve and return the termination condition's name ("optimal", "infeasible", "time_limit", …)."""
-    limited = getattr(engine, "timeLimit", None) is not None
-    return solve_outcome(prob, engine, time_limited=limited).termination.value
-
-
 def solve_outcome(prob: object, engine: object, *, time_limited: bool = False) -> SolverOutcome:
-    """Solve and map PuLP's status pair to a SolverOutcome (outcome.py), with the solver's MIP gap
-    (``solver_gap``); solver crashes become SolverError."""
+    """Solve and map what the solver ended with to a SolverOutcome (outcome.py), with the solver's MIP
+    gap (``solver_gap``); solver crashes become SolverError. ``time_limited``: a time limit was set
+    (read where the solver does not say why it stopped).
+
+    HiGHS: its own model status and primal solution status are read, not PuLP's pair (PuLP's table
+    has no entry for kSolutionLimit, kMemoryLimit or kHighsInterrupt and raises KeyError on them,
+    after the solution values are read; and it reports every stop as a time limit). CBC: PuLP's
+    pair, with the reason for an early stop from CBC's log; an "infeasible" that arrives after the
+    time limit has passed is a time limit (outcome.py: CBC's preprocessing, cut short, says
+    "infeasible" of feasible programs).
+    """
     import pulp
 
     log_file = _attach_cbc_log(engine)
     try:
         with _quiet_stdout():
-            code = prob.solve(engine)  # type: ignore[attr-defined]
+            try:
+                code = prob.solve(engine)  # type: ignore[attr-defined]
+            except KeyError as exc:
+                if _highs_model(prob, engine) is None or not _is_highs_status(exc):
+                    raise
+                code = pulp.LpStatusNotSolved   # PuLP has no name for it; HiGHS's own status is read below
         log = Path(log_file).read_text(encoding="utf-8", errors="replace") if log_file else ""
     except pulp.PulpSolverError as exc:
         raise SolverError(f"the MILP solver failed: {exc}") from None
@@ -253,8 +291,50 @@ def solve_outcome(prob: object, engine: object, *, time_limited: bool = False) -
             with contextlib.suppress(OSError):
                 os.unlink(log_file)
     gap, tolerance = solver_gap(prob, engine, log)
+    highs = _highs_model(prob, engine)
+    if highs is not None:
+        feasible = int(highs.getInfo().primal_solution_status) == 2   # kSolutionStatusFeasible
+        return outcome_from_highs(highs.getModelStatus().name, has_solution=feasible,
+                                  objective_bounded=objective_bounded(prob), mip_gap=gap,
+                                  mip_gap_tolerance=tolerance)
+    limit = getattr(engine, "timeLimit", None)
+    took = getattr(prob, "solutionTime", None)   # wall-clock seconds of the solve (PuLP's clock)
+    reached = limit is not None and took is not None and float(took) >= float(limit)
     return outcome_from_pulp(int(code), int(getattr(prob, "sol_status", 0)), time_limited=time_limited,
+                             stopped_on=cbc_stopped_on(log) if log else None, time_limit_reached=reached,
                              mip_gap=gap, mip_gap_tolerance=tolerance)
+
+
+def _highs_model(prob: object, engine: object) -> Any:
+    """The highspy model PuLP's HiGHS interface solved (``prob.solverModel``), else None."""
+    import pulp
+
+    if not isinstance(engine, pulp.HiGHS):
+        return None
+    model = getattr(prob, "solverModel", None)
+    return model if model is not None and hasattr(model, "getModelStatus") else None
+
+
+def _is_highs_status(exc: KeyError) -> bool:
+    """The KeyError is PuLP's status table missing a HighsModelStatus (not some other lookup)."""
+    import highspy
+
+    return bool(exc.args) and isinstance(exc.args[0], highspy.HighsModelStatus)
+
+
+def objective_bounded(prob: Any) -> bool:
+    """The variables' bounds alone bound the objective (every variable it raises has a finite lower
+    bound when minimising, every one it lowers a finite upper bound): the program cannot be
+    unbounded, so "infeasible or unbounded" means infeasible. True of every program in flopopt
+    (costs ≥ 0 on non-negative variables)."""
+    import pulp
+
+    sign = 1.0 if prob.sense == pulp.LpMinimize else -1.0
+    for var, coefficient in prob.objective.items():
+        c = sign * float(coefficient)
+        if (c > 0 and var.lowBound is None) or (c < 0 and var.upBound is None):
+            return False
+    return True
 
 
 def _is_cbc(engine: object) -> bool:

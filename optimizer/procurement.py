@@ -19,6 +19,9 @@ One stage per module, in the order data flows:
 
 Infeasible is a status: ``explain_infeasible_plan`` names the binding limit (a job no
 plan can run, the horizon, the budget, a max_count, a quota) and the relaxation needed.
+It is written only for proven infeasibility: a solver stopped by ``time_limit_seconds`` (or
+another limit) returns its incumbent as the plan, status time_limit (not_solved for another
+stop) with the MIP gap, or no plan and no binding limit (outcome.result_status).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 
 from ..catalogs.loader import Catalog
 from .model import SolverName
+from .outcome import infeasible_by_construction, result_status
 from .portfolio import Portfolio
 from .portfolio_candidates import build_candidates
 from .procurement_break_even import break_even
@@ -47,7 +51,8 @@ from .result import Status
 __all__ = ["plan"]
 
 
-def plan(portfolio: Portfolio, catalog: Catalog, *, solver: SolverName = "highs") -> PlanResult:
+def plan(portfolio: Portfolio, catalog: Catalog, *, solver: SolverName = "highs",
+         time_limit_seconds: float | None = None) -> PlanResult:
     """Cheapest purchases, commitments and job placements over the horizon (total cost of ownership)."""
     started = time.perf_counter()
     cands = build_candidates(portfolio, catalog, solver)
@@ -55,19 +60,23 @@ def plan(portfolio: Portfolio, catalog: Catalog, *, solver: SolverName = "highs"
     started = time.perf_counter()
     empty = any(j.kept.empty for j in cands.jobs)
     model = build_model(cands)
-    status = "infeasible" if empty else solve_model(model, solver)
+    outcome = infeasible_by_construction() if empty else solve_model(model, solver, time_limit_seconds)
     solve_seconds = time.perf_counter() - started
     prob = model.prob
     stats = PlanStats(
         jobs=len(cands.jobs), periods=portfolio.horizon.periods, enumerated=cands.enumerated,
         feasible=cands.feasible, kept=cands.kept, variables=prob.numVariables(), integer_variables=len(model.buy),
         constraints=prob.numConstraints(), solver=solver, candidate_seconds=candidate_seconds,
-        solve_seconds=solve_seconds,
+        solve_seconds=solve_seconds, mip_gap=outcome.mip_gap, mip_gap_tolerance=outcome.mip_gap_tolerance,
+        termination=outcome.termination.value,
     )
     warnings = tuple(w for w in [catalog.staleness_warning(), *cands.warnings] if w)
-    if status != "optimal":
-        binding, explanation = explain_infeasible_plan(cands, solver)
-        return PlanResult(status=Status.INFEASIBLE, portfolio=portfolio, purchases=(), commitments=(),
+    status, explanation = result_status(outcome, what="plan", time_limit_seconds=time_limit_seconds)
+    if not outcome.has_solution:
+        binding = None
+        if status is Status.INFEASIBLE:
+            binding, explanation = explain_infeasible_plan(cands, solver, time_limit_seconds)
+        return PlanResult(status=status, portfolio=portfolio, purchases=(), commitments=(),
                           assignments=(), periods=(), cost=None, break_even=break_even(cands, None, None),
                           binding=binding, explanation=explanation, stats=stats,
                           catalog_layers=cands.catalog.layers, warnings=warnings)
@@ -76,9 +85,9 @@ def plan(portfolio: Portfolio, catalog: Catalog, *, solver: SolverName = "highs"
     assignments = tuple(make_assignment(jc, c, model.usage[j][c]) for j, (jc, c) in enumerate(zip(cands.jobs, choice)))
     used = used_by_source(cands, choice, model.usage)
     return PlanResult(
-        status=Status.OPTIMAL, portfolio=portfolio,
+        status=status, portfolio=portfolio,
         purchases=purchase_records(cands, bought), commitments=commitment_records(cands, bought),
         assignments=assignments, periods=period_uses(cands, assignments, bought, used, choice, model.usage),
         cost=cost_breakdown(cands, assignments, bought), break_even=break_even(cands, bought, used, assignments),
-        binding=None, explanation=None, stats=stats, catalog_layers=cands.catalog.layers, warnings=warnings,
+        binding=None, explanation=explanation, stats=stats, catalog_layers=cands.catalog.layers, warnings=warnings,
     )

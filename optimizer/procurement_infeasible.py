@@ -14,6 +14,7 @@ import numpy as np
 
 from .limits import fits_memory
 from .model import SolverName
+from .outcome import SolverOutcome
 from .planner import explain_infeasible
 from .portfolio_candidates import JobCandidates, PortfolioCandidates
 from .procurement_model import PlanModel, build_model, chosen_candidates, solve_model, units_bought
@@ -22,13 +23,16 @@ from .procurement_report import units_on_hand
 __all__ = ["explain_infeasible_plan"]
 
 
-def explain_infeasible_plan(cands: PortfolioCandidates, solver: SolverName = "highs") -> tuple[str, str]:
+def explain_infeasible_plan(cands: PortfolioCandidates, solver: SolverName = "highs",
+                            time_limit_seconds: float | None = None) -> tuple[str, str]:
     """Which limit binds, and the smallest relaxation that would let a plan exist.
 
     In order: a job no candidate can run (its deadline, the horizon, memory, budget or
     allow-lists, as ``solve`` explains it); the shared budget (the least cash any plan
     needs, from the program minimising cash without the budget row); max_count and
     quotas (relaxed one at a time, the relaxed plan says how much more is needed).
+    Each relaxed program is solved within ``time_limit_seconds``; any plan it finds shows the
+    relaxation suffices, and one that stops without a plan or a proof says so ("unknown").
     """
     stuck = [jc for jc in cands.jobs if jc.kept.empty]
     if stuck:
@@ -39,24 +43,40 @@ def explain_infeasible_plan(cands: PortfolioCandidates, solver: SolverName = "hi
     portfolio = cands.portfolio
     if portfolio.budget_usd is not None:
         relaxed = build_model(cands, budget=False, objective="cash")
-        if solve_model(relaxed, solver) == "optimal":
+        cash = solve_model(relaxed, solver, time_limit_seconds)
+        if cash.has_solution:
             need = float(relaxed.prob.objective.value())
             budget = portfolio.budget_usd
-            return ("budget_usd", f"the least cash any plan spends is ${need:,.0f} (rentals, power, purchases and "
+            least = ("the least cash any plan spends is" if cash.is_optimal else
+                     f"a plan without the budget (the solver stopped ({cash.termination.value}) before proving it "
+                     "the least) spends")
+            return ("budget_usd", f"{least} ${need:,.0f} (rentals, power, purchases and "
                     f"commitments over the horizon); budget_usd is ${budget:,.0f} — raise it by "
                     f"${need - budget:,.0f} (+{(need / budget - 1) * 100:.0f}%) or drop a job")
-    no_counts = build_model(cands, budget=False, max_counts=False)
-    if solve_model(no_counts, solver) == "optimal":
-        return _max_count_reason(cands, no_counts)
-    no_quotas = build_model(cands, budget=False, quotas=False)
-    if solve_model(no_quotas, solver) == "optimal":
-        return _quota_reason(cands, no_quotas)
+        if not cash.proven_infeasible:
+            return _undecided(cash)
+    for model, reason in ((build_model(cands, budget=False, max_counts=False), _max_count_reason),
+                          (build_model(cands, budget=False, quotas=False), _quota_reason)):
+        outcome = solve_model(model, solver, time_limit_seconds)
+        if outcome.has_solution:
+            return reason(cands, model)
+        if not outcome.proven_infeasible:
+            return _undecided(outcome)
     neither = build_model(cands, budget=False, quotas=False, max_counts=False)
-    if solve_model(neither, solver) == "optimal":
+    outcome = solve_model(neither, solver, time_limit_seconds)
+    if outcome.has_solution:
         needs = [_max_count_reason(cands, neither), _quota_reason(cands, neither)]
         return (" and ".join(n[0] for n in needs), "; ".join(n[1] for n in needs))
+    if not outcome.proven_infeasible:
+        return _undecided(outcome)
     return ("unknown", "no combination of the jobs' candidates satisfies every shared limit; check the jobs' "
             "periods, quotas and max_count")
+
+
+def _undecided(relaxed: SolverOutcome) -> tuple[str, str]:
+    """No plan exists (proven), but a relaxed program stopped before telling which limit binds."""
+    return ("unknown", f"no plan meets every shared limit, but the solver stopped ({relaxed.termination.value}) "
+            "before finding which limit binds; raise the time limit")
 
 
 def _job_reason(cands: PortfolioCandidates, jc: JobCandidates) -> tuple[str, str]:

@@ -54,7 +54,9 @@ schedule jobs inside a period. (4) is conservative: jobs of one period are assum
 run side by side on a quota-limited offer; a row is only written where the jobs'
 largest claims could exceed the quota. "optimal" means within the solver's default
 relative MIP gap (1e-4 for HiGHS and CBC), as for ``solve``. The solver plumbing
-(HiGHS with CBC fallback, the quiet-stdout guard) is model.py's, reused as is.
+(HiGHS with CBC fallback, the quiet-stdout guard, the outcome map and the MIP gap) is
+model.py's ``solve_outcome``, reused as is: a search stopped by the time limit with an
+incumbent is still a plan, only a proof is "infeasible".
 
 The flags of ``build_model`` drop rows (budget, quotas, max_count) or switch the objective to
 cash, so ``procurement_infeasible`` can find which limit binds.
@@ -67,7 +69,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .model import SolverName, binary_variable, make_solver, run_solver, variable
+from .model import SolverName, binary_variable, make_solver, solve_outcome, variable
+from .outcome import SolverOutcome
 from .portfolio_candidates import PortfolioCandidates, period_gpu_hours
 
 __all__ = ["PlanModel", "build_model", "chosen_candidates", "solve_model", "units_bought"]
@@ -166,9 +169,10 @@ def build_model(cands: PortfolioCandidates, *, budget: bool = True, quotas: bool
     return PlanModel(prob=prob, x=x, buy=buy, usage=usage)
 
 
-def solve_model(model: PlanModel, solver: SolverName) -> str:
-    """The solver's status text ("optimal", "infeasible", …) after solving ``model`` in place."""
-    return run_solver(model.prob, make_solver(solver))
+def solve_model(model: PlanModel, solver: SolverName, time_limit_seconds: float | None = None) -> SolverOutcome:
+    """Solve ``model`` in place; what the solver ended with (an incumbent when ``has_solution``)."""
+    return solve_outcome(model.prob, make_solver(solver, time_limit_seconds),
+                         time_limited=time_limit_seconds is not None)
 
 
 def chosen_candidates(model: PlanModel) -> list[int]:

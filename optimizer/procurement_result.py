@@ -151,6 +151,11 @@ class PlanStats:
     solver: str
     candidate_seconds: float
     solve_seconds: float
+    # The solver's relative MIP gap of the plan and its tolerance for "optimal" (result.ModelStats's
+    # meaning), and why it ended (outcome.TerminationCondition's value).
+    mip_gap: float | None = None
+    mip_gap_tolerance: float | None = None
+    termination: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,8 @@ class PlanResult:
     periods: tuple[PeriodUse, ...]
     cost: CostBreakdown | None
     break_even: tuple[OptionBreakEven, ...]
-    binding: str | None
-    explanation: str | None
+    binding: str | None                # the limit that binds (infeasible only)
+    explanation: str | None            # why there is no plan, or (a stop) why the plan is not proven optimal
     stats: PlanStats
     catalog_layers: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)

@@ -194,6 +194,9 @@ class ModelStats:
     # it (model.solver_gap); ≤ mip_gap_tolerance when optimal. None: no incumbent or no bound reported.
     mip_gap: float | None = None
     mip_gap_tolerance: float | None = None    # the solver's relative gap tolerance for "optimal"
+    # Why the solver ended (outcome.TerminationCondition's value): "optimal", "infeasible", or the
+    # limit or event that stopped it ("time_limit", "interrupted", …); status says what it means.
+    termination: str | None = None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import pandas as pd
 from .candidates import CandidateSet, dominated_mask
 from .economics import HOURS_PER_YEAR, utilization_break_even
 from .limits import meets_deadline, within_budget
+from .outcome import result_status
 from .performance import Assumptions, base_seconds_for, billed_hours, realistic_assumptions
 from .planner import DeadlineQuantile, Outcome, Planner, explain_infeasible
 from .result import Plan, Result, Risk, SensitivityItem, plan_from_row
@@ -64,10 +65,14 @@ def _pitfall(planner: Planner, optimum: Plan, name: str, assumption: str,
              mistaken: Outcome, realistic: Assumptions) -> SensitivityItem:
     c = planner.job.constraints
     if mistaken.chosen is None:
-        summary = ("under this belief no plan looks feasible, so the job would be wrongly declared "
-                   "impossible (or over-scoped)" if name != "tech_bias" else
-                   "no candidate on the familiar GPU/provider can run this job at all (see the candidates' "
-                   "reasons, e.g. GPU memory)")
+        if not mistaken.solution.solver_outcome.proven_infeasible:   # stopped: no plan, but nothing proven
+            summary = f"the re-plan stopped: {_stopped(planner, mistaken)}"
+        elif name != "tech_bias":
+            summary = ("under this belief no plan looks feasible, so the job would be wrongly declared "
+                       "impossible (or over-scoped)")
+        else:
+            summary = ("no candidate on the familiar GPU/provider can run this job at all (see the candidates' "
+                       "reasons, e.g. GPU memory)")
         return SensitivityItem(
             name=name, category="pitfall", assumption=assumption, plan=None, hours=math.nan, cost_usd=math.nan,
             delta_cost_pct=math.nan, deadline_met=False, within_budget=False, skipped=None, summary=summary,
@@ -92,6 +97,11 @@ def _pitfall(planner: Planner, optimum: Plan, name: str, assumption: str,
         delta_cost_pct=delta, deadline_met=deadline_met, within_budget=affordable, skipped=None,
         summary=summary, believed_hours=believed.hours,
     )
+
+
+def _stopped(planner: Planner, outcome: Outcome) -> str:
+    """What stopped a re-plan's solver before it found a plan (outcome.result_status's sentence)."""
+    return result_status(outcome.solution.solver_outcome, time_limit_seconds=planner.time_limit_seconds)[1] or ""
 
 
 def _skipped(name: str, category: str, assumption: str, why: str) -> SensitivityItem:
@@ -124,7 +134,7 @@ def pitfalls(planner: Planner, optimum: Plan) -> list[SensitivityItem]:
         what = " on ".join(x for x in (familiar.gpu, familiar.provider) if x)
         biased = planner.with_offers(mask)
         outcome = biased.plan(realistic)
-        if outcome.chosen is None:
+        if outcome.chosen is None and outcome.solution.solver_outcome.proven_infeasible:
             # The habit cannot do this job at all: show its best attempt and what it misses.
             outcome = biased.plan(realistic, deadline_hours=None, budget_usd=None)
         items.append(_pitfall(planner, optimum, "tech_bias", f"only {what} is considered", outcome, realistic))
@@ -140,10 +150,14 @@ def _stress(planner: Planner, optimum: Plan, name: str, assumption: str, stresse
     outcome = stressed.plan()
     c = stressed.job.constraints
     if outcome.chosen is None:
-        binding, why = explain_infeasible(stressed, outcome.candidates)
+        if outcome.solution.solver_outcome.proven_infeasible:
+            binding, why = explain_infeasible(stressed, outcome.candidates)
+            summary = f"no plan ({binding} binds): {why}"
+        else:   # stopped before finding a plan: nothing shows that a limit binds
+            summary = f"the re-plan stopped: {_stopped(stressed, outcome)}"
         return SensitivityItem(name=name, category="stress", assumption=assumption, plan=None, hours=math.nan,
                                cost_usd=math.nan, delta_cost_pct=math.nan, deadline_met=False,
-                               within_budget=False, skipped=None, summary=f"no plan ({binding} binds): {why}")
+                               within_budget=False, skipped=None, summary=summary)
     plan = outcome.plan
     assert plan is not None
     delta = _pct(plan.cost_usd, optimum.cost_usd)

@@ -13,6 +13,7 @@ from ..catalogs.loader import Catalog
 from .candidate_schema import row_records
 from .job import Job
 from .model import SolverName
+from .outcome import result_status
 from .planner import Outcome, Planner, explain_infeasible, ranked
 from .result import CandidateTable, ModelStats, Result, Status, plan_from_row
 from .sensitivity import analyse, plan_with_confidence
@@ -39,7 +40,8 @@ def solve(
     if job.workload.kind == "transformer_serving":
         from .serving_solve import solve_serving
 
-        return solve_serving(job, catalog, solver=solver, sensitivity=sensitivity)
+        return solve_serving(job, catalog, solver=solver, sensitivity=sensitivity,
+                             time_limit_seconds=time_limit_seconds)
     planner = replace(Planner.build(job, catalog, solver), time_limit_seconds=time_limit_seconds)
     outcome = planner.plan()
     if confidence is not None:
@@ -65,6 +67,7 @@ def solve(
         solve_seconds=outcome.solution.seconds,
         mip_gap=outcome.solution.mip_gap,
         mip_gap_tolerance=outcome.solution.mip_gap_tolerance,
+        termination=outcome.solution.solver_outcome.termination.value,
     )
     warnings = tuple(w for w in [catalog.staleness_warning()] if w)
     result = Result(
@@ -87,25 +90,9 @@ def solve(
 
 
 def solve_status(outcome: Outcome, time_limit_seconds: float | None = None) -> tuple[Status, str | None]:
-    """The result's status and, when the solver did not finish, what to tell the user.
-
-    An incumbent is a plan: ``optimal`` when proven, else ``time_limit`` with a note that it is not
-    proven optimal (and its MIP gap). No incumbent and no proof of infeasibility: ``time_limit`` or
-    ``not_solved``, with no relaxation hint — nothing showed that a limit binds. Only a proof gives
-    ``infeasible`` (the caller then asks ``explain_infeasible``)."""
-    solution = outcome.solution
-    limit = f" ({time_limit_seconds:g} s)" if time_limit_seconds is not None else ""
-    if outcome.chosen is not None:
-        if solution.status == "optimal":
-            return Status.OPTIMAL, None
-        gap = solution.mip_gap
-        gap_text = f"relative MIP gap {gap:.2%}" if gap is not None else "the solver reported no MIP gap"
-        return Status.TIME_LIMIT, (f"the solver stopped at its time limit{limit}: this plan is the best it "
-                                   f"found, not proven optimal ({gap_text}); raise the time limit to prove it")
-    if solution.status == "infeasible":
-        return Status.INFEASIBLE, None
-    if solution.status == "time_limit":
-        return Status.TIME_LIMIT, (f"the solver stopped at its time limit{limit} before finding a plan; "
-                                   "raise the time limit")
-    return Status.NOT_SOLVED, (f"the solver stopped ({solution.status}) before finding a plan; "
-                               "try the other solver (--solver highs or cbc)")
+    """The result's status and, when the solver did not finish, what to tell the user
+    (outcome.result_status, as for every program): an incumbent is a plan, ``optimal`` when proven,
+    else ``time_limit`` (or ``not_solved`` for another stop) with a note that it is not proven optimal
+    and its MIP gap; no incumbent and no proof of infeasibility: no relaxation hint, nothing showed
+    that a limit binds. Only a proof gives ``infeasible`` (the caller then asks ``explain_infeasible``)."""
+    return result_status(outcome.solution.solver_outcome, what="plan", time_limit_seconds=time_limit_seconds)

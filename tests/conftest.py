@@ -99,3 +99,47 @@ def stop_at_time_limit(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         monkeypatch.setattr(planner, "solve_model", stopped)
 
     return stop
+
+
+# What a deterministic early stop (``stop_early``) is reported as: HiGHS's callback interrupt,
+# CBC's node limit.
+STOPPED_AS = {"highs": "interrupted", "cbc": "terminated_by_limit"}
+
+
+@pytest.fixture
+def stop_early(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Make every integer program's solver stop early, as a time limit would, but deterministically:
+    a real solver stop, reported as what it is (``STOPPED_AS``). With ``incumbent=True`` HiGHS
+    interrupts at its first incumbent (a MIP-interrupt callback) and CBC after its root node
+    (maxNodes 0); with ``incumbent=False`` HiGHS interrupts at its first callback, before any
+    incumbent, and CBC stops after its root node with its heuristics off. For programs the root
+    relaxation does not close (a single-job program is solved in presolve: see stop_at_time_limit)."""
+    import math
+
+    from flopopt.optimizer import model, procurement_model, serving_model
+
+    real = model.make_solver   # the unpatched one, however often stop() is called
+
+    def stop(incumbent: bool = True) -> None:
+        import highspy
+        import pulp
+
+        def interrupt(_kind: Any, _message: Any, out: Any, data_in: Any, _user: Any) -> None:
+            if out.mip_primal_bound < math.inf or not incumbent:
+                data_in.user_interrupt = True
+
+        def stopping(name: Any, time_limit_seconds: float | None = None) -> object:
+            engine: Any = real(name, time_limit_seconds)
+            if isinstance(engine, pulp.HiGHS):
+                engine.callbackTuple = (interrupt, None)
+                engine.callbacksToActivate = [highspy.cb.HighsCallbackType.kCallbackMipInterrupt]
+            else:
+                engine.optionsDict["maxNodes"] = 0
+                if not incumbent:
+                    engine.options = [*(engine.options or []), "heuristicsOnOff off"]
+            return engine
+
+        for module in (model, serving_model, procurement_model):   # each binds make_solver by name
+            monkeypatch.setattr(module, "make_solver", stopping)
+
+    return stop

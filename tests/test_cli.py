@@ -251,9 +251,39 @@ def test_solve_stopped_before_any_plan_exits_4_without_a_relaxation_hint(runner:
     assert "infeasible" not in result.output and "raise the deadline" not in result.output
 
 
-def test_time_limit_must_be_positive(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["solve", str(SEED), "--time-limit", "0"])
+@pytest.mark.parametrize("command", ["solve", "plan"])
+def test_time_limit_must_be_positive(runner: CliRunner, command: str) -> None:
+    target = SEED if command == "solve" else REPO / "examples" / "portfolio" / "research-lab.yaml"
+    result = runner.invoke(app, [command, str(target), "--time-limit", "0"])
     assert result.exit_code == 2 and "--time-limit" in result.stderr
+
+
+def test_plan_stopped_before_any_plan_exits_4_without_a_relaxation_hint(runner: CliRunner, stop_early: Any) -> None:
+    """plan's exit codes match solve's: a solver stopped before any plan (CBC, root node only, no
+    heuristics) exits 4, names no binding limit and suggests no relaxation."""
+    stop_early(incumbent=False)
+    portfolio = REPO / "examples" / "portfolio" / "research-lab.yaml"
+    result = runner.invoke(app, ["plan", str(portfolio), "--solver", "cbc"])
+    assert result.exit_code == 4, result.output
+    assert "NO PLAN  status: not_solved" in result.stdout
+    assert result.stderr.strip() == ("stopped: the solver stopped at a node, solution or objective limit before "
+                                     "finding a plan; try the other solver (--solver highs or cbc)")
+    assert "infeasible" not in result.output and "raise it by" not in result.output
+
+
+def test_plan_stopped_with_a_plan_warns_and_exits_0(runner: CliRunner, stop_early: Any) -> None:
+    """A stopped search's incumbent is still a plan: exit 0, the title says the status, a warning (in
+    the report and on stderr) says it is not proven optimal and gives the gap."""
+    stop_early()
+    portfolio = REPO / "examples" / "portfolio" / "research-lab.yaml"
+    result = runner.invoke(app, ["plan", str(portfolio), "--solver", "cbc", "--time-limit", "60"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].endswith(": not_solved") and "TOTAL " in result.stdout
+    assert "MIP gap" in result.stdout
+    warning = result.stderr.strip()
+    assert warning.startswith("warning: the solver stopped at a node, solution or objective limit: this plan is "
+                              "the best it found, not proven optimal (relative MIP gap ")
+    assert warning in " ".join(result.stdout.split())               # the report wraps it at the width
 
 
 def test_the_plan_line_shows_the_list_price_where_the_effective_cost_differs(make_catalog: Any) -> None:

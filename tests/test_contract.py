@@ -181,7 +181,45 @@ def test_compare_confidence_changes_the_choice_like_solve() -> None:
 
 
 def test_plan_document() -> None:
-    check("plan", run_json("plan", PORTFOLIO, codes=(0, 3)))
+    data = run_json("plan", PORTFOLIO, codes=(0, 3))
+    check("plan", data)
+    assert data["status"] == "optimal" and data["model"]["termination"] == "optimal"
+    assert 0.0 <= data["model"]["mip_gap"] <= data["model"]["mip_gap_tolerance"]
+
+
+CHAT = str(EX / "chat-service-llama3-70b.yaml")
+
+
+@pytest.mark.parametrize("incumbent", [True, False], ids=["with-a-plan", "without"])
+@pytest.mark.parametrize("command", ["plan", "solve-serving"])
+def test_a_stopped_search_is_a_stop_in_json(stop_early: Any, command: str, incumbent: bool) -> None:
+    """A real early stop (CBC: root node only) in the plan and serving documents: status not_solved,
+    model.termination says why, no binding limit; with an incumbent the plan/fleet and its gap
+    (exit 0), without one none (exit 4)."""
+    stop_early(incumbent=incumbent)
+    args = ("plan", PORTFOLIO) if command == "plan" else ("solve", CHAT, "--no-sensitivity")
+    data = run_json(*args, "--solver", "cbc", codes=(0,) if incumbent else (4,))
+    check(command, data)
+    assert data["status"] == "not_solved" and data["binding"] is None
+    assert data["model"]["termination"] == "terminated_by_limit"
+    found = data["cost"] if command == "plan" else data["plan"]
+    if incumbent:
+        assert found is not None and "not proven optimal" in data["explanation"]
+        assert data["model"]["mip_gap"] is not None
+    else:
+        assert found is None and data["model"]["mip_gap"] is None
+        assert data["explanation"].endswith("try the other solver (--solver highs or cbc)")
+
+
+@pytest.mark.parametrize("command", ["plan", "solve-serving"])
+def test_a_time_limit_is_not_infeasible_in_json(command: str) -> None:
+    """--time-limit 0.001 (a real time limit): status time_limit, never infeasible, exit 0 with the
+    best plan found or (usually) exit 4 without one."""
+    args = ("plan", PORTFOLIO) if command == "plan" else ("solve", CHAT, "--no-sensitivity")
+    data = run_json(*args, "--time-limit", "0.001", codes=(0, 4))
+    check(command, data)
+    assert data["status"] == "time_limit" and data["binding"] is None
+    assert data["model"]["termination"] == "time_limit"
 
 
 def test_calibrate_and_backtest_documents(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import gpu_row, offer_row
+from conftest import STOPPED_AS, gpu_row, offer_row
 from flopopt.optimizer.job import parse_job
 from flopopt.optimizer.model import JobOptions, ModelSpec, solve_model
 from flopopt.optimizer.solve import solve
@@ -207,32 +208,6 @@ def _assignment(n_jobs: int = 60, options: int = 30, offers: int = 10, quota: in
     return ModelSpec(jobs, quotas={f"o{k}": quota for k in range(offers)})
 
 
-def _stop_at_first_incumbent(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the solver stop the way a time limit does, but deterministically: HiGHS interrupts at its
-    first incumbent (a MIP-interrupt callback), CBC after its root node (maxNodes 0). PuLP reports
-    both exactly as a time limit with an incumbent (status Optimal, solution IntegerFeasible)."""
-    import highspy
-    import pulp
-    from flopopt.optimizer import model
-
-    real = model.make_solver
-
-    def interrupt(_kind: Any, _message: Any, out: Any, data_in: Any, _user: Any) -> None:
-        if out.mip_primal_bound < math.inf:
-            data_in.user_interrupt = True
-
-    def stopping(name: Any, time_limit_seconds: float | None = None) -> object:
-        engine: Any = real(name, time_limit_seconds)
-        if isinstance(engine, pulp.HiGHS):
-            engine.callbackTuple = (interrupt, None)
-            engine.callbacksToActivate = [highspy.cb.HighsCallbackType.kCallbackMipInterrupt]
-        else:
-            engine.optionsDict["maxNodes"] = 0
-        return engine
-
-    monkeypatch.setattr(model, "make_solver", stopping)
-
-
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_a_proven_optimum_reports_the_solvers_gap_within_its_tolerance(solver: str) -> None:
     """The gap is the solver's own number (HiGHS info.mip_gap, CBC's log), not a constant: optimal
@@ -248,14 +223,15 @@ def test_a_proven_optimum_reports_the_solvers_gap_within_its_tolerance(solver: s
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("objective", ["cost", "time"])
 def test_a_search_stopped_with_an_incumbent_returns_it_with_its_gap(
-        monkeypatch: pytest.MonkeyPatch, solver: str, objective: str) -> None:
-    """Stopped early with an incumbent: the incumbent is returned (a plan), status time_limit (not
-    optimal), and its gap bounds how far it is from the optimum: (incumbent − optimum)/incumbent ≤ gap."""
+        stop_early: Any, solver: str, objective: str) -> None:
+    """Stopped early with an incumbent: the incumbent is returned (a plan), its status says what
+    stopped it (an interrupt, a node limit: not optimal, not infeasible), and its gap bounds how far
+    it is from the optimum: (incumbent − optimum)/incumbent ≤ gap."""
     spec = replace(_assignment(), objective=objective)  # type: ignore[arg-type]
     optimum = solve_model(spec, solver) if objective == "cost" else None  # type: ignore[arg-type]
-    _stop_at_first_incumbent(monkeypatch)
+    stop_early()
     stopped = solve_model(replace(spec, time_limit_seconds=60.0), solver)  # type: ignore[arg-type]
-    assert stopped.status == "time_limit" and stopped.outcome is not None and stopped.outcome.has_solution
+    assert stopped.status == STOPPED_AS[solver] and stopped.outcome is not None and stopped.outcome.has_solution
     assert not stopped.outcome.proven_infeasible
     assert len(stopped.choice) == len(spec.jobs) and stopped.objective_value is not None
     for offer, quota in spec.quotas.items():    # the incumbent is a feasible plan
@@ -344,6 +320,131 @@ def test_pulp_statuses_map_to_termination_conditions() -> None:
     assert unlimited.termination is TerminationCondition.NOT_SOLVED
     proof = outcome_from_pulp(pulp.LpStatusInfeasible, pulp.LpSolutionInfeasible, time_limited=True)
     assert proof.proven_infeasible and not proof.has_solution
+    nodes = outcome_from_pulp(pulp.LpStatusOptimal, pulp.LpSolutionIntegerFeasible, time_limited=True,
+                              stopped_on=TerminationCondition.TERMINATED_BY_LIMIT)
+    assert nodes.termination is TerminationCondition.TERMINATED_BY_LIMIT and nodes.has_solution
+
+
+@pytest.mark.parametrize("time_limited", [False, True])
+def test_every_pulp_status_pair_maps_to_an_outcome(time_limited: bool) -> None:
+    """Exhaustive over PuLP's status × solution-status codes (and a code PuLP does not list): every
+    pair gives an outcome, never an exception; only LpStatusInfeasible proves infeasibility, and not
+    once the time limit has passed; a solution exists exactly when PuLP says Optimal or
+    IntegerFeasible; a stop is never optimal."""
+    import pulp
+
+    from flopopt.optimizer.outcome import STATUS_OF, STOPS, TerminationCondition, outcome_from_pulp
+
+    for status, solution, stopped_on, reached in itertools.product(
+            [*pulp.LpStatus, 99], [*pulp.LpSolution, 99], [None, *TerminationCondition], [False, time_limited]):
+        outcome = outcome_from_pulp(status, solution, time_limited=time_limited, stopped_on=stopped_on,
+                                    time_limit_reached=reached, mip_gap=0.01, mip_gap_tolerance=1e-4)
+        early = solution == pulp.LpSolutionIntegerFeasible
+        assert outcome.status is STATUS_OF[outcome.termination]
+        assert outcome.proven_infeasible == (status == pulp.LpStatusInfeasible and not early and not reached)
+        assert outcome.has_solution == (early or status == pulp.LpStatusOptimal)
+        assert outcome.is_optimal == (status == pulp.LpStatusOptimal and not early)
+        if early or status == pulp.LpStatusNotSolved:
+            assert outcome.termination in STOPS
+            if stopped_on in STOPS:
+                assert outcome.termination is stopped_on
+            elif time_limited:
+                assert outcome.termination is TerminationCondition.TIME_LIMIT
+        if status == pulp.LpStatusInfeasible and reached and not early:
+            assert outcome.termination is TerminationCondition.TIME_LIMIT
+        if status not in pulp.LpStatus or status == pulp.LpStatusUndefined:
+            assert early or outcome.termination is TerminationCondition.SOLVER_ERROR
+        assert outcome.mip_gap == (0.01 if outcome.has_solution else None)
+
+
+def test_every_highs_model_status_maps_to_a_termination_condition() -> None:
+    """Exhaustive over the installed highspy's HighsModelStatus: each member is in the map (a new
+    one fails here rather than reaching a user as a traceback: PuLP's own table raises KeyError on
+    kSolutionLimit, kMemoryLimit and kHighsInterrupt); optimal and infeasible only for kOptimal and
+    the infeasibility proofs; an incumbent survives every stop and no proof; every condition has
+    a SolverStatus."""
+    import highspy
+
+    from flopopt.optimizer.outcome import (
+        HIGHS_MODEL_STATUS,
+        STATUS_OF,
+        STOPS,
+        TerminationCondition,
+        outcome_from_highs,
+    )
+
+    members = set(highspy.HighsModelStatus.__members__)
+    assert members <= set(HIGHS_MODEL_STATUS), sorted(members - set(HIGHS_MODEL_STATUS))
+    assert set(STATUS_OF) == set(TerminationCondition)
+    proofs = {"kInfeasible", "kUnboundedOrInfeasible"}
+    for name in [*members, "kSomethingNew"]:
+        for incumbent in (False, True):
+            for bounded in (False, True):
+                outcome = outcome_from_highs(name, has_solution=incumbent, objective_bounded=bounded,
+                                             mip_gap=0.02, mip_gap_tolerance=1e-4)
+                assert outcome.status is STATUS_OF[outcome.termination]
+                assert outcome.is_optimal == (name == "kOptimal")
+                assert outcome.proven_infeasible == (name == "kInfeasible" or (name in proofs and bounded))
+                if outcome.termination in STOPS - {TerminationCondition.SOLVER_ERROR,
+                                                   TerminationCondition.UNBOUNDED,
+                                                   TerminationCondition.INFEASIBLE_OR_UNBOUNDED}:
+                    assert outcome.has_solution == incumbent
+                    assert outcome.mip_gap == (0.02 if incumbent else None)
+    assert outcome_from_highs("kSomethingNew", has_solution=False,
+                              objective_bounded=True).termination is TerminationCondition.NOT_SOLVED
+    expected = {"kTimeLimit": "time_limit", "kSolutionLimit": "terminated_by_limit", "kMemoryLimit": "memory_limit",
+                "kInterrupt": "interrupted", "kHighsInterrupt": "interrupted", "kIterationLimit": "iteration_limit",
+                "kUnboundedOrInfeasible": "infeasible_or_unbounded", "kSolveError": "solver_error"}
+    assert {k: HIGHS_MODEL_STATUS[k].value for k in expected} == expected
+
+
+def test_a_highs_status_pulp_does_not_know_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real HiGHS stop on its improving-solution limit ends in kSolutionLimit, which PuLP's table
+    lacks (KeyError inside PuLP): flopopt reads HiGHS's own status and returns the incumbent."""
+    from flopopt.optimizer import model
+
+    real = model.make_solver
+
+    def one_solution(name: Any, time_limit_seconds: float | None = None) -> object:
+        engine: Any = real(name, time_limit_seconds)
+        engine.optionsDict["mip_max_improving_sols"] = 1
+        return engine
+
+    monkeypatch.setattr(model, "make_solver", one_solution)
+    spec = _assignment()
+    stopped = solve_model(spec, "highs")
+    assert stopped.status == "terminated_by_limit" and stopped.outcome is not None
+    assert stopped.outcome.has_solution and not stopped.outcome.proven_infeasible
+    assert len(stopped.choice) == len(spec.jobs) and stopped.mip_gap is not None and stopped.mip_gap > 0
+
+
+def test_cbc_says_why_it_stopped() -> None:
+    from flopopt.optimizer.outcome import TerminationCondition, cbc_stopped_on
+
+    assert cbc_stopped_on(CBC_STOPPED) is TerminationCondition.TIME_LIMIT
+    assert cbc_stopped_on("Result - Stopped on node limit\n") is TerminationCondition.TERMINATED_BY_LIMIT
+    assert cbc_stopped_on("Result - Stopped on solution limit\n") is TerminationCondition.TERMINATED_BY_LIMIT
+    assert cbc_stopped_on("Result - Stopped on iteration limit\n") is TerminationCondition.ITERATION_LIMIT
+    assert cbc_stopped_on("Result - Stopped on ctrl-c\n") is TerminationCondition.INTERRUPTED
+    assert cbc_stopped_on(CBC_OPTIMAL) is None and cbc_stopped_on("") is None
+    assert cbc_stopped_on("Result - Problem proven infeasible\n") is None
+
+
+def test_objective_bounded_reads_the_variables_bounds() -> None:
+    import pulp
+
+    from flopopt.optimizer.model import objective_bounded, variable
+
+    prob = pulp.LpProblem("b", pulp.LpMinimize)
+    x, free = variable(prob, "x", low=0.0), variable(prob, "free")
+    prob += 2 * x
+    assert objective_bounded(prob)
+    prob.setObjective(2 * x - free)
+    assert not objective_bounded(prob)
+    maximise = pulp.LpProblem("m", pulp.LpMaximize)
+    y = variable(maximise, "y", low=0.0)
+    maximise += y
+    assert not objective_bounded(maximise)    # y has no upper bound
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -386,3 +487,26 @@ def test_exact_counts_follow_a_calibrated_fit(make_catalog: Any, slope: float, d
     best = ok.sort_values(key).iloc[0]
     assert chosen is not None
     assert float(chosen[key[0]]) == pytest.approx(float(best[key[0]]), rel=1e-6)
+
+
+def test_every_outcome_has_a_result_status_and_a_sentence() -> None:
+    """outcome.result_status over every termination condition, with and without an incumbent: only a
+    proof is infeasible, only the time limit is time_limit, every other stop is not_solved; a stop
+    always says what stopped the solver, and never suggests relaxing a limit."""
+    from flopopt.optimizer.outcome import TerminationCondition, result_status, solver_outcome
+    from flopopt.optimizer.vocabulary import Status
+
+    for termination in TerminationCondition:
+        for incumbent in (False, True):
+            outcome = solver_outcome(termination, has_solution=incumbent, mip_gap=0.25)
+            status, text = result_status(outcome, what="fleet", time_limit_seconds=3.0)
+            if termination is TerminationCondition.OPTIMAL:
+                assert (status, text) == (Status.OPTIMAL, None)
+            elif termination is TerminationCondition.INFEASIBLE:
+                assert (status, text) == (Status.INFEASIBLE, None)    # the caller explains which limit binds
+            else:
+                assert status is (Status.TIME_LIMIT if termination is TerminationCondition.TIME_LIMIT
+                                  else Status.NOT_SOLVED)
+                assert text is not None and text.startswith("the solver ") and "fleet" in text
+                assert ("not proven optimal (relative MIP gap 25.00%)" in text) == incumbent
+                assert "binds" not in text and "raise the deadline" not in text and "budget" not in text

@@ -106,6 +106,27 @@ def test_stress_tests(make_catalog: Any) -> None:
     assert up.delta_cost_pct == pytest.approx(100.0)
 
 
+def test_a_re_plan_stopped_without_a_plan_says_so(make_catalog: Any, stop_at_time_limit: Any) -> None:
+    """A stress or pitfall re-plan whose solver stops before finding a plan has proven nothing: its
+    summary says the re-plan stopped and names no binding limit (the halved budget would otherwise
+    be explained as binding, as in test_stress_tests)."""
+    from flopopt.optimizer.sensitivity import pitfalls, stress_tests
+
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=8)])
+    job = _job(constraints={"deadline_hours": 60, "budget_usd": 60})
+    optimum = Planner.build(job, catalog).plan().plan
+    assert optimum is not None
+    stop_at_time_limit(incumbent=False)
+    planner = replace(Planner.build(job, catalog), time_limit_seconds=2.0)
+    stopped = ("the re-plan stopped: the solver stopped at its time limit (2 s) before finding a plan; "
+               "raise the time limit")
+    stress = {item.name: item for item in stress_tests(planner, optimum)}
+    assert stress["budget_halved"].plan is None and stress["budget_halved"].summary == stopped
+    assert stress["deadline_halved"].plan is None and stress["deadline_halved"].summary == stopped
+    tried = [item for item in pitfalls(planner, optimum) if item.skipped is None]
+    assert tried and all(item.plan is None and item.summary == stopped for item in tried)
+
+
 def test_break_even_attenuation(make_catalog: Any) -> None:
     catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=1)])
     result = solve(_job(constraints={"deadline_hours": 60}), catalog, samples=200)
