@@ -26,7 +26,7 @@ from .counts import exact_count_rows, repeat_counts
 from .flops import FlopEstimate
 from .job import OFFER_KINDS, Job
 from .limits import fits_memory, meets_deadline, within_budget
-from .performance import Assumptions, effective_peaks, evaluate, evaluate_once
+from .performance import Assumptions, effective_peaks, evaluate, evaluate_once, with_columns
 
 DEFAULT_MAX_GPUS = 4096  # without max_gpus, the largest fleet considered per offer
 
@@ -280,23 +280,36 @@ def assess(
                              deadline_hours=deadline_hours, budget_usd=budget_usd)
     if not extra.empty:
         t = pd.concat([t, evaluate(extra, estimate, job, catalog.attenuation, assumptions)], ignore_index=True)
-    fits = pd.Series(fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float)), index=t.index)
-    on_time = pd.Series(meets_deadline(t["hours"].to_numpy(float), deadline_hours), index=t.index)
-    affordable = pd.Series(within_budget(t["cost_usd"].to_numpy(float), budget_usd), index=t.index)
+    fits = fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float))
+    on_time = meets_deadline(t["hours"].to_numpy(float), deadline_hours)
+    affordable = within_budget(t["cost_usd"].to_numpy(float), budget_usd)
     category = np.full(len(t), None, dtype=object)    # the last failing limit wins, as reason_texts words it
-    category[~affordable.to_numpy()] = OVER_BUDGET
-    category[~on_time.to_numpy()] = LATE
-    category[~fits.to_numpy()] = NO_FIT
-    t["feasible"] = fits & on_time & affordable
-    t["category"] = category
-    t["dominated"] = dominated_mask(t, prune_by)
+    category[~affordable] = OVER_BUDGET
+    category[~on_time] = LATE
+    category[~fits] = NO_FIT
+    feasible = fits & on_time & affordable
+    dominated = dominated_mask(t.assign(feasible=feasible), prune_by).to_numpy(bool) if prune_by else \
+        _dominated_globally(feasible, t)
+    t = with_columns(t, {"feasible": feasible, "category": category, "dominated": dominated})
     counts = dict(expansion.excluded)
-    for cat, n in pd.Series(category).dropna().value_counts().items():
-        counts[str(cat)] = int(n)
-    n_dominated = int(t["dominated"].sum())
+    for cat in (OVER_BUDGET, LATE, NO_FIT):   # in the order a reader meets them: budget, deadline, memory
+        n = int(np.count_nonzero(category == cat))
+        if n:
+            counts[cat] = n
+    n_dominated = int(dominated.sum())
     if n_dominated:
         counts["dominated (another plan is no slower and no dearer)"] = n_dominated
     return CandidateSet(table=t, excluded=counts, deadline_hours=deadline_hours, budget_usd=budget_usd)
+
+
+def _dominated_globally(feasible: np.ndarray, t: pd.DataFrame) -> np.ndarray:
+    """``dominated_mask`` over one group, on arrays."""
+    mask = np.zeros(len(t), dtype=bool)
+    where = np.flatnonzero(feasible)
+    if where.size:
+        cost, hours = t["cost_usd"].to_numpy(float)[where], t["hours"].to_numpy(float)[where]
+        mask[where[dominated_in_groups(cost, hours, np.zeros(where.size, dtype=int))]] = True
+    return mask
 
 
 def dominated_mask(t: pd.DataFrame, group: list[str] | None) -> pd.Series:
