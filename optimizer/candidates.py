@@ -218,7 +218,11 @@ def precision_chunk(catalog: Catalog, workload: str, precision: str) -> pd.DataF
         chunk["gpu_as_of"] = chunk["gpu"].map(gpus["as_of"])
         if "architecture" in gpus.columns:
             chunk["architecture"] = chunk["gpu"].map(gpus["architecture"]).fillna("")
-        return chunk
+        # Text as numpy object arrays, consolidated into one block: pandas' str dtype keeps a block
+        # per column, and every take, filter and concat of a job's candidates pays per block.
+        text = [c for c, dtype in chunk.dtypes.items() if pd.api.types.is_string_dtype(dtype)
+                and not isinstance(dtype, pd.CategoricalDtype)]
+        return chunk.astype(dict.fromkeys(text, object)).copy()
     return _cached(catalog.offers, ("chunk", id(catalog.gpus), id(catalog.precision), workload, precision),
                    (catalog.gpus, catalog.precision), build)
 

@@ -37,6 +37,7 @@ from .performance import (
     inter_node_efficiency,
     mapped,
     reference_scale,
+    with_columns,
 )
 
 SCAN_CHUNK = 64          # counts evaluated at once per offer while scanning
@@ -262,10 +263,10 @@ def with_counts(base: pd.DataFrame, estimate: FlopEstimate, counts: list[list[in
 def repeat_counts(base: pd.DataFrame, estimate: FlopEstimate, rows: np.ndarray, counts: np.ndarray) -> pd.DataFrame:
     """Base row ``rows[i]`` at ``counts[i]`` instances, with GPUs, memory need per GPU and
     ``base_row`` (the row's position in ``base``, the key the exact-count search matches on)."""
-    table = base.take(np.asarray(rows, dtype=np.int64)).reset_index(drop=True)
-    table["base_row"] = np.asarray(rows, dtype=np.int64)
-    table["instances"] = np.asarray(counts, dtype=np.int64)
-    table["gpu_count"] = table["instances"] * table["gpus_per_instance"].astype(np.int64)
-    need = bytes_per_gpu(estimate.workload, table["precision"].to_numpy(), table["gpu_count"].to_numpy())
-    table["need_gb_per_gpu"] = need / 1e9
-    return table
+    rows = np.asarray(rows, dtype=np.int64)
+    instances = np.asarray(counts, dtype=np.int64)
+    table = base.take(rows).reset_index(drop=True)
+    gpu_count = instances * base["gpus_per_instance"].to_numpy(np.int64)[rows]
+    need = bytes_per_gpu(estimate.workload, base["precision"].to_numpy(dtype=object)[rows], gpu_count)
+    return with_columns(table, {"base_row": rows, "instances": instances, "gpu_count": gpu_count,
+                                "need_gb_per_gpu": np.asarray(need, dtype=float) / 1e9})
