@@ -26,7 +26,7 @@ from .counts import exact_count_rows, repeat_counts
 from .flops import FlopEstimate
 from .job import OFFER_KINDS, Job
 from .limits import fits_memory, meets_deadline, within_budget
-from .performance import Assumptions, effective_peaks, evaluate, evaluate_once, with_columns
+from .performance import Assumptions, effective_peaks, evaluate_once, with_columns
 
 DEFAULT_MAX_GPUS = 4096  # without max_gpus, the largest fleet considered per offer
 
@@ -283,7 +283,7 @@ def assess(
     extra = exact_count_rows(expansion.base, t, estimate, job, catalog.attenuation, assumptions,
                              deadline_hours=deadline_hours, budget_usd=budget_usd)
     if not extra.empty:
-        t = pd.concat([t, evaluate(extra, estimate, job, catalog.attenuation, assumptions)], ignore_index=True)
+        t = pd.concat([t, extra], ignore_index=True)
     fits = fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float))
     on_time = meets_deadline(t["hours"].to_numpy(float), deadline_hours)
     affordable = within_budget(t["cost_usd"].to_numpy(float), budget_usd)

@@ -31,8 +31,11 @@ from .limits import BUDGET_RELATIVE_TOLERANCE, fits_memory, meets_deadline, with
 from .memory import BYTES_PER_VALUE, bytes_per_gpu
 from .performance import (
     Assumptions,
+    at_counts,
+    attenuation_follows_count,
     base_seconds,
     billed_hours,
+    evaluate,
     evaluate_once,
     inter_node_efficiency,
     mapped,
@@ -206,8 +209,8 @@ def _fastest_within_budget(m: _Model, r: np.ndarray, start: np.ndarray, top: np.
 def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: FlopEstimate, job: Job,
                      attenuation: pd.DataFrame, assumptions: Assumptions, *, deadline_hours: float | None,
                      budget_usd: float | None) -> pd.DataFrame:
-    """Rows (in the expansion's format) for the exact cheapest and fastest counts not yet in
-    ``table``, the expansion's table as evaluated under ``assumptions``. The search is seeded
+    """The exact cheapest and fastest counts not yet in ``table`` (the expansion's table as
+    evaluated under ``assumptions``), as evaluated rows. The search is seeded
     with each base row's evaluation at count_lo: the ladder's first rung, already in ``table``."""
     if base is None or base.empty:
         return table.iloc[0:0]
@@ -229,7 +232,10 @@ def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: F
     if rows.size == 0:
         return table.iloc[0:0]
     key = np.unique(rows * width + counts)   # cheapest = fastest: once; sorted by (row, count)
-    return repeat_counts(base, estimate, key // width, key % width)
+    rows, counts = key // width, key % width
+    if at is not None and not attenuation_follows_count(assumptions):
+        return at_counts(table, at[rows], counts, estimate, assumptions)   # only the count's columns change
+    return evaluate(repeat_counts(base, estimate, rows, counts), estimate, job, attenuation, assumptions)
 
 
 def _at_count_lo(base: pd.DataFrame, table: pd.DataFrame) -> np.ndarray | None:

@@ -43,7 +43,7 @@ from .candidate_schema import ATTENUATION_COLUMNS
 from .efficiency_fit import EfficiencyModel
 from .flops import FlopEstimate
 from .job import Job
-from .memory import BYTES_PER_VALUE, DEFAULT_SERVING_BATCH, kv_cache_bytes
+from .memory import BYTES_PER_VALUE, DEFAULT_SERVING_BATCH, bytes_per_gpu, kv_cache_bytes
 
 # Scale-out efficiency kept per doubling of the GPU count, by fabric. The infiniband
 # figure follows Megatron-LM's 76% weak-scaling efficiency at 512 GPUs
@@ -307,15 +307,40 @@ def evaluate(
     buffer = (np.full(n, float(assumptions.buffer_override)) if assumptions.buffer_override is not None
               else auto_buffer(new["uncertainty"]))
     new["buffer"] = buffer
-    per_doubling = assumptions.scale_efficiency
-    scale = np.asarray(scale_out_efficiency(table, per_doubling) / reference_scale(new["ref_gpus"], per_doubling),
-                       dtype=float)
-    new["scale_efficiency"] = scale
-    seconds, roofline = base_seconds_for(table, estimate, new["attenuation"], scale)
-    new["roofline_bound"] = roofline
-    new["base_hours"] = seconds / 3600.0
-    new["hours"], new["billed_hours"], new["cost_usd"] = priced(table, seconds * (1.0 + buffer) / 3600.0)
+    new.update(_count_dependent(table, estimate, assumptions, new["attenuation"], buffer, new["ref_gpus"]))
     return with_columns(table, new)
+
+
+def _count_dependent(table: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions,
+                     attenuation: np.ndarray, buffer: np.ndarray, ref_gpus: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns that follow the instance count: scale-out, seconds, hours, billing, cost."""
+    per_doubling = assumptions.scale_efficiency
+    scale = np.asarray(scale_out_efficiency(table, per_doubling) / reference_scale(ref_gpus, per_doubling),
+                       dtype=float)
+    seconds, roofline = base_seconds_for(table, estimate, attenuation, scale)
+    hours, billed, cost = priced(table, seconds * (1.0 + buffer) / 3600.0)
+    return {"scale_efficiency": scale, "roofline_bound": roofline, "base_hours": seconds / 3600.0,
+            "hours": hours, "billed_hours": billed, "cost_usd": cost}
+
+
+def attenuation_follows_count(assumptions: Assumptions) -> bool:
+    """A calibrated fit makes the attenuation row itself depend on the GPU count."""
+    return assumptions.efficiency_fit is not None and not assumptions.attenuation_scenario
+
+
+def at_counts(evaluated: pd.DataFrame, positions: np.ndarray, instances: np.ndarray, estimate: FlopEstimate,
+              assumptions: Assumptions) -> pd.DataFrame:
+    """Rows of ``evaluated`` (at ``positions``) re-priced at other instance counts, recomputing only
+    the columns that follow the count — what ``evaluate`` gives for those rows, when the
+    attenuation does not follow the count (``attenuation_follows_count``; callers check)."""
+    rows = evaluated.take(np.asarray(positions, dtype=np.int64)).reset_index(drop=True)
+    instances = np.asarray(instances, dtype=np.int64)
+    gpu_count = instances * rows["gpus_per_instance"].to_numpy(np.int64)
+    need = bytes_per_gpu(estimate.workload, rows["precision"].to_numpy(dtype=object), gpu_count) / 1e9
+    rows = with_columns(rows, {"instances": instances, "gpu_count": gpu_count,
+                               "need_gb_per_gpu": np.asarray(need, dtype=float)})
+    return with_columns(rows, _count_dependent(rows, estimate, assumptions, rows["attenuation"].to_numpy(float),
+                                               rows["buffer"].to_numpy(float), rows["ref_gpus"].to_numpy(float)))
 
 
 def with_columns(table: pd.DataFrame, new: dict[str, np.ndarray]) -> pd.DataFrame:
