@@ -176,20 +176,22 @@ def cpu_of(runs: int, fn: Callable[[], Any]) -> tuple[float, float]:
 
 
 def child_max_rss_mb(command: list[str]) -> float:
-    """Peak resident memory of ``command`` (Linux reports ru_maxrss in KiB)."""
-    import resource
-
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    """Peak resident memory of ``command``, as the child reports it itself (``--child`` prints its
+    own ru_maxrss, KiB on Linux; RUSAGE_CHILDREN would give the largest child so far)."""
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return float(done.stdout.split()[-1]) / 1024
 
 
 def child(folder: str) -> None:
     """What ``child_max_rss_mb`` measures: load a catalog folder and solve the main job once."""
+    import resource
+
     from flopopt.catalogs.loader import load_catalog
     from flopopt.optimizer.job import load_job
     from flopopt.optimizer.solve import solve
 
     solve(load_job(MAIN_JOB), load_catalog(Path(folder), use_user_dir=False, use_cache=False), sensitivity=False)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 if __name__ == "__main__":

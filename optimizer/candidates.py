@@ -30,12 +30,6 @@ from .performance import Assumptions, effective_peaks, evaluate_once, with_colum
 
 DEFAULT_MAX_GPUS = 4096  # without max_gpus, the largest fleet considered per offer
 
-# Offer text that is carried to the plan but never computed on: held as categories, so the
-# candidate table (one row per offer × count × precision) stores a small code per row.
-PASSTHROUGH_TEXT = ("provider", "region", "instance_type", "source", "as_of", "price_quality", "fetched_at",
-                    "origin_file", "capacity_source")
-
-
 @dataclass(frozen=True)
 class Expansion:
     """Candidates before any assumption is applied (reused by every re-plan)."""
@@ -198,11 +192,14 @@ def _cached(anchor: pd.DataFrame, key: tuple[object, ...], keep: tuple[object, .
 
 
 def prepared_offers(catalog: Catalog) -> pd.DataFrame:
-    """The catalog's offers with their effective hourly cost, pass-through text as categories."""
+    """The catalog's offers with their effective hourly cost; text as numpy object arrays, which pandas
+    keeps in one block (its ``str`` dtype keeps a block per column, and every take, filter and
+    concat of a job's candidates pays per block: a fifth of pricing a 200-job portfolio)."""
     def build() -> pd.DataFrame:
         offers = catalog.offers.reset_index(drop=True)
         offers = offers.assign(hourly_cost_usd=hourly_cost_usd(offers).to_numpy())
-        return offers.astype({c: "category" for c in PASSTHROUGH_TEXT if c in offers.columns})
+        text = [c for c, dtype in offers.dtypes.items() if pd.api.types.is_string_dtype(dtype)]
+        return offers.astype(dict.fromkeys(text, object)).copy()
     return _cached(catalog.offers, ("offers",), (), build)
 
 
@@ -218,8 +215,7 @@ def precision_chunk(catalog: Catalog, workload: str, precision: str) -> pd.DataF
         chunk["gpu_as_of"] = chunk["gpu"].map(gpus["as_of"])
         if "architecture" in gpus.columns:
             chunk["architecture"] = chunk["gpu"].map(gpus["architecture"]).fillna("")
-        # Text as numpy object arrays, consolidated into one block: pandas' str dtype keeps a block
-        # per column, and every take, filter and concat of a job's candidates pays per block.
+        # the peaks' and GPUs' text too, consolidated with the offers' (see prepared_offers)
         text = [c for c, dtype in chunk.dtypes.items() if pd.api.types.is_string_dtype(dtype)
                 and not isinstance(dtype, pd.CategoricalDtype)]
         return chunk.astype(dict.fromkeys(text, object)).copy()
