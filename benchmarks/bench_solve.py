@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 MAIN_JOB = ROOT / "examples" / "llama2-7b-pretrain.yaml"
 
 
-def best_of(runs: int, fn: Callable[[], Any]) -> tuple[float, float]:
-    """(best, median) wall seconds over ``runs`` calls."""
+def best_of(runs: int, fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
+    """(best, median) seconds of ``clock`` (default: wall) over ``runs`` calls."""
     times = []
     for _ in range(runs):
-        started = time.perf_counter()
+        started = clock()
         fn()
-        times.append(time.perf_counter() - started)
+        times.append(clock() - started)
     return min(times), median(times)
 
 
@@ -165,14 +165,8 @@ def main() -> None:
 
 
 def cpu_of(runs: int, fn: Callable[[], Any]) -> tuple[float, float]:
-    """(best, median) CPU seconds of this process over ``runs`` calls (steadier than wall time
-    on a shared machine)."""
-    times = []
-    for _ in range(runs):
-        started = time.process_time()
-        fn()
-        times.append(time.process_time() - started)
-    return min(times), median(times)
+    """(best, median) CPU seconds of this process (steadier than wall time on a shared machine)."""
+    return best_of(runs, fn, time.process_time)
 
 
 def child_max_rss_mb(command: list[str]) -> float:
