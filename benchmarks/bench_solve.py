@@ -170,9 +170,11 @@ def cpu_of(runs: int, fn: Callable[[], Any]) -> tuple[float, float]:
 
 
 def child_max_rss_mb(command: list[str]) -> float:
-    """Peak resident memory of ``command``, as the child reports it itself (``--child`` prints its
-    own ru_maxrss, KiB on Linux; RUSAGE_CHILDREN would give the largest child so far)."""
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    """Peak resident memory of ``command``, as the child reports it itself: ``--child`` prints its
+    VmHWM (KiB). RUSAGE_CHILDREN would give the largest child so far."""
+    # Started from a small shell that forks it: a process exec'd straight from this one would
+    # inherit this process's high-water mark (Linux keeps it across fork and exec).
+    done = subprocess.run(["/bin/sh", "-c", '"$@"; true', "sh", *command], check=True, capture_output=True, text=True)
     return float(done.stdout.split()[-1]) / 1024
 
 
