@@ -25,7 +25,7 @@ _LAZY = {
     "load_catalog": "flopopt.catalogs.loader",
     "Portfolio": "flopopt.optimizer.portfolio",
     "load_portfolio": "flopopt.optimizer.portfolio",
-    "read_history": "flopopt.optimizer.calibration",
+    "read_history": "flopopt.optimizer.history",
     "load_quotes": "flopopt.optimizer.compare",
     # the commands, as functions
     "estimate_flops": "flopopt.optimizer.flops",
@@ -34,8 +34,8 @@ _LAZY = {
     "compare": "flopopt.optimizer.compare",
     "plan": "flopopt.optimizer.procurement",
     "calibrate": "flopopt.optimizer.calibration",
-    "write_calibration": "flopopt.optimizer.calibration",
-    "backtest": "flopopt.optimizer.calibration",
+    "write_calibration": "flopopt.optimizer.calibration_writer",
+    "backtest": "flopopt.optimizer.backtest",
     "refresh": "flopopt.catalogs.refresh",
     # result types
     "Status": "flopopt.optimizer.result",
@@ -45,10 +45,10 @@ _LAZY = {
     "EstimateReport": "flopopt.optimizer.estimate",
     "Comparison": "flopopt.optimizer.compare",
     "ServingResult": "flopopt.optimizer.serving_solve",
-    "PlanResult": "flopopt.optimizer.procurement",
+    "PlanResult": "flopopt.optimizer.procurement_result",
     "Calibration": "flopopt.optimizer.calibration",
-    "Backtest": "flopopt.optimizer.calibration",
-    "RefreshResult": "flopopt.catalogs.refresh",
+    "Backtest": "flopopt.optimizer.backtest",
+    "RefreshResult": "flopopt.catalogs.refresh_result",
     "SolverOutcome": "flopopt.optimizer.outcome",
     "TerminationCondition": "flopopt.optimizer.outcome",
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,12 @@ class Catalog:
         return dict(self.gpus.loc[name])
 
     def model_table(self) -> dict[str, dict[str, Any]]:
-        """Models keyed by lower-case name, for ``workload.model`` look-ups."""
+        """Models keyed by lower-case name, for ``workload.model`` look-ups (built once per
+        catalog: a portfolio looks models up for every job)."""
+        return dict(self._models_by_name)
+
+    @cached_property
+    def _models_by_name(self) -> dict[str, dict[str, Any]]:
         return {str(r["name"]).lower(): r for r in self.models.to_dict("records")}
 
     def offer(self, offer_id: str) -> dict[str, Any]:

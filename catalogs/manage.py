@@ -17,15 +17,16 @@ from .names import resolve
 from .paths import CATALOG_FILES, user_catalog_dir
 
 SORT_KEYS = {
-    "price_per_gpu_hour": ["price_per_gpu_hour_usd", "offer_id"],
-    "price_per_hour": ["price_per_hour_total_usd", "offer_id"],
-    "gpu": ["gpu", "price_per_gpu_hour_usd"],
-    "provider": ["provider", "gpu", "price_per_gpu_hour_usd"],
+    "price_per_gpu_hour": ["effective_cost_per_gpu_hour_usd", "offer_id"],
+    "price_per_hour": ["effective_cost_per_instance_hour_usd", "offer_id"],
+    "gpu": ["gpu", "effective_cost_per_gpu_hour_usd"],
+    "provider": ["provider", "gpu", "effective_cost_per_gpu_hour_usd"],
     "as_of": ["as_of", "offer_id"],
 }
+# effective_cost_*: what an hour costs (owned: amortised capex + power); list_price_*: offers.csv's price_per_hour_usd
 LIST_COLUMNS = ["offer_id", "provider", "kind", "region", "instance_type", "gpu", "gpus_per_instance",
-                "price_per_hour_total_usd", "price_per_gpu_hour_usd", "as_of", "fetched_at", "price_quality",
-                "max_instances"]
+                "effective_cost_per_instance_hour_usd", "effective_cost_per_gpu_hour_usd",
+                "list_price_per_instance_hour_usd", "as_of", "fetched_at", "price_quality", "max_instances"]
 
 
 def list_offers(catalog: Catalog, *, gpu: str | None = None, provider: str | None = None,
@@ -38,8 +39,9 @@ def list_offers(catalog: Catalog, *, gpu: str | None = None, provider: str | Non
     offers = catalog.offers.copy()
     # Typed as float by the schema (so optional int columns can be empty); this one is required.
     offers["gpus_per_instance"] = offers["gpus_per_instance"].astype(int)
-    offers["price_per_hour_total_usd"] = hourly_cost_usd(offers)
-    offers["price_per_gpu_hour_usd"] = price_per_gpu_hour_usd(offers)
+    offers["effective_cost_per_instance_hour_usd"] = hourly_cost_usd(offers)
+    offers["effective_cost_per_gpu_hour_usd"] = price_per_gpu_hour_usd(offers)
+    offers["list_price_per_instance_hour_usd"] = offers["price_per_hour_usd"]
     # Same rule as a job's constraints.gpus / providers (catalogs/names.py): exact, else prefix.
     if gpu:
         wanted = resolve([gpu], [str(g) for g in catalog.gpus.index], file="command line", field="--gpu", what="gpu")

@@ -2,7 +2,8 @@
 
 Kept apart from ``main.py`` (which holds ``solve``/``estimate`` and the entry point) so
 the sub-command modules import this, not ``main``: no import cycle. One error boundary:
-a FlopoptError prints ``error: …`` and exits 2; an infeasible plan exits 3. With
+a FlopoptError prints ``error: …`` and exits 2; an infeasible plan exits 3, a solver stopped
+before finding any plan 4 (a plan found but not proven optimal exits 0, with a warning). With
 ``--format json`` the error is also a JSON document on stdout (docs/output-contract.md),
 usage errors included.
 """
@@ -24,6 +25,7 @@ from .contract import asks_for_json
 
 EXIT_INPUT = 2
 EXIT_INFEASIBLE = 3
+EXIT_STOPPED = 4      # the solver stopped (a time limit or another stop) before finding any plan: not a proof
 
 # typer ≥ 0.25 vendors click; BadParameter's base is click's UsageError either way.
 UsageError: type[Exception] = typer.BadParameter.__mro__[1]
@@ -155,6 +157,10 @@ SEED_OPTION = typer.Option(0, "--seed", min=0, max=2**32 - 1,
 CONFIDENCE_OPTION = typer.Option(
     None, "--confidence", min=0.5, max=0.999,
     help="Choose the cheapest plan whose sampled hours meet the deadline with this probability, e.g. 0.9.")
+TIME_LIMIT_OPTION = typer.Option(
+    None, "--time-limit", min=0.001, metavar="SECONDS",
+    help="Stop the MILP solver after SECONDS; the best plan found by then is reported as time_limit "
+         "(not proven optimal, with its MIP gap).")
 CATALOG_OPTION = typer.Option(None, "--catalog", help="Folder of CSVs overriding the bundled catalog "
                               "(gpus.csv, offers.csv, attenuation.csv, models.csv; any subset).")
 

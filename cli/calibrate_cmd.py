@@ -1,7 +1,8 @@
 """``flopopt calibrate`` and ``flopopt backtest``: learn attenuation from past runs, and check it.
 
-The commands parse, call ``optimizer.calibration``, render. Rendering lives here rather
-than in render.py only because it is specific to these two reports; it uses the shared
+The commands parse, call ``optimizer.calibration`` (and ``calibration_writer``) or
+``optimizer.backtest``, render. Rendering lives here rather than in render.py only because
+it is specific to these two reports; it uses the shared
 ``grid``/``to_json`` helpers so the three formats look like every other command's.
 """
 
@@ -15,7 +16,8 @@ import typer
 from .app import CATALOG_OPTION, FORMAT_OPTION, OUTPUT_OPTION, Format, app, emit, guarded
 
 if TYPE_CHECKING:
-    from ..optimizer.calibration import Backtest, Calibration
+    from ..optimizer.backtest import Backtest
+    from ..optimizer.calibration import Calibration
 
 
 @app.command()
@@ -43,7 +45,7 @@ def calibrate(
     """
     from ..catalogs.loader import load_catalog
     from ..optimizer.calibration import calibrate as run_calibrate
-    from ..optimizer.calibration import default_calibration_path, write_calibration
+    from ..optimizer.calibration_writer import default_calibration_path, write_calibration
 
     cal = guarded(lambda: run_calibrate(history_file, load_catalog(catalog)))
     target = rows_to if rows_to is not None else default_calibration_path()
@@ -73,7 +75,7 @@ def backtest(
     Example:  flopopt backtest --loo examples/history.csv
     """
     from ..catalogs.loader import load_catalog
-    from ..optimizer.calibration import backtest as run_backtest
+    from ..optimizer.backtest import backtest as run_backtest
 
     result = guarded(lambda: run_backtest(runs_file, load_catalog(catalog), loo=loo))
     emit(render_backtest(result, format.value), output, format.value)

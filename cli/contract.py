@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "2.0.0"
 FLOAT_DIGITS = 6          # significant digits of every float in a JSON document
 STATUS_OK = "ok"
 STATUS_ERROR = "error"

@@ -18,12 +18,14 @@ from .app import (  # noqa: F401  (re-exported: ``flopopt.cli.main.app`` is the 
     CONFIDENCE_OPTION,
     EXIT_INFEASIBLE,
     EXIT_INPUT,
+    EXIT_STOPPED,
     FORMAT_OPTION,
     NO_SENSITIVITY_OPTION,
     OUTPUT_OPTION,
     SAMPLES_OPTION,
     SEED_OPTION,
     SOLVER_OPTION,
+    TIME_LIMIT_OPTION,
     Format,
     Solver,
     app,
@@ -49,29 +51,38 @@ def solve(
     confidence: Optional[float] = CONFIDENCE_OPTION,
     all_candidates: bool = typer.Option(
         False, "--all-candidates", help="JSON: list every enumerated candidate, not only the feasible ones."),
+    time_limit: Optional[float] = TIME_LIMIT_OPTION,
 ) -> None:
     """Cheapest plan (GPU, count, precision, offer) that meets the job's deadline and budget.
 
     Example:  flopopt solve examples/llama2-7b-pretrain.yaml --format json
 
-    Exit codes: 0 plan found, 2 invalid input, 3 infeasible (the binding limit is named).
+    Exit codes: 0 plan found (a time-limited plan, not proven optimal, too: status time_limit and a
+    warning), 2 invalid input, 3 infeasible (the binding limit is named), 4 the solver stopped at
+    --time-limit (or another limit) before finding any plan (not a proof that none exists).
     """
     from ..optimizer.solve import solve as run_solve
+    from ..optimizer.vocabulary import Status
 
     def call() -> Any:
         job, cat = load_inputs(job_file, catalog)
         return run_solve(job, cat, solver=solver.value, sensitivity=not no_sensitivity,
-                         samples=samples, seed=seed, confidence=confidence)
+                         samples=samples, seed=seed, confidence=confidence, time_limit_seconds=time_limit)
 
     result = guarded(call)
-    from ..catalogs.refresh import cache_status
+    from ..catalogs.refresh_cache import cache_status
     from .render import render_solve
 
     emit(render_solve(result, format.value, price_note=cache_status(), all_candidates=all_candidates), output,
          format.value)
-    if result.plan is None:
+    if result.status is Status.INFEASIBLE:
         typer.echo(f"infeasible: {result.binding}: {result.explanation}", err=True)
         raise typer.Exit(EXIT_INFEASIBLE)
+    if result.plan is None:   # time_limit / not_solved without an incumbent: nothing is proven
+        typer.echo(f"stopped: {result.explanation}", err=True)
+        raise typer.Exit(EXIT_STOPPED)
+    if result.status is not Status.OPTIMAL:
+        typer.echo(f"warning: {result.explanation}", err=True)
 
 
 @app.command()

@@ -17,9 +17,11 @@ import typer
 from .app import (
     CATALOG_OPTION,
     EXIT_INFEASIBLE,
+    EXIT_STOPPED,
     FORMAT_OPTION,
     OUTPUT_OPTION,
     SOLVER_OPTION,
+    TIME_LIMIT_OPTION,
     Format,
     Solver,
     app,
@@ -28,7 +30,7 @@ from .app import (
 )
 
 if TYPE_CHECKING:
-    from ..optimizer.procurement import Assignment, PlanResult
+    from ..optimizer.procurement_result import Assignment, PlanResult
 
 
 @app.command()
@@ -38,27 +40,36 @@ def plan(
     format: Format = FORMAT_OPTION,
     output: Optional[Path] = OUTPUT_OPTION,
     solver: Solver = SOLVER_OPTION,
+    time_limit: Optional[float] = TIME_LIMIT_OPTION,
 ) -> None:
     """Plan a portfolio of jobs over a horizon: which hardware to buy or reserve in which period,
     where each job runs, the total cost of ownership and each option's buy-vs-rent break-even.
 
     Example:  flopopt plan examples/portfolio/research-lab.yaml --format json
 
-    Exit codes: 0 plan found, 2 invalid input, 3 infeasible (the binding limit is named).
+    Exit codes: 0 plan found (a time-limited plan, not proven optimal, too: status time_limit and a
+    warning), 2 invalid input, 3 infeasible (the binding limit is named), 4 the solver stopped at
+    --time-limit (or another limit) before finding any plan (not a proof that none exists).
     """
     from ..catalogs.loader import load_catalog
     from ..optimizer.portfolio import load_portfolio
     from ..optimizer.procurement import plan as run_plan
+    from ..optimizer.vocabulary import Status
 
     def call() -> PlanResult:
         portfolio = load_portfolio(portfolio_file)
-        return run_plan(portfolio, load_catalog(catalog), solver=solver.value)
+        return run_plan(portfolio, load_catalog(catalog), solver=solver.value, time_limit_seconds=time_limit)
 
     result = guarded(call)
     emit(render_plan(result, format.value), output, format.value)
-    if result.cost is None:
+    if result.status is Status.INFEASIBLE:
         typer.echo(f"infeasible: {result.binding}: {result.explanation}", err=True)
         raise typer.Exit(EXIT_INFEASIBLE)
+    if result.cost is None:   # time_limit / not_solved without an incumbent: nothing is proven
+        typer.echo(f"stopped: {result.explanation}", err=True)
+        raise typer.Exit(EXIT_STOPPED)
+    if result.status is not Status.OPTIMAL:
+        typer.echo(f"warning: {result.explanation}", err=True)
 
 
 # ---------------------------------------------------------------------------
@@ -106,7 +117,7 @@ def _assignment_dict(a: Assignment) -> dict[str, Any]:
 
 
 def render_plan(result: PlanResult, fmt: str) -> str:
-    from .render import fit, grid, hours_cells, to_json, usd
+    from .render import fit, gap_note, grid, hours_cells, to_json, usd
 
     if fmt == "json":
         return to_json(plan_dict(result))
@@ -118,9 +129,12 @@ def render_plan(result: PlanResult, fmt: str) -> str:
     out.append(f"{bullet}{len(p.jobs)} jobs over {p.horizon.periods} periods of {p.horizon.period_hours:,.0f} h"
                f"{budget}; objective: total cost of ownership\n\n")
     if result.cost is None:
-        out.append(("**No plan.** " if md else "NO PLAN  ") + f"binding: {result.binding}\n")
+        why = f"binding: {result.binding}" if result.binding else f"status: {result.status.value}"
+        out.append(("**No plan.** " if md else "NO PLAN  ") + f"{why}\n")
         out.append(("" if md else "  ") + f"{result.explanation}\n\n")
     else:
+        if result.explanation:   # a plan with an explanation: the solver stopped, not proven optimal
+            out.append(("**Warning:** " if md else "warning: ") + f"{result.explanation}\n\n")
         c = result.cost
         out.append(("**Total cost:** " if md else "TOTAL ") +
                    f"{usd(c.total_usd)} = rentals {usd(c.rental_usd)} + capex {usd(c.capex_usd)} + power "
@@ -157,7 +171,8 @@ def render_plan(result: PlanResult, fmt: str) -> str:
     line = (f"model: {s.jobs} jobs × {s.periods} periods; {s.enumerated:,} candidates → {s.feasible:,} feasible → "
             f"{s.kept:,} kept; MILP {s.variables:,} variables ({s.integer_variables} integer), "
             f"{s.constraints:,} constraints, {s.solver}; candidates {s.candidate_seconds:.1f} s, "
-            f"solve {s.solve_seconds:.1f} s; catalog: {', '.join(result.catalog_layers)}")
+            f"solve {s.solve_seconds:.1f} s{gap_note(s.mip_gap, result.status.value)}; catalog: "
+            f"{', '.join(result.catalog_layers)}")
     out.append(f"_{line}_\n" if md else line + "\n")
     for w in result.warnings:
         out.append(w + "\n")

@@ -24,7 +24,7 @@ import typer
 from .app import FORMAT_OPTION, Format, catalog_app, fail, guarded
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from ..catalogs.refresh import FeedOutcome, OfferChange, RefreshProgress, RefreshResult
+    from ..catalogs.refresh_result import FeedOutcome, OfferChange, RefreshProgress, RefreshResult
 
 EXIT_SOURCE_FAILED = 1
 MOVES_SHOWN = 10

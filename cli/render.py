@@ -342,10 +342,7 @@ def solve_dict(result: Result, price_note: str | None = None, all_candidates: bo
         "estimate": estimate_dict(result.estimate),
         "plan": plan_dict(result.plan),
         "candidates_shown": "all" if all_candidates else "feasible",
-        "candidates": [
-            {**{k: getattr(c.plan, k) for k in CANDIDATE_FIELDS}, "feasible": c.feasible, "reason": c.reason}
-            for c in result.candidates if all_candidates or c.feasible
-        ],
+        "candidates": result.candidates.records(CANDIDATE_FIELDS, feasible_only=not all_candidates),
         "sensitivity": [sensitivity_dict(s) for s in result.sensitivity],
         "break_even": result.break_even,
         "risk": asdict(result.risk) if result.risk else {},
@@ -404,10 +401,22 @@ def plan_assumptions(plan: Plan) -> str:
     return (f"scenario {plan.scenario} · attenuation {plan.attenuation:.2f} "
             f"(range {plan.attenuation_low:.2f}–{plan.attenuation_high:.2f}, row {plan.attenuation_source}, "
             f"bottleneck: {plan.bottleneck}) · buffer {plan.buffer:.0%} · scale-out efficiency "
-            f"{plan.scale_efficiency:.3f} · {usd(plan.price_per_hour_usd)}/instance-h "
-            f"({usd(plan.price_per_gpu_hour_usd)}/GPU-h) as of {plan.price_as_of} · "
+            f"{plan.scale_efficiency:.3f} · {plan_hourly_cost(plan)} as of {plan.price_as_of} · "
             f"billed {hours_text(plan.billed_hours)} · memory {plan.need_gb_per_gpu:,.1f} of "
             f"{plan.memory_gb:,.0f} GB per GPU{extra}")
+
+
+def plan_hourly_cost(plan: Plan) -> str:
+    """"$48.00/instance-h ($6.00/GPU-h)": for a rental the list price is the effective cost; for owned
+    hardware the effective cost adds amortised capex and power to the list fee, so both are shown."""
+    text = (f"{usd(plan.effective_cost_per_instance_hour_usd)}/instance-h "
+            f"({usd(plan.effective_cost_per_gpu_hour_usd)}/GPU-h)")
+    if math.isclose(plan.effective_cost_per_instance_hour_usd, plan.list_price_per_instance_hour_usd,
+                    rel_tol=1e-9, abs_tol=1e-9):
+        return text
+    added = "power" if plan.capex_sunk else "amortised capex and power"
+    return (f"effective {text}: list price {usd(plan.list_price_per_instance_hour_usd)}/instance-h "
+            f"plus {added}")
 
 
 def recommendation(result: Result) -> str:
@@ -477,10 +486,13 @@ def render_solve(result: Result | ServingResult, fmt: str, price_note: str | Non
         p = result.plan
         out.append(("**Plan:** " if md else "PLAN  ") + plan_summary(p) + "\n")
         out.append(("\n_Assumptions:_ " if md else "      ") + plan_assumptions(p) + "\n\n")
+        if result.explanation:   # a plan with an explanation: stopped at the time limit, not proven optimal
+            out.append(("**Warning:** " if md else "warning: ") + f"{result.explanation}\n\n")
         if md:
             out.append(f"**Recommendation.** {recommendation(result)}\n\n")
     else:
-        out.append(("**No plan.** " if md else "NO PLAN  ") + f"binding: {result.binding}\n")
+        why = f"binding: {result.binding}" if result.binding else f"status: {result.status.value}"
+        out.append(("**No plan.** " if md else "NO PLAN  ") + f"{why}\n")
         out.append(("" if md else "  ") + f"{result.explanation}\n\n")
     if result.alternatives:
         out.append(grid(fmt, "Next best (one per offer)", PLAN_HEADERS, _plan_rows(result.alternatives),
@@ -521,7 +533,8 @@ def render_solve(result: Result | ServingResult, fmt: str, price_note: str | Non
     st = result.stats
     out.append(("_" if md else "") + f"model: {st.enumerated:,} candidates → {st.feasible:,} feasible → "
                f"{st.after_pruning:,} after pruning dominated ones; MILP {st.variables} binary variables, "
-               f"{st.constraints} constraint(s), {st.solver} in {st.solve_seconds * 1000:.0f} ms; catalog: "
+               f"{st.constraints} constraint(s), {st.solver} in {st.solve_seconds * 1000:.0f} ms"
+               f"{gap_note(st.mip_gap, result.status.value)}; catalog: "
                f"{', '.join(result.catalog_layers)}" + ("_" if md else "") + "\n")
     if price_note:
         out.append(price_note + "\n")
@@ -529,6 +542,13 @@ def render_solve(result: Result | ServingResult, fmt: str, price_note: str | Non
     for w in [*result.warnings, *([stale] if stale else [])]:
         out.append(w + "\n")
     return fit("".join(out), fmt)
+
+
+def gap_note(mip_gap: float | None, status: str) -> str:
+    """", MIP gap 3.90%" on the model line of a plan the solver did not prove optimal (JSON always has it)."""
+    if status not in ("time_limit", "not_solved"):
+        return ""
+    return ", MIP gap not reported" if mip_gap is None else f", MIP gap {mip_gap:.2%}"
 
 
 def _break_even_rows(break_even: dict[str, Any]) -> list[tuple[str, str]]:
@@ -553,7 +573,7 @@ def render_offer_list(table: pd.DataFrame, fmt: str) -> str:
         return to_json(document(STATUS_OK, {"offers": table.to_dict("records")}))
     rows = [
         (r["offer_id"], r["provider"], r["kind"], r["region"] or "—", r["gpu"], str(int(r["gpus_per_instance"])),
-         f"${r['price_per_hour_total_usd']:,.2f}", f"${r['price_per_gpu_hour_usd']:,.2f}",
+         f"${r['effective_cost_per_instance_hour_usd']:,.2f}", f"${r['effective_cost_per_gpu_hour_usd']:,.2f}",
          r["as_of"] + (" (est.)" if r.get("price_quality") == "estimate" else ""))
         for r in table.to_dict("records")
     ]
@@ -620,9 +640,12 @@ def render_serving(result: ServingResult, fmt: str, price_note: str | None = Non
                f"({d.fleet_hours:,.0f} fleet-hours)\n\n")
     p = result.plan
     if p is None:
-        out.append(("**No fleet.** " if md else "NO FLEET  ") + f"binding: {result.binding}\n")
+        why = f"binding: {result.binding}" if result.binding else f"status: {result.status.value}"
+        out.append(("**No fleet.** " if md else "NO FLEET  ") + f"{why}\n")
         out.append(("" if md else "  ") + f"{result.explanation}\n\n")
     else:
+        if result.explanation:   # a fleet with an explanation: the solver stopped, not proven optimal
+            out.append(("**Warning:** " if md else "warning: ") + f"{result.explanation}\n\n")
         out.append(("**Fleet:** " if md else "FLEET  ") + f"{p.replicas} replicas on {p.gpus} GPUs, "
                    f"{usd(p.cost_usd)} for the window — {usd(p.usd_per_million_tokens)} per million tokens "
                    f"({usd(p.usd_per_million_output_tokens)} per million output tokens)\n")
@@ -654,8 +677,8 @@ def render_serving(result: ServingResult, fmt: str, price_note: str | None = Non
     out.append(("_" if md else "") + f"model: {st.enumerated:,} replica options → {st.feasible:,} can serve → "
                f"{st.after_pruning:,} not dominated; "
                f"integer program {st.variables} variables, {st.constraints} constraints, {st.solver} in "
-               f"{st.solve_seconds * 1000:.0f} ms; catalog: {', '.join(result.catalog_layers)}"
-               + ("_" if md else "") + "\n")
+               f"{st.solve_seconds * 1000:.0f} ms{gap_note(st.mip_gap, result.status.value)}; catalog: "
+               f"{', '.join(result.catalog_layers)}" + ("_" if md else "") + "\n")
     if price_note:
         out.append(price_note + "\n")
     for w in result.warnings:

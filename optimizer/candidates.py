@@ -10,21 +10,25 @@ constraints.gpu_count pins the count, min_gpus and max_gpus bound it.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from ..catalogs.loader import Catalog, hourly_cost_usd
 from ..catalogs.names import resolve as resolve_names
-from .counts import exact_count_rows, with_counts
+from .candidate_schema import LATE, NO_FIT, OVER_BUDGET, reason_texts
+from .counts import exact_count_rows, repeat_counts
 from .flops import FlopEstimate
 from .job import OFFER_KINDS, Job
 from .limits import fits_memory, meets_deadline, within_budget
-from .performance import Assumptions, effective_peaks, evaluate, evaluate_once
+from .performance import Assumptions, effective_peaks, evaluate_once, with_columns
 
 DEFAULT_MAX_GPUS = 4096  # without max_gpus, the largest fleet considered per offer
-
 
 @dataclass(frozen=True)
 class Expansion:
@@ -39,32 +43,28 @@ class Expansion:
 class CandidateSet:
     """Candidates evaluated under one set of assumptions and limits."""
 
-    table: pd.DataFrame          # every candidate: feasible, reason, category, dominated
+    table: pd.DataFrame          # every candidate: feasible, category, dominated (candidate_schema.py)
     excluded: dict[str, int]     # counts per reason category, incl. offers never expanded
+    deadline_hours: float | None = None   # the limits it was assessed under (reasons quote them)
+    budget_usd: float | None = None
+
+    def reasons(self, rows: pd.DataFrame | None = None) -> np.ndarray:
+        """Why each row (default: every candidate) was dropped; None for a kept one."""
+        return reason_texts(self.table if rows is None else rows, deadline_hours=self.deadline_hours,
+                            budget_usd=self.budget_usd)
 
     @property
     def enumerated(self) -> int:
         return len(self.table)
 
-    @property
+    @cached_property
     def feasible(self) -> pd.DataFrame:
         return self.table[self.table["feasible"]]
 
-    @property
+    @cached_property
     def survivors(self) -> pd.DataFrame:
         t = self.table
         return t[t["feasible"] & ~t["dominated"]]
-
-
-def instance_counts(max_instances: int) -> list[int]:
-    """1, 2, 4, … up to max_instances, plus max_instances itself."""
-    counts, k = [], 1
-    while k <= max_instances:
-        counts.append(k)
-        k *= 2
-    if counts and counts[-1] != max_instances:
-        counts.append(max_instances)
-    return counts
 
 
 def column_field(column: str) -> str:
@@ -84,7 +84,7 @@ def allowed_offers(offers: pd.DataFrame, job: Job, excluded: dict[str, int],
     # offers just selects nothing), the providers that have offers.
     gpu_names = gpus.index if gpus is not None else offers["gpu"]
     known = {"gpu": [str(g) for g in gpu_names], "kind": list(OFFER_KINDS),
-             "provider": list(offers["provider"].astype(str))}
+             "provider": [str(p) for p in offers["provider"].unique()]}
     filters = [
         ("provider not in constraints.providers", "provider", c.providers),
         ("kind not in constraints.offer_kinds", "kind", c.offer_kinds),
@@ -128,31 +128,119 @@ def count_range(job: Job, per_instance: np.ndarray, quota: np.ndarray) -> tuple[
     return lo, hi
 
 
-def _counts_between(lo: int, hi: int) -> list[int]:
-    """lo, the powers of two between, and hi: the ladder shown in tables and Pareto fronts.
-    The exact optimum count is added per set of limits by ``exact_count_rows``."""
-    if lo > hi:
-        return []
-    return sorted({lo, hi, *(k for k in instance_counts(hi) if k >= lo)})
+def count_ladder(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: lo, the powers of two between, and hi — the ladder shown in tables and Pareto
+    fronts — as flat (row, count) arrays, ascending per row (rows with lo > hi get none).
+    The exact optimum count is added per set of limits by ``exact_count_rows``. Vectorised:
+    a Python loop over 75,000 (offer, precision) rows took a second."""
+    lo = np.asarray(lo, dtype=np.int64)
+    hi = np.asarray(hi, dtype=np.int64)
+    if lo.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    top = max(int(hi.max()), 1)
+    powers = np.left_shift(1, np.arange(top.bit_length(), dtype=np.int64))
+    grid = np.concatenate([lo[:, None], np.broadcast_to(powers, (lo.size, powers.size)), hi[:, None]], axis=1)
+    outside = (grid < lo[:, None]) | (grid > hi[:, None])
+    grid = np.sort(np.where(outside, np.iinfo(np.int64).max, grid), axis=1)
+    keep = grid != np.iinfo(np.int64).max
+    keep[:, 1:] &= grid[:, 1:] != grid[:, :-1]
+    rows, columns = np.nonzero(keep)
+    return rows.astype(np.int64), grid[rows, columns]
+
+
+# What sets an offer's hours and admissible counts (with the job). Two offers equal in all of
+# these differ only in price per instance-hour (and in labels: provider, region, source).
+IDENTICAL_KEY = ("gpu", "gpus_per_instance", "interconnect", "kind", "interruption_overhead",
+                 "billing_increment_hours", "min_hours", "max_instances")
+IDENTICAL_REASON = "identical to a cheaper offer"   # same IDENTICAL_KEY, higher hourly cost
+Identical = Literal["merge", "keep"]
+
+
+def cheapest_of_identical(offers: pd.DataFrame, identical: Identical) -> pd.DataFrame:
+    """Drop offers equal to another in everything that sets hours and counts (IDENTICAL_KEY) but
+    no cheaper per instance-hour (ties keep the first row). Under every assumption and limit
+    such an offer has the same hours and a cost no lower at every count, so for one job it is
+    never the only optimum: exact, and a 50,000-offer catalog of look-alikes shrinks to its
+    distinct shapes. ``keep`` merges nothing: compare reports every quote file's own best, and
+    in a portfolio a dearer offer can host a job when the cheaper one's quota or capacity is
+    taken by another."""
+    if identical == "keep" or offers.empty:
+        return offers
+    key = offers.groupby(list(IDENTICAL_KEY), sort=False, dropna=False).ngroup().to_numpy()
+    order = np.lexsort((np.arange(len(offers)), offers["hourly_cost_usd"].to_numpy(float), key))
+    first = np.zeros(len(offers), dtype=bool)
+    first[order[np.r_[True, key[order][1:] != key[order][:-1]]]] = True
+    return offers[first]
+
+
+# Job-independent preparation, once per catalog (a portfolio expands 200 jobs on one catalog):
+# keyed by the tables' ids and dropped when the offers table is garbage-collected.
+_PREPARED: dict[tuple[object, ...], tuple[pd.DataFrame, tuple[object, ...]]] = {}
+
+
+def _cached(anchor: pd.DataFrame, key: tuple[object, ...], keep: tuple[object, ...],
+            build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """``build()`` once per (anchor, key). ``keep`` are the objects whose ids ``key`` holds: the
+    entry keeps them alive, so their ids cannot be reused while it lives."""
+    full = (id(anchor), *key)
+    found = _PREPARED.get(full)
+    if found is None:
+        found = (build(), keep)
+        _PREPARED[full] = found
+        weakref.finalize(anchor, _PREPARED.pop, full, None)
+    return found[0]
+
+
+def prepared_offers(catalog: Catalog) -> pd.DataFrame:
+    """The catalog's offers with their effective hourly cost; text as numpy object arrays, which pandas
+    keeps in one block (its ``str`` dtype keeps a block per column, and every take, filter and
+    concat of a job's candidates pays per block: a fifth of pricing a 200-job portfolio)."""
+    def build() -> pd.DataFrame:
+        offers = catalog.offers.reset_index(drop=True)
+        offers = offers.assign(hourly_cost_usd=hourly_cost_usd(offers).to_numpy())
+        text = [c for c, dtype in offers.dtypes.items() if pd.api.types.is_string_dtype(dtype)]
+        return offers.astype(dict.fromkeys(text, object)).copy()
+    return _cached(catalog.offers, ("offers",), (), build)
+
+
+def precision_chunk(catalog: Catalog, workload: str, precision: str) -> pd.DataFrame:
+    """Every prepared offer at one precision: effective peak (NaN: unsupported) and GPU facts,
+    row for row with ``prepared_offers``."""
+    def build() -> pd.DataFrame:
+        offers, gpus = prepared_offers(catalog), catalog.gpus
+        peaks = effective_peaks(gpus, catalog.precision, workload, offers["gpu"].to_numpy(), precision)
+        chunk = pd.concat([offers, peaks], axis=1).assign(precision=precision)
+        chunk["memory_gb"] = chunk["gpu"].map(gpus["memory_gb"]).astype(float)
+        chunk["mem_bandwidth_gbs"] = chunk["gpu"].map(gpus["mem_bandwidth_gbs"]).astype(float)
+        chunk["gpu_as_of"] = chunk["gpu"].map(gpus["as_of"])
+        if "architecture" in gpus.columns:
+            chunk["architecture"] = chunk["gpu"].map(gpus["architecture"]).fillna("")
+        # the peaks' and GPUs' text too, consolidated with the offers' (see prepared_offers)
+        text = [c for c, dtype in chunk.dtypes.items() if pd.api.types.is_string_dtype(dtype)
+                and not isinstance(dtype, pd.CategoricalDtype)]
+        return chunk.astype(dict.fromkeys(text, object)).copy()
+    return _cached(catalog.offers, ("chunk", id(catalog.gpus), id(catalog.precision), workload, precision),
+                   (catalog.gpus, catalog.precision), build)
 
 
 def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
-           precisions: list[str] | None = None) -> Expansion:
-    """One row per (offer, instances, precision) the job's allow-lists and quotas admit."""
+           precisions: list[str] | None = None, identical: Identical = "merge") -> Expansion:
+    """One row per (offer, instances, precision) the job's allow-lists and quotas admit, after
+    ``cheapest_of_identical``."""
     excluded: dict[str, int] = {}
-    offers = allowed_offers(catalog.offers, job, excluded, catalog.gpus).reset_index(drop=True)
-    offers = offers.assign(hourly_cost_usd=hourly_cost_usd(offers).to_numpy())
-    gpus = catalog.gpus
+    offers = allowed_offers(prepared_offers(catalog), job, excluded, catalog.gpus)
+    merged = cheapest_of_identical(offers, identical)
+    if len(merged) < len(offers):
+        excluded[IDENTICAL_REASON] = len(offers) - len(merged)
+        offers = merged
     parts: list[pd.DataFrame] = []
     for precision in precisions or list(job.precision):
-        peaks = effective_peaks(gpus, catalog.precision, job.workload.kind, offers["gpu"].to_numpy(), precision)
-        supported = peaks["peak_tflops"].notna().to_numpy()
+        chunk = precision_chunk(catalog, job.workload.kind, precision).iloc[offers.index.to_numpy()]
+        supported = chunk["peak_tflops"].notna().to_numpy()
         if (~supported).any():
             key = f"gpu has no {precision} tensor throughput"
             excluded[key] = excluded.get(key, 0) + int((~supported).sum())
-        chunk = pd.concat([offers[supported].reset_index(drop=True),
-                           peaks[supported].reset_index(drop=True)], axis=1).assign(precision=precision)
-        parts.append(chunk)
+        parts.append(chunk[supported])
     base = pd.concat(parts, ignore_index=True) if parts else offers.iloc[0:0]
     quota = base["max_instances"].fillna(np.inf).to_numpy(dtype=float)
     lo, hi = count_range(job, base["gpus_per_instance"].to_numpy(dtype=int), quota)
@@ -165,13 +253,8 @@ def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
                f"instance has more GPUs than max_gpus={c.max_gpus or DEFAULT_MAX_GPUS}")
         excluded[why] = excluded.get(why, 0) + int(none.sum())
     base = base.assign(count_lo=lo, count_hi=hi)[~none].reset_index(drop=True)
-    base["memory_gb"] = base["gpu"].map(gpus["memory_gb"]).astype(float)
-    base["mem_bandwidth_gbs"] = base["gpu"].map(gpus["mem_bandwidth_gbs"]).astype(float)
-    base["gpu_as_of"] = base["gpu"].map(gpus["as_of"])
-    if "architecture" in gpus.columns:
-        base["architecture"] = base["gpu"].map(gpus["architecture"]).fillna("")
-    repeat = [_counts_between(int(a), int(b)) for a, b in zip(base["count_lo"], base["count_hi"])]
-    return Expansion(table=with_counts(base, estimate, repeat), excluded=excluded, base=base)
+    rows, counts = count_ladder(base["count_lo"].to_numpy(int), base["count_hi"].to_numpy(int))
+    return Expansion(table=repeat_counts(base, estimate, rows, counts), excluded=excluded, base=base)
 
 
 def assess(
@@ -192,57 +275,55 @@ def assess(
     share quotas must prune per (offer_id, instances): a dearer candidate that occupies fewer
     instances of a shared offer can be the one that fits next to another job.
     """
-    extra = exact_count_rows(expansion.base, expansion.table, estimate, job, catalog.attenuation, assumptions,
-                             deadline_hours=deadline_hours, budget_usd=budget_usd)
     t = evaluate_once(expansion.table, estimate, job, catalog.attenuation, assumptions)
+    extra = exact_count_rows(expansion.base, t, estimate, job, catalog.attenuation, assumptions,
+                             deadline_hours=deadline_hours, budget_usd=budget_usd)
     if not extra.empty:
-        t = pd.concat([t, evaluate(extra, estimate, job, catalog.attenuation, assumptions)], ignore_index=True)
-    fits = pd.Series(fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float)), index=t.index)
-    on_time = pd.Series(meets_deadline(t["hours"].to_numpy(float), deadline_hours), index=t.index)
-    affordable = pd.Series(within_budget(t["cost_usd"].to_numpy(float), budget_usd), index=t.index)
-    reason = np.full(len(t), None, dtype=object)
-    category = np.full(len(t), None, dtype=object)
-    over_budget = ~affordable
-    late = ~on_time
-    no_fit = ~fits
-    if over_budget.any():
-        reason[over_budget] = [f"costs ${c:,.0f}, budget ${budget_usd:,.0f}" for c in t.loc[over_budget, "cost_usd"]]
-        category[over_budget] = "over budget"
-    if late.any():
-        reason[late] = [f"needs {h:,.0f} h, deadline {deadline_hours:,.0f} h" for h in t.loc[late, "hours"]]
-        category[late] = "misses deadline"
-    if no_fit.any():
-        reason[no_fit] = [
-            f"needs {need:,.0f} GB per GPU, has {have:,.0f} GB"
-            for need, have in zip(t.loc[no_fit, "need_gb_per_gpu"], t.loc[no_fit, "memory_gb"])
-        ]
-        category[no_fit] = "does not fit in GPU memory"
-    t["feasible"] = fits & on_time & affordable
-    t["reason"] = reason
-    t["category"] = category
-    t["dominated"] = dominated_mask(t, prune_by)
-    t.loc[t["dominated"], "reason"] = "dominated: another plan is no slower and no dearer"
+        t = pd.concat([t, extra], ignore_index=True)
+    fits = fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float))
+    on_time = meets_deadline(t["hours"].to_numpy(float), deadline_hours)
+    affordable = within_budget(t["cost_usd"].to_numpy(float), budget_usd)
+    category = np.full(len(t), None, dtype=object)    # the last failing limit wins, as reason_texts words it
+    category[~affordable] = OVER_BUDGET
+    category[~on_time] = LATE
+    category[~fits] = NO_FIT
+    feasible = fits & on_time & affordable
+    dominated = dominated_mask(t.assign(feasible=feasible), prune_by).to_numpy(bool) if prune_by else \
+        _dominated_globally(feasible, t)
+    t = with_columns(t, {"feasible": feasible, "category": category, "dominated": dominated})
     counts = dict(expansion.excluded)
-    for cat, n in pd.Series(category).dropna().value_counts().items():
-        counts[str(cat)] = int(n)
-    n_dominated = int(t["dominated"].sum())
+    for cat in (OVER_BUDGET, LATE, NO_FIT):   # in the order a reader meets them: budget, deadline, memory
+        n = int(np.count_nonzero(category == cat))
+        if n:
+            counts[cat] = n
+    n_dominated = int(dominated.sum())
     if n_dominated:
         counts["dominated (another plan is no slower and no dearer)"] = n_dominated
-    return CandidateSet(table=t, excluded=counts)
+    return CandidateSet(table=t, excluded=counts, deadline_hours=deadline_hours, budget_usd=budget_usd)
+
+
+def _dominated_globally(feasible: np.ndarray, t: pd.DataFrame) -> np.ndarray:
+    """``dominated_mask`` over one group, on arrays."""
+    mask = np.zeros(len(t), dtype=bool)
+    where = np.flatnonzero(feasible)
+    if where.size:
+        cost, hours = t["cost_usd"].to_numpy(float)[where], t["hours"].to_numpy(float)[where]
+        mask[where[dominated_in_groups(cost, hours, np.zeros(where.size, dtype=int))]] = True
+    return mask
 
 
 def dominated_mask(t: pd.DataFrame, group: list[str] | None) -> pd.Series:
     """Feasible candidates with another feasible one (of the same ``group``) at most as dear
     and at most as slow — everything feasible that is off its group's Pareto front."""
-    mask = pd.Series(False, index=t.index)
-    feasible = t[t["feasible"]]
-    if feasible.empty:
-        return mask
-    keys = (np.zeros(len(feasible), dtype=int) if group is None
-            else feasible.groupby(group, sort=False, dropna=False).ngroup().to_numpy())
-    dominated = dominated_in_groups(feasible["cost_usd"].to_numpy(float), feasible["hours"].to_numpy(float), keys)
-    mask.loc[feasible.index[dominated]] = True
-    return mask
+    ok = t["feasible"].to_numpy(bool)
+    where = np.flatnonzero(ok)
+    mask = np.zeros(len(t), dtype=bool)
+    if where.size:
+        keys = (np.zeros(where.size, dtype=int) if group is None
+                else t.iloc[where].groupby(group, sort=False, dropna=False).ngroup().to_numpy())
+        cost, hours = t["cost_usd"].to_numpy(float)[where], t["hours"].to_numpy(float)[where]
+        mask[where[dominated_in_groups(cost, hours, keys)]] = True
+    return pd.Series(mask, index=t.index)
 
 
 def dominated_in_groups(cost_usd: np.ndarray, hours: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -257,11 +338,15 @@ def dominated_in_groups(cost_usd: np.ndarray, hours: np.ndarray, group: np.ndarr
     if cost.size == 0:
         return np.zeros(0, dtype=bool)
     order = np.lexsort((np.arange(cost.size), time, cost, group))
-    sorted_hours = pd.Series(time[order])
+    sorted_hours = time[order]
     sorted_group = np.asarray(group)[order]
-    fastest_before = sorted_hours.groupby(sorted_group).cummin().groupby(sorted_group).shift(1)
     dominated = np.zeros(cost.size, dtype=bool)
-    dominated[order] = sorted_hours.to_numpy() >= fastest_before.fillna(np.inf).to_numpy()
+    if np.all(sorted_group == sorted_group[0]):   # one group: a running minimum, no pandas
+        fastest_before = np.concatenate([[np.inf], np.minimum.accumulate(sorted_hours)[:-1]])
+    else:
+        fastest_before = (pd.Series(sorted_hours).groupby(sorted_group).cummin().groupby(sorted_group).shift(1)
+                          .fillna(np.inf).to_numpy())
+    dominated[order] = sorted_hours >= fastest_before
     return dominated
 
 

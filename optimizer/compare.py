@@ -33,6 +33,7 @@ import pandas as pd
 from ..catalogs import schema
 from ..catalogs.loader import Catalog, cross_check, read_table
 from ..catalogs.manage import ImportReport, import_file, import_offer_rows
+from .candidate_schema import COMPARE_COLUMNS
 from .candidates import CandidateSet, pareto_front
 from .economics import HOURS_PER_YEAR, utilization_break_even
 from .errors import CatalogError, InputError, ProblemList
@@ -40,8 +41,8 @@ from .flops import FlopEstimate
 from .job import Job
 from .limits import fits_memory, meets_deadline, within_budget
 from .model import SolverName
-from .planner import Planner, explain_infeasible, plan_from_row
-from .result import Plan, Status
+from .planner import Planner, explain_infeasible
+from .result import Plan, Status, plan_from_row
 
 __all__ = [
     "OFFER_CLASSES",
@@ -370,19 +371,20 @@ def compare(job: Job, catalog: Catalog, quote_files: list[Path], *, solver: Solv
     offers = pd.concat(parts, ignore_index=True)
     merged = replace(catalog, offers=offers,
                      layers=catalog.layers + tuple(f"quotes {q.path}" for q in quotes))
-    planner = Planner.build(job, merged, solver)
+    planner = Planner.build(job, merged, solver, identical="keep")   # every quote file keeps its own offers
     if confidence is not None and not planner.expansion.table.empty:
         from .sensitivity import plan_with_confidence
 
         outcome = plan_with_confidence(planner, confidence, samples, seed)
-        cands, chosen = outcome.candidates, outcome.chosen
+        cands, chosen, quantile = outcome.candidates, outcome.chosen, outcome.deadline_quantile
     else:
         cands = _assess(planner)
         chosen = planner.choose(cands).chosen if not cands.survivors.empty else None
+        quantile = None
     full = _annotate(cands.table, job, planner.estimate)
     # Filtering the ~60-column candidate table copies every column; slice a narrow view
     # and fetch full rows only for the few plans reported.
-    table = full[SLIM_COLUMNS]
+    table = full[list(COMPARE_COLUMNS)]
     feasible = table[table["feasible"]]
     objective = job.objective
 
@@ -401,7 +403,7 @@ def compare(job: Job, catalog: Catalog, quote_files: list[Path], *, solver: Solv
     optimum = None if chosen is None else pick([chosen.name])[0]
     binding = explanation = None
     if optimum is None:
-        binding, explanation = explain_infeasible(planner, cands)
+        binding, explanation = explain_infeasible(planner, cands, quantile)
     ownership = tuple(
         _ownership(o, table, planner.estimate)
         for o in offers[offers["kind"].isin(schema.CAPEX_KINDS)].to_dict("records")
@@ -430,8 +432,6 @@ def _assess(planner: Planner) -> CandidateSet:
 
 
 Pick = Callable[[Any], tuple[ComparedPlan, ...]]   # candidate-table index labels → plans
-SLIM_COLUMNS = ["offer_id", "kind", "offer_class", "source", "quote_file", "instances", "cost_usd", "hours",
-                "cost_per_pflop_usd", "feasible", "fits", "category"]
 
 
 def _annotate(table: pd.DataFrame, job: Job, estimate: FlopEstimate) -> pd.DataFrame:

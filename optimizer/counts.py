@@ -31,11 +31,16 @@ from .limits import BUDGET_RELATIVE_TOLERANCE, fits_memory, meets_deadline, with
 from .memory import BYTES_PER_VALUE, bytes_per_gpu
 from .performance import (
     Assumptions,
+    at_counts,
+    attenuation_follows_count,
     base_seconds,
     billed_hours,
+    evaluate,
     evaluate_once,
-    inter_node_fabric,
+    inter_node_efficiency,
+    mapped,
     reference_scale,
+    with_columns,
 )
 
 SCAN_CHUNK = 64          # counts evaluated at once per offer while scanning
@@ -47,32 +52,38 @@ class _Model:
     Plain numpy on arrays taken once from the evaluated rows: the search calls these a few
     hundred times per set of limits, and building a DataFrame per call made it most of a solve."""
 
-    def __init__(self, ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions) -> None:
+    def __init__(self, ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions,
+                 at: np.ndarray | None = None) -> None:
+        """``ev``'s rows (or its rows at positions ``at``) as the probes, one per base row."""
+        def col(name: str, dtype: type | None = float) -> np.ndarray:
+            values = ev[name].to_numpy(dtype=dtype) if dtype is not None else ev[name].to_numpy(dtype=object)
+            return np.asarray(values if at is None else values[at])
+
         self.estimate = estimate
         per_doubling = assumptions.scale_efficiency
-        self.gpi = ev["gpus_per_instance"].to_numpy(float)
-        intra = ev["interconnect"].map(per_doubling).fillna(1.0).to_numpy(float)
-        fabric = inter_node_fabric(ev["interconnect"], ev["gpus_per_instance"])
-        self.inter = np.array([per_doubling.get(f, 1.0) for f in fabric], dtype=float)
-        ref_scale = reference_scale(ev["ref_gpus"].to_numpy(float), per_doubling)
+        self.gpi = col("gpus_per_instance")
+        interconnect = pd.Series(col("interconnect", None))
+        intra = mapped(interconnect, per_doubling, 1.0)
+        self.inter = inter_node_efficiency(interconnect, pd.Series(self.gpi), per_doubling)
+        ref_scale = reference_scale(col("ref_gpus"), per_doubling)
         self.intra_over_ref = np.power(intra, np.log2(np.maximum(self.gpi, 1.0))) / ref_scale
-        self.peak = ev["peak_tflops"].to_numpy(float)
-        self.value_bytes = ev["precision"].map(BYTES_PER_VALUE).to_numpy(float)
-        self.bandwidth = ev["mem_bandwidth_gbs"].to_numpy(float)
-        self.attenuation = ev["attenuation"].to_numpy(float)
+        self.peak = col("peak_tflops")
+        self.precision = col("precision", None)
+        self.value_bytes = mapped(pd.Series(self.precision), BYTES_PER_VALUE, np.nan)
+        self.bandwidth = col("mem_bandwidth_gbs")
+        self.attenuation = col("attenuation")
         # A calibrated fit makes attenuation depend on the count (β_n · log2(n / ref), β_n ≤ 0): at k
         # instances it is the probe's value × 2^(β_n · log2(k / count_lo)), capped at 1.
         fit = assumptions.efficiency_fit
         uses_fit = fit is not None and assumptions.attenuation_override is None and not assumptions.attenuation_scenario
         self.count_slope = float(fit.coefficients.get(COUNT, 0.0)) if uses_fit and fit is not None else 0.0
-        self.count_lo = ev["count_lo"].to_numpy(float)
-        self.factor = (1.0 + ev["buffer"].to_numpy(float)) * (1.0 + np.where(
-            ev["kind"].to_numpy() == "spot", ev["interruption_overhead"].fillna(0.0).to_numpy(float), 0.0))
-        self.increment = ev["billing_increment_hours"].fillna(0.0).to_numpy(float)
-        self.minimum = ev["min_hours"].fillna(0.0).to_numpy(float)
-        self.hourly = ev["hourly_cost_usd"].to_numpy(float)
-        self.memory = ev["memory_gb"].to_numpy(float)
-        self.precision = ev["precision"].to_numpy()
+        self.count_lo = col("count_lo")
+        spot = col("kind", None) == "spot"
+        self.factor = (1.0 + col("buffer")) * (1.0 + np.where(spot, np.nan_to_num(col("interruption_overhead")), 0.0))
+        self.increment = np.nan_to_num(col("billing_increment_hours"))
+        self.minimum = np.nan_to_num(col("min_hours"))
+        self.hourly = col("hourly_cost_usd")
+        self.memory = col("memory_gb")
 
     def hours(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
         k = np.asarray(k, dtype=float)
@@ -113,15 +124,17 @@ def _smallest(pred: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.nda
 
 
 def exact_counts(ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions, *,
-                 deadline_hours: float | None, budget_usd: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per evaluated base row: (cheapest count, fastest count) meeting the limits; 0 = none."""
-    n = len(ev)
+                 deadline_hours: float | None, budget_usd: float | None,
+                 at: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per evaluated base row (``ev``'s rows, or its rows at positions ``at``): (cheapest count,
+    fastest count) meeting the limits; 0 = none."""
+    n = len(ev) if at is None else len(at)
     if n == 0:
         return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
-    m = _Model(ev, estimate, assumptions)
+    m = _Model(ev, estimate, assumptions, at)
     rows = np.arange(n)
-    lo = ev["count_lo"].to_numpy(int)
-    hi = ev["count_hi"].to_numpy(int)
+    lo = ev["count_lo"].to_numpy(int) if at is None else ev["count_lo"].to_numpy(int)[at]
+    hi = ev["count_hi"].to_numpy(int) if at is None else ev["count_hi"].to_numpy(int)[at]
     budget = np.inf if budget_usd is None else float(budget_usd) * (1 + BUDGET_RELATIVE_TOLERANCE)
 
     def admissible(r: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -196,29 +209,70 @@ def _fastest_within_budget(m: _Model, r: np.ndarray, start: np.ndarray, top: np.
 def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: FlopEstimate, job: Job,
                      attenuation: pd.DataFrame, assumptions: Assumptions, *, deadline_hours: float | None,
                      budget_usd: float | None) -> pd.DataFrame:
-    """Rows (in the expansion's format) for the exact cheapest and fastest counts not yet in ``table``."""
+    """The exact cheapest and fastest counts not yet in ``table`` (the expansion's table as
+    evaluated under ``assumptions``), as evaluated rows. The search is seeded
+    with each base row's evaluation at count_lo: the ladder's first rung, already in ``table``."""
     if base is None or base.empty:
         return table.iloc[0:0]
-    probe = base.assign(instances=base["count_lo"].astype(int))
-    probe["gpu_count"] = probe["instances"] * probe["gpus_per_instance"].astype(int)
-    ev = evaluate_once(probe, estimate, job, attenuation, assumptions, owner=base)
-    cheapest, fastest = exact_counts(ev, estimate, assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd)
-    have = set(zip(table["offer_id"], table["precision"], table["instances"].astype(int)))
-    counts: list[list[int]] = []
-    for (offer, precision), a, b in zip(zip(base["offer_id"], base["precision"]), cheapest, fastest):
-        counts.append(sorted({int(k) for k in (a, b) if k > 0 and (offer, precision, int(k)) not in have}))
-    if not any(counts):
+    at = _at_count_lo(base, table)
+    ev = table
+    if at is None:   # a table without every base row's first rung: evaluate the probe itself
+        probe = base.assign(instances=base["count_lo"].astype(int))
+        probe["gpu_count"] = probe["instances"] * probe["gpus_per_instance"].astype(int)
+        ev = evaluate_once(probe, estimate, job, attenuation, assumptions, owner=base)
+    cheapest, fastest = exact_counts(ev, estimate, assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd,
+                                     at=at)
+    # (base row, count) pairs already in the table, as one int64 key each
+    width = int(max(base["count_hi"].max(), table["instances"].max() if len(table) else 0)) + 1
+    have = table["base_row"].to_numpy(np.int64) * width + table["instances"].to_numpy(np.int64)
+    rows = np.concatenate([np.arange(len(base)), np.arange(len(base))])
+    counts = np.concatenate([cheapest, fastest]).astype(np.int64)
+    new = (counts > 0) & ~sorted_contains(np.sort(have), rows * width + counts)
+    rows, counts = rows[new], counts[new]
+    if rows.size == 0:
         return table.iloc[0:0]
-    return with_counts(base, estimate, counts)
+    key = np.unique(rows * width + counts)   # cheapest = fastest: once; sorted by (row, count)
+    rows, counts = key // width, key % width
+    if at is not None and not attenuation_follows_count(assumptions):
+        return at_counts(table, at[rows], counts, estimate, assumptions)   # only the count's columns change
+    return evaluate(repeat_counts(base, estimate, rows, counts), estimate, job, attenuation, assumptions)
+
+
+def _at_count_lo(base: pd.DataFrame, table: pd.DataFrame) -> np.ndarray | None:
+    """Positions in ``table`` of each base row's row at its count_lo, in base order (None if one
+    is missing). Positions, not a copy: the search reads a dozen columns of those rows."""
+    if "base_row" not in table.columns:
+        return None
+    first = np.flatnonzero(table["instances"].to_numpy(np.int64) == table["count_lo"].to_numpy(np.int64))
+    rows = table["base_row"].to_numpy(np.int64)[first]
+    if len(rows) != len(base) or not np.array_equal(np.sort(rows), np.arange(len(base))):
+        return None
+    return np.asarray(first[np.argsort(rows, kind="stable")], dtype=np.int64)
+
+
+def sorted_contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """``np.isin(keys, sorted_keys)`` by binary search (numpy's hash-based isin took half a
+    second on 460,000 keys)."""
+    if sorted_keys.size == 0:
+        return np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return np.asarray(sorted_keys[at] == keys, dtype=bool)
 
 
 def with_counts(base: pd.DataFrame, estimate: FlopEstimate, counts: list[list[int]]) -> pd.DataFrame:
-    """Base rows (offer × precision) repeated once per instance count, with GPUs and memory need."""
+    """Base rows (offer × precision) repeated once per instance count in ``counts[row]``."""
     lengths = np.array([len(r) for r in counts], dtype=int)
-    table = base.loc[base.index.repeat(lengths)].reset_index(drop=True)
     flat = np.concatenate(counts) if len(counts) and lengths.sum() else np.array([], dtype=int)
-    table["instances"] = flat.astype(int)
-    table["gpu_count"] = table["instances"] * table["gpus_per_instance"].astype(int)
-    need = bytes_per_gpu(estimate.workload, table["precision"].to_numpy(), table["gpu_count"].to_numpy())
-    table["need_gb_per_gpu"] = need / 1e9
-    return table
+    return repeat_counts(base, estimate, np.repeat(np.arange(len(base)), lengths), flat)
+
+
+def repeat_counts(base: pd.DataFrame, estimate: FlopEstimate, rows: np.ndarray, counts: np.ndarray) -> pd.DataFrame:
+    """Base row ``rows[i]`` at ``counts[i]`` instances, with GPUs, memory need per GPU and
+    ``base_row`` (the row's position in ``base``, the key the exact-count search matches on)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    instances = np.asarray(counts, dtype=np.int64)
+    table = base.take(rows).reset_index(drop=True)
+    gpu_count = instances * base["gpus_per_instance"].to_numpy(np.int64)[rows]
+    need = bytes_per_gpu(estimate.workload, base["precision"].to_numpy(dtype=object)[rows], gpu_count)
+    return with_columns(table, {"base_row": rows, "instances": instances, "gpu_count": gpu_count,
+                                "need_gb_per_gpu": np.asarray(need, dtype=float) / 1e9})

@@ -8,7 +8,7 @@ that, so ``flopopt calibrate`` fits, over the history's runs,
     ln e_ref = β0 + (β_size + β_size[a]) · log10(N / 1e10) + β_arch[a] + β_prec[p] + β_n · log2(n / ref_gpus)
 
 where e_ref is the run's implied attenuation at ``ref_gpus`` (the exact inverse of solve's
-time model at the run's count, see calibration.py), N the active parameters, a the GPU's
+time model at the run's count, see implied_efficiency.py), N the active parameters, a the GPU's
 architecture (gpus.csv), p the precision the run used when it is not the GPU's reference
 precision, and n the run's GPU count. β_n ≤ 0, so per-GPU throughput never rises with the count.
 
@@ -126,6 +126,11 @@ class EfficiencyModel:
         """Overwrite the looked-up attenuation columns of a candidate table (in place)."""
         if out.empty:
             return
+        for name, values in self.columns(out, estimate).items():
+            out[name] = values
+
+    def columns(self, out: pd.DataFrame, estimate: FlopEstimate) -> dict[str, np.ndarray]:
+        """The attenuation columns this fit predicts for each candidate of ``out``."""
         params = float(estimate.workload.compute_params or 0.0)
         run_precision = out["run_precision"].to_numpy(dtype=object) if "run_precision" in out.columns else None
         ref_precision = out["ref_precision"].to_numpy(dtype=object) if "ref_precision" in out.columns else None
@@ -139,11 +144,14 @@ class EfficiencyModel:
         low, median, high = self.predict(x)
         # The fitted value is the attenuation at ref_gpus (β_n already moved it to this count's
         # excess loss); evaluate() applies scale(n)/scale(ref_gpus) on top, exactly as the fit's
-        # target was computed from each run (calibration.implied_attenuation).
-        out["att_low"], out["att_median"], out["att_high"] = low, median, high
-        out["uncertainty"] = np.clip((high - low) / (high + low), *UNCERTAINTY_BOUNDS)
-        out["ref_gpus"] = self.ref_gpus
-        out["att_source"] = f"calibrated fit ({self.workload}, {self.runs} runs): {self.source}"
+        # target was computed from each run (calibration.implied_at).
+        n = len(out)
+        return {"att_low": np.asarray(low, dtype=float), "att_median": np.asarray(median, dtype=float),
+                "att_high": np.asarray(high, dtype=float),
+                "uncertainty": np.clip((high - low) / (high + low), *UNCERTAINTY_BOUNDS),
+                "ref_gpus": np.full(n, float(self.ref_gpus)),
+                "att_source": np.full(n, f"calibrated fit ({self.workload}, {self.runs} runs): {self.source}",
+                                      dtype=object)}
 
 
 def covariates_of(params: list[float], architecture: list[str], precision: list[str],

@@ -32,16 +32,18 @@ it produced.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from .candidate_schema import ATTENUATION_COLUMNS
 from .efficiency_fit import EfficiencyModel
 from .flops import FlopEstimate
 from .job import Job
-from .memory import BYTES_PER_VALUE, DEFAULT_SERVING_BATCH, kv_cache_bytes
+from .memory import BYTES_PER_VALUE, DEFAULT_SERVING_BATCH, bytes_per_gpu, kv_cache_bytes
 
 # Scale-out efficiency kept per doubling of the GPU count, by fabric. The infiniband
 # figure follows Megatron-LM's 76% weak-scaling efficiency at 512 GPUs
@@ -105,7 +107,6 @@ def realistic_assumptions(job: Job, efficiency: pd.DataFrame | None = None) -> A
     )
 
 
-ATTENUATION_COLUMNS = ("att_low", "att_high", "att_median", "uncertainty", "ref_gpus", "bottleneck", "att_source")
 
 # Lookup order, most specific first. Scenario "any" rows are what `flopopt calibrate` writes:
 # measured runs describe the workload on that GPU whatever environment the optimiser picks.
@@ -120,15 +121,24 @@ def lookup_attenuation(
     """Most specific row wins: calibrated (any scenario) rows for the workload and GPU, then
     (scenario, workload, gpu) > (scenario, workload) > (scenario, any, gpu) > (scenario, any).
     Returns low/high/median/uncertainty/ref_gpus/bottleneck/source per element."""
+    return pd.DataFrame(attenuation_columns(attenuation, scenario, workload, gpu))
+
+
+def attenuation_columns(attenuation: pd.DataFrame, scenario: np.ndarray, workload: str,
+                        gpu: np.ndarray) -> dict[str, np.ndarray]:
+    """``lookup_attenuation`` as plain arrays (ATTENUATION_COLUMNS)."""
     index = _lookup_index(attenuation)
-    pairs = list(zip(np.asarray(scenario, dtype=object).tolist(), np.asarray(gpu, dtype=object).tolist()))
-    codes, uniques = pd.factorize(pd.Series(pairs, dtype=object)) if pairs else (np.zeros(0, dtype=int), [])
-    found = [_most_specific(index, str(sc), str(g), workload=workload) for sc, g in uniques]
+    # one look-up per distinct (scenario, GPU), broadcast back by codes (no per-row tuples)
+    scenario_codes, scenarios = pd.factorize(np.asarray(scenario, dtype=object))
+    gpu_codes, gpu_names = pd.factorize(np.asarray(gpu, dtype=object))
+    codes, pair_codes = pd.factorize(scenario_codes.astype(np.int64) * max(len(gpu_names), 1) + gpu_codes)
+    found = [_most_specific(index, str(scenarios[p // max(len(gpu_names), 1)]),
+                            str(gpu_names[p % max(len(gpu_names), 1)]), workload=workload) for p in pair_codes]
     numeric = {"att_low", "att_high", "att_median", "uncertainty", "ref_gpus"}
     columns = {name: np.array([f[i] for f in found], dtype=float if name in numeric else object)[codes]
                if found else np.array([], dtype=float if name in numeric else object)
                for i, name in enumerate(ATTENUATION_COLUMNS)}
-    return pd.DataFrame(columns)
+    return columns
 
 
 _INDEX_CACHE: dict[int, dict[tuple[str, str, str], dict[str, object]]] = {}
@@ -277,46 +287,70 @@ def evaluate(
     ``gpu_count``, ``precision``, ``peak_tflops`` (effective: reference peak × speed-up),
     ``mem_bandwidth_gbs`` and ``hourly_cost_usd`` (per instance).
     """
-    out = table.copy()
-    if job.scenario == "auto":
-        scenario = auto_scenario(out["kind"])
-    else:
-        scenario = np.full(len(out), job.scenario, dtype=object)
-    out["scenario"] = scenario
-    factor_scenario = (
-        np.full(len(out), assumptions.attenuation_scenario, dtype=object)
-        if assumptions.attenuation_scenario
-        else scenario
-    )
-    att = lookup_attenuation(attenuation, factor_scenario, job.workload.kind, out["gpu"].to_numpy())
-    for column in att.columns:
-        out[column] = att[column].to_numpy()
-    if assumptions.efficiency_fit is not None and not assumptions.attenuation_scenario:
-        assumptions.efficiency_fit.apply(out, estimate)
-    low, high = out["att_low"].to_numpy(float), out["att_high"].to_numpy(float)
+    n = len(table)
+    kind = table["kind"].to_numpy(dtype=object)
+    scenario = auto_scenario(kind) if job.scenario == "auto" else np.full(n, job.scenario, dtype=object)
+    factor_scenario = (np.full(n, assumptions.attenuation_scenario, dtype=object)
+                       if assumptions.attenuation_scenario else scenario)
+    new: dict[str, np.ndarray] = {"scenario": scenario}
+    new.update(attenuation_columns(attenuation, factor_scenario, job.workload.kind, table["gpu"].to_numpy()))
+    if assumptions.efficiency_fit is not None and not assumptions.attenuation_scenario and n:
+        new.update(assumptions.efficiency_fit.columns(table, estimate))
     if assumptions.attenuation_override is not None:
         # A figure the user (or a pitfall) states is per GPU on one GPU: every multi-GPU loss applies.
-        point = np.full(len(out), assumptions.attenuation_override)
-        out["ref_gpus"] = 1.0
-    elif assumptions.attenuation_point == "low":
-        point = low
-    elif assumptions.attenuation_point == "high":
-        point = high
+        point = np.full(n, float(assumptions.attenuation_override))
+        new["ref_gpus"] = np.ones(n)
     else:
-        point = out["att_median"].to_numpy(float)
-    out["attenuation"] = point
-    if assumptions.buffer_override is not None:
-        buffer = np.full(len(out), assumptions.buffer_override)
-    else:
-        buffer = auto_buffer(out["uncertainty"].to_numpy(float))
-    out["buffer"] = buffer
-    scale = relative_scale(out, assumptions.scale_efficiency)
-    out["scale_efficiency"] = scale
-    base_seconds, roofline = base_seconds_for(out, estimate, point, scale)
-    out["roofline_bound"] = roofline
-    out["base_hours"] = base_seconds / 3600.0
-    finish_and_price(out, base_seconds * (1.0 + buffer) / 3600.0)
-    return out
+        point = {"low": new["att_low"], "high": new["att_high"]}.get(assumptions.attenuation_point or "",
+                                                                        new["att_median"])
+    new["attenuation"] = np.asarray(point, dtype=float)
+    buffer = (np.full(n, float(assumptions.buffer_override)) if assumptions.buffer_override is not None
+              else auto_buffer(new["uncertainty"]))
+    new["buffer"] = buffer
+    new.update(_count_dependent(table, estimate, assumptions, new["attenuation"], buffer, new["ref_gpus"]))
+    return with_columns(table, new)
+
+
+def _count_dependent(table: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions,
+                     attenuation: np.ndarray, buffer: np.ndarray, ref_gpus: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns that follow the instance count: scale-out, seconds, hours, billing, cost."""
+    per_doubling = assumptions.scale_efficiency
+    scale = np.asarray(scale_out_efficiency(table, per_doubling) / reference_scale(ref_gpus, per_doubling),
+                       dtype=float)
+    seconds, roofline = base_seconds_for(table, estimate, attenuation, scale)
+    hours, billed, cost = priced(table, seconds * (1.0 + buffer) / 3600.0)
+    return {"scale_efficiency": scale, "roofline_bound": roofline, "base_hours": seconds / 3600.0,
+            "hours": hours, "billed_hours": billed, "cost_usd": cost}
+
+
+def attenuation_follows_count(assumptions: Assumptions) -> bool:
+    """A calibrated fit makes the attenuation row itself depend on the GPU count."""
+    return assumptions.efficiency_fit is not None and not assumptions.attenuation_scenario
+
+
+def at_counts(evaluated: pd.DataFrame, positions: np.ndarray, instances: np.ndarray, estimate: FlopEstimate,
+              assumptions: Assumptions) -> pd.DataFrame:
+    """Rows of ``evaluated`` (at ``positions``) re-priced at other instance counts, recomputing only
+    the columns that follow the count — what ``evaluate`` gives for those rows, when the
+    attenuation does not follow the count (``attenuation_follows_count``; callers check)."""
+    rows = evaluated.take(np.asarray(positions, dtype=np.int64)).reset_index(drop=True)
+    instances = np.asarray(instances, dtype=np.int64)
+    gpu_count = instances * rows["gpus_per_instance"].to_numpy(np.int64)
+    need = bytes_per_gpu(estimate.workload, rows["precision"].to_numpy(dtype=object), gpu_count) / 1e9
+    rows = with_columns(rows, {"instances": instances, "gpu_count": gpu_count,
+                               "need_gb_per_gpu": np.asarray(need, dtype=float)})
+    return with_columns(rows, _count_dependent(rows, estimate, assumptions, rows["attenuation"].to_numpy(float),
+                                               rows["buffer"].to_numpy(float), rows["ref_gpus"].to_numpy(float)))
+
+
+def with_columns(table: pd.DataFrame, new: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``table`` with ``new`` columns added (or replaced), in one concat: setting twenty columns
+    one by one cost more than computing them (pandas' per-column overhead, per job of a portfolio).
+    Text stays in numpy object arrays (candidate_schema.py's dtype policy)."""
+    frame = pd.DataFrame({name: pd.Series(values, index=table.index, dtype=object) if values.dtype == object
+                          else values for name, values in new.items()}, index=table.index)
+    overlap = [c for c in new if c in table.columns]
+    return pd.concat([table.drop(columns=overlap) if overlap else table, frame], axis=1)
 
 
 # value: (the evaluated frame, the estimate and attenuation table it used) — holding those keeps
@@ -339,7 +373,7 @@ def evaluate_once(table: pd.DataFrame, estimate: FlopEstimate, job: Job, attenua
         found = (evaluate(table, estimate, job, attenuation, assumptions), estimate, attenuation)
         _EVALUATED[key] = found
         weakref.finalize(anchor, _EVALUATED.pop, key, None)
-    return found[0].copy()
+    return found[0].copy(deep=False)
 
 
 def relative_scale(out: pd.DataFrame, per_doubling: dict[str, float]) -> np.ndarray:
@@ -351,17 +385,32 @@ def relative_scale(out: pd.DataFrame, per_doubling: dict[str, float]) -> np.ndar
 def inter_node_fabric(interconnect: pd.Series, gpus_per_instance: pd.Series) -> np.ndarray:
     """The fabric between instances: InfiniBand-class for IB offers and for 8-GPU NVLink
     servers (HGX nodes ship with IB or EFA/RoCE at 400 Gb/s per GPU), Ethernet otherwise."""
-    ib_class = (interconnect == "infiniband") | ((interconnect == "nvlink") & (gpus_per_instance >= 8))
-    return np.where(ib_class.to_numpy(), "infiniband", "ethernet")
+    fabric = np.asarray(interconnect, dtype=object)
+    ib_class = (fabric == "infiniband") | ((fabric == "nvlink") & (np.asarray(gpus_per_instance, dtype=float) >= 8))
+    return np.where(ib_class, "infiniband", "ethernet")
+
+
+def mapped(labels: pd.Series, values: Mapping[str, float], default: float) -> np.ndarray:
+    """``labels.map(values)`` as floats, looked up once per distinct label (a pointwise map over
+    400,000 candidate rows of text took a tenth of a second per call)."""
+    codes, uniques = pd.factorize(labels.to_numpy(dtype=object))
+    table = np.array([values.get(str(u), default) for u in uniques] + [default], dtype=float)
+    return np.asarray(table[codes], dtype=float)   # code -1 (missing) → the default
+
+
+def inter_node_efficiency(interconnect: pd.Series, gpus_per_instance: pd.Series,
+                          per_doubling: dict[str, float]) -> np.ndarray:
+    """Efficiency per doubling of instances on the fabric between them (``inter_node_fabric``)."""
+    ib_class = inter_node_fabric(interconnect, gpus_per_instance) == "infiniband"
+    return np.where(ib_class, per_doubling.get("infiniband", 1.0), per_doubling.get("ethernet", 1.0)).astype(float)
 
 
 def scale_out_efficiency(out: pd.DataFrame, per_doubling: dict[str, float]) -> np.ndarray:
     """efficiency(intra)^log2(GPUs per instance) × efficiency(inter)^log2(instances)."""
     per_instance = out["gpus_per_instance"].to_numpy(float)
     instances = out["instances"].to_numpy(float)
-    intra = out["interconnect"].map(per_doubling).fillna(1.0).to_numpy(float)
-    inter_fabric = inter_node_fabric(out["interconnect"], out["gpus_per_instance"])
-    inter = np.array([per_doubling.get(f, 1.0) for f in inter_fabric], dtype=float)
+    intra = mapped(out["interconnect"], per_doubling, 1.0)
+    inter = inter_node_efficiency(out["interconnect"], out["gpus_per_instance"], per_doubling)
     return np.asarray(np.power(intra, np.log2(np.maximum(per_instance, 1.0))) * np.power(
         inter, np.log2(np.maximum(instances, 1.0))), dtype=float)
 
@@ -371,7 +420,7 @@ def base_seconds_for(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seconds before the buffer, for given attenuation values (vectorised; also used by
     the Monte Carlo with one attenuation per sample). Returns (seconds, roofline-bound?)."""
-    value_bytes = (out["precision"].map(BYTES_PER_VALUE).to_numpy(float)
+    value_bytes = (mapped(out["precision"], BYTES_PER_VALUE, np.nan)
                    if estimate.workload.kind == "transformer_inference" else np.zeros(len(out)))
     bandwidth = (out["mem_bandwidth_gbs"].to_numpy(float) if "mem_bandwidth_gbs" in out.columns
                  else np.zeros(len(out)))
@@ -401,19 +450,15 @@ def base_seconds(gpu_count: np.ndarray, peak_tflops: np.ndarray, value_bytes: np
     return compute_prefill + np.maximum(compute_decode, memory_decode), memory_decode > compute_decode
 
 
-def finish_and_price(out: pd.DataFrame, hours: np.ndarray) -> None:
-    """Spot interruptions, billing increments, minimum hours and cost (in place)."""
-    overhead = out["interruption_overhead"].fillna(0.0).to_numpy(float)
-    overhead = np.where(out["kind"].to_numpy() == "spot", overhead, 0.0)
+def priced(table: pd.DataFrame, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hours with spot interruptions, billed hours after increments and minimum, cost)."""
+    overhead = table["interruption_overhead"].fillna(0.0).to_numpy(float)
+    overhead = np.where(table["kind"].to_numpy() == "spot", overhead, 0.0)
     hours = hours * (1.0 + overhead)
-    out["hours"] = hours
-    out["billed_hours"] = billed_hours(
-        hours, out["billing_increment_hours"].fillna(0.0).to_numpy(float),
-        out["min_hours"].fillna(0.0).to_numpy(float),
-    )
-    out["cost_usd"] = out["instances"].to_numpy(float) * out["hourly_cost_usd"].to_numpy(float) * out[
-        "billed_hours"
-    ].to_numpy(float)
+    billed = billed_hours(hours, table["billing_increment_hours"].fillna(0.0).to_numpy(float),
+                          table["min_hours"].fillna(0.0).to_numpy(float))
+    cost = table["instances"].to_numpy(float) * table["hourly_cost_usd"].to_numpy(float) * billed
+    return np.asarray(hours, dtype=float), billed, np.asarray(cost, dtype=float)
 
 
 def billed_hours(hours: np.ndarray, increment: np.ndarray, minimum: np.ndarray) -> np.ndarray:

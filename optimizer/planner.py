@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
 
 import pandas as pd
 
-from ..catalogs.guards import finite_number
 from ..catalogs.loader import Catalog
-from .candidates import CandidateSet, Expansion, assess, expand
+from .candidates import CandidateSet, Expansion, Identical, assess, expand
 from .counts import with_counts
 from .errors import InputError
 from .flops import FlopEstimate, estimate_flops
@@ -24,64 +22,16 @@ from .job import Job
 from .limits import fits_memory, meets_deadline
 from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
 from .performance import Assumptions, realistic_assumptions
-from .result import Plan
-
-_ROW_COLUMNS = ("offer_id", "provider", "kind", "region", "instance_type", "gpu", "gpu_count", "instances",
-                "gpus_per_instance", "precision", "scenario", "attenuation", "att_low", "att_high", "att_source",
-                "bottleneck", "buffer", "scale_efficiency", "roofline_bound", "hours", "billed_hours", "cost_usd",
-                "hourly_cost_usd", "as_of", "need_gb_per_gpu", "memory_gb", "feasible", "reason", "sunk",
-                "price_quality", "fetched_at", "typical_quota_gpus", "dominated")
+from .result import Plan, plan_from_row
 
 
-def row_records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts of the columns a Plan needs. ``DataFrame.to_dict("records")`` boxes every
-    cell of pandas' string arrays one by one; with 40,000 candidates that alone took seconds."""
-    columns = [c for c in _ROW_COLUMNS if c in table.columns]
-    arrays = [table[c].to_numpy(dtype=object) for c in columns]
-    return [dict(zip(columns, values)) for values in zip(*arrays)]
+@dataclass(frozen=True)
+class DeadlineQuantile:
+    """The deadline judged on a sampled quantile of actual hours instead of the planned hours
+    (``--confidence``, sensitivity.plan_with_confidence), for ``explain_infeasible``."""
 
-
-def plan_from_row(row: dict[str, Any]) -> Plan:
-    instances = int(row["instances"])
-    hourly = float(row["hourly_cost_usd"])
-    return Plan(
-        offer_id=str(row["offer_id"]),
-        provider=str(row["provider"]),
-        kind=str(row["kind"]),
-        region=str(row.get("region", "")),
-        instance_type=str(row.get("instance_type", "")),
-        gpu=str(row["gpu"]),
-        gpu_count=int(row["gpu_count"]),
-        instances=instances,
-        precision=str(row["precision"]),
-        scenario=str(row["scenario"]),
-        attenuation=float(row["attenuation"]),
-        attenuation_low=float(row["att_low"]),
-        attenuation_high=float(row["att_high"]),
-        attenuation_source=str(row["att_source"]),
-        bottleneck=str(row["bottleneck"]),
-        buffer=float(row["buffer"]),
-        scale_efficiency=float(row["scale_efficiency"]),
-        roofline_bound=bool(row["roofline_bound"]),
-        hours=float(row["hours"]),
-        billed_hours=float(row["billed_hours"]),
-        days=float(row["hours"]) / 24.0,
-        cost_usd=float(row["cost_usd"]),
-        price_per_hour_usd=hourly,
-        price_per_gpu_hour_usd=hourly / float(row["gpus_per_instance"]),
-        price_as_of=str(row["as_of"]),
-        need_gb_per_gpu=float(row["need_gb_per_gpu"]),
-        memory_gb=float(row["memory_gb"]),
-        capex_sunk=bool(row.get("sunk", False)) and str(row["kind"]) in ("owned", "edge"),
-        price_quality=_text(row.get("price_quality"), "primary"),
-        price_fetched_at=_text(row.get("fetched_at"), ""),
-        typical_quota_gpus=finite_number(row.get("typical_quota_gpus")),
-    )
-
-
-def _text(value: Any, default: str) -> str:
-    """A text cell, or ``default`` when it is empty or missing (NaN after a concat)."""
-    return value if isinstance(value, str) and value else default
+    label: str             # "P90"
+    hours: pd.Series       # per candidate, on the candidate table's index (NaN: not sampled)
 
 
 @dataclass(frozen=True)
@@ -89,6 +39,7 @@ class Outcome:
     candidates: CandidateSet
     solution: ModelSolution
     chosen: pd.Series | None
+    deadline_quantile: DeadlineQuantile | None = None   # set when the deadline was judged on a quantile
 
     @property
     def plan(self) -> Plan | None:
@@ -106,33 +57,34 @@ class Planner:
     expansion: Expansion
     solver: SolverName = "highs"
     time_limit_seconds: float | None = None   # None: solve to proven optimality
+    identical: Identical = "merge"            # candidates.cheapest_of_identical
 
     @classmethod
-    def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs") -> "Planner":
+    def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs",
+              identical: Identical = "merge") -> "Planner":
         if job.workload.kind == "transformer_serving":
             raise InputError.at(job.source_file, "workload.kind", "a transformer_serving job is a fleet sized for "
                                 "its peak, planned by `flopopt solve`; for a batch of tokens with a deadline "
                                 "use kind transformer_inference")
         check_familiar(job, catalog)
         estimate = estimate_flops(job.workload, catalog.model_table(), job.source_file)
-        return cls(job, catalog, estimate, expand(job, catalog, estimate), solver)
+        return cls(job, catalog, estimate, expand(job, catalog, estimate, identical=identical), solver,
+                   identical=identical)
 
     def with_precisions(self, precisions: list[str]) -> "Planner":
         job = self.job.model_copy(update={"precision": precisions})
-        return replace(self, job=job, expansion=expand(job, self.catalog, self.estimate, precisions))
+        return replace(self, job=job, expansion=expand(job, self.catalog, self.estimate, precisions, self.identical))
+
+    def with_offers(self, keep: pd.Series) -> "Planner":
+        """Only the catalog offers ``keep`` marks, expanded afresh (identical offers are merged
+        within them: restricting the expansion instead could miss one merged away)."""
+        catalog = replace(self.catalog, offers=self.catalog.offers[keep.to_numpy()])
+        return replace(self, catalog=catalog, expansion=expand(self.job, catalog, self.estimate,
+                                                               identical=self.identical))
 
     def with_limits(self, *, deadline_hours: float | None, budget_usd: float | None) -> "Planner":
         limits = self.job.constraints.model_copy(update={"deadline_hours": deadline_hours, "budget_usd": budget_usd})
         return replace(self, job=self.job.model_copy(update={"constraints": limits}))
-
-    def restricted(self, mask: pd.Series) -> "Planner":
-        """Only the offers (and precisions) of the table rows ``mask`` keeps, at every count."""
-        table = self.expansion.table[mask.to_numpy()].reset_index(drop=True)
-        base = self.expansion.base
-        if base is not None:
-            keys = set(zip(table["offer_id"], table["precision"]))
-            base = base[[k in keys for k in zip(base["offer_id"], base["precision"])]].reset_index(drop=True)
-        return replace(self, expansion=Expansion(table=table, excluded=dict(self.expansion.excluded), base=base))
 
     def assess(self, assumptions: Assumptions | None = None, *, deadline_hours: float | None | str = "job",
                budget_usd: float | None | str = "job") -> CandidateSet:
@@ -160,15 +112,25 @@ class Planner:
         )
         solution = solve_model(ModelSpec(jobs=[options], objective=self.job.objective,
                                          time_limit_seconds=self.time_limit_seconds), self.solver)
-        chosen = survivors.iloc[solution.choice[0]] if solution.status == "optimal" else None
+        # an incumbent is a plan even when a time limit stopped the proof (solution.status says so)
+        chosen = survivors.iloc[solution.choice[0]] if solution.choice else None
         return Outcome(cands, solution, chosen)
 
     def evaluate_plan(self, plan: Plan, assumptions: Assumptions | None = None) -> pd.Series:
-        """The same (offer, count, precision) re-evaluated under other assumptions."""
+        """The same (offer, count, precision) re-evaluated under other assumptions. The offer may
+        be one this planner merged away (a restricted planner's plan): it is expanded alone."""
         base = self.expansion.base
         if base is None:
             raise KeyError("planner has no base offers")
         mask = (base["offer_id"] == plan.offer_id) & (base["precision"] == plan.precision)
+        if not mask.any():
+            alone = self.with_offers(self.catalog.offers["offer_id"] == plan.offer_id)
+            base = alone.expansion.base
+            if base is None:
+                raise KeyError(f"offer {plan.offer_id} is not in the catalog")
+            mask = base["precision"] == plan.precision
+            if not mask.any():
+                raise KeyError(f"offer {plan.offer_id} has no {plan.precision} candidate")
         row = with_counts(base[mask].reset_index(drop=True), self.estimate, [[plan.instances]])
         one = replace(self, expansion=Expansion(table=row))
         return one.assess(assumptions, deadline_hours=None, budget_usd=None).table.iloc[0]
@@ -180,7 +142,8 @@ def check_familiar(job: Job, catalog: Catalog) -> None:
         return
     import difflib
 
-    known = {"gpu": sorted(catalog.gpus.index.astype(str)), "provider": sorted(set(catalog.offers["provider"]))}
+    known = {"gpu": sorted(catalog.gpus.index.astype(str)),
+             "provider": sorted(str(p) for p in catalog.offers["provider"].unique())}
     for field_name, value in (("gpu", job.familiar.gpu), ("provider", job.familiar.provider)):
         names = known[field_name]
         if value is None or value.lower() in {n.lower() for n in names}:
@@ -196,8 +159,10 @@ def ranked(feasible: pd.DataFrame, objective: str) -> pd.DataFrame:
     return feasible.sort_values(keys, kind="mergesort")
 
 
-def explain_infeasible(planner: Planner, cands: CandidateSet) -> tuple[str, str]:
-    """Which limit binds, and the smallest relaxation that would let a plan exist."""
+def explain_infeasible(planner: Planner, cands: CandidateSet,
+                       deadline_quantile: DeadlineQuantile | None = None) -> tuple[str, str]:
+    """Which limit binds, and the smallest relaxation that would let a plan exist.
+    With ``deadline_quantile`` the deadline is judged on those hours (``--confidence``)."""
     job, t = planner.job, cands.table
     c = job.constraints
     owned_only = c.offer_kinds is not None and {str(k).lower() for k in c.offer_kinds} <= {"owned"}
@@ -219,16 +184,16 @@ def explain_infeasible(planner: Planner, cands: CandidateSet) -> tuple[str, str]
                 f"{worst['memory_gb']:,.0f} GB — allow more GPUs (max_gpus), a lower precision "
                 "or activation recomputation")
     deadline, budget = c.deadline_hours, c.budget_usd
-    # Under --confidence the deadline is judged on a sampled quantile of actual hours.
-    quantile = "hours_quantile" if "hours_quantile" in fits.columns else None
-    hours_col = quantile or "hours"
+    hours_col = "_deadline_hours"   # the hours the deadline is judged on: planned, or a sampled quantile
+    fits = fits.assign(**{hours_col: fits["hours"] if deadline_quantile is None
+                          else deadline_quantile.hours.reindex(fits.index)})
     fastest = fits.sort_values([hours_col, "cost_usd"]).iloc[0]
     if deadline is not None and fastest[hours_col] > deadline:
         need = float(fastest[hours_col])
         what = (f"{int(fastest['gpu_count'])}×{fastest['gpu']} {fastest['precision']}, "
                 f"{fastest['provider']} {fastest['kind']}")
-        if quantile:
-            label = str(fastest["quantile_label"])
+        if deadline_quantile is not None:
+            label = deadline_quantile.label
             return ("confidence", f"no plan meets the deadline with the requested confidence: the fastest "
                     f"({what}) has a {label} of {need:,.0f} h of actual work against a {deadline:,.0f} h "
                     f"deadline — lower --confidence or raise the deadline to {math.ceil(need):,} h")
@@ -255,8 +220,8 @@ def _gpus_needed_for_deadline(planner: Planner, deadline: float) -> int | None:
         return None
     for factor in (2, 4, 8, 16, 32, 64):
         wider = planner.job.model_copy(update={"constraints": c.model_copy(update={"max_gpus": c.max_gpus * factor})})
-        trial = Planner(wider, planner.catalog, planner.estimate,
-                        expand(wider, planner.catalog, planner.estimate), planner.solver)
+        trial = replace(planner, job=wider, expansion=expand(wider, planner.catalog, planner.estimate,
+                                                             identical=planner.identical))
         t = trial.assess(budget_usd=None).table
         ok = t[(t["need_gb_per_gpu"] <= t["memory_gb"]) & (t["hours"] <= deadline)]
         if not ok.empty:

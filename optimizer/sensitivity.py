@@ -32,9 +32,10 @@ import pandas as pd
 from .candidates import CandidateSet, dominated_mask
 from .economics import HOURS_PER_YEAR, utilization_break_even
 from .limits import meets_deadline, within_budget
+from .outcome import result_status
 from .performance import Assumptions, base_seconds_for, billed_hours, realistic_assumptions
-from .planner import Outcome, Planner, explain_infeasible, plan_from_row
-from .result import Plan, Result, Risk, SensitivityItem
+from .planner import DeadlineQuantile, Outcome, Planner, explain_infeasible
+from .result import Plan, Result, Risk, SensitivityItem, plan_from_row
 
 PRECISION_UP = {"int8": "bf16", "fp8": "bf16", "bf16": "tf32", "fp16": "tf32", "tf32": "fp32", "fp32": "fp32",
                 "fp64": "fp64"}
@@ -64,10 +65,14 @@ def _pitfall(planner: Planner, optimum: Plan, name: str, assumption: str,
              mistaken: Outcome, realistic: Assumptions) -> SensitivityItem:
     c = planner.job.constraints
     if mistaken.chosen is None:
-        summary = ("under this belief no plan looks feasible, so the job would be wrongly declared "
-                   "impossible (or over-scoped)" if name != "tech_bias" else
-                   "no candidate on the familiar GPU/provider can run this job at all (see the candidates' "
-                   "reasons, e.g. GPU memory)")
+        if not mistaken.solution.solver_outcome.proven_infeasible:   # stopped: no plan, but nothing proven
+            summary = f"the re-plan stopped: {_stopped(planner, mistaken)}"
+        elif name != "tech_bias":
+            summary = ("under this belief no plan looks feasible, so the job would be wrongly declared "
+                       "impossible (or over-scoped)")
+        else:
+            summary = ("no candidate on the familiar GPU/provider can run this job at all (see the candidates' "
+                       "reasons, e.g. GPU memory)")
         return SensitivityItem(
             name=name, category="pitfall", assumption=assumption, plan=None, hours=math.nan, cost_usd=math.nan,
             delta_cost_pct=math.nan, deadline_met=False, within_budget=False, skipped=None, summary=summary,
@@ -94,6 +99,11 @@ def _pitfall(planner: Planner, optimum: Plan, name: str, assumption: str,
     )
 
 
+def _stopped(planner: Planner, outcome: Outcome) -> str:
+    """What stopped a re-plan's solver before it found a plan (outcome.result_status's sentence)."""
+    return result_status(outcome.solution.solver_outcome, time_limit_seconds=planner.time_limit_seconds)[1] or ""
+
+
 def _skipped(name: str, category: str, assumption: str, why: str) -> SensitivityItem:
     return SensitivityItem(name=name, category=category, assumption=assumption, plan=None, hours=math.nan,
                            cost_usd=math.nan, delta_cost_pct=math.nan, deadline_met=False, within_budget=False,
@@ -115,16 +125,16 @@ def pitfalls(planner: Planner, optimum: Plan) -> list[SensitivityItem]:
         items.append(_skipped("tech_bias", "pitfall", "only the familiar GPU/provider",
                               "skipped: the job names no `familiar: {gpu, provider}`"))
     else:
-        t = planner.expansion.table
-        mask = pd.Series(True, index=t.index)
+        offers = planner.catalog.offers
+        mask = pd.Series(True, index=offers.index)
         if familiar.gpu:
-            mask &= t["gpu"].str.lower() == familiar.gpu.lower()
+            mask &= offers["gpu"].str.lower() == familiar.gpu.lower()
         if familiar.provider:
-            mask &= t["provider"].str.lower() == familiar.provider.lower()
+            mask &= offers["provider"].str.lower() == familiar.provider.lower()
         what = " on ".join(x for x in (familiar.gpu, familiar.provider) if x)
-        biased = planner.restricted(mask)
+        biased = planner.with_offers(mask)
         outcome = biased.plan(realistic)
-        if outcome.chosen is None:
+        if outcome.chosen is None and outcome.solution.solver_outcome.proven_infeasible:
             # The habit cannot do this job at all: show its best attempt and what it misses.
             outcome = biased.plan(realistic, deadline_hours=None, budget_usd=None)
         items.append(_pitfall(planner, optimum, "tech_bias", f"only {what} is considered", outcome, realistic))
@@ -140,10 +150,14 @@ def _stress(planner: Planner, optimum: Plan, name: str, assumption: str, stresse
     outcome = stressed.plan()
     c = stressed.job.constraints
     if outcome.chosen is None:
-        binding, why = explain_infeasible(stressed, outcome.candidates)
+        if outcome.solution.solver_outcome.proven_infeasible:
+            binding, why = explain_infeasible(stressed, outcome.candidates)
+            summary = f"no plan ({binding} binds): {why}"
+        else:   # stopped before finding a plan: nothing shows that a limit binds
+            summary = f"the re-plan stopped: {_stopped(stressed, outcome)}"
         return SensitivityItem(name=name, category="stress", assumption=assumption, plan=None, hours=math.nan,
                                cost_usd=math.nan, delta_cost_pct=math.nan, deadline_met=False,
-                               within_budget=False, skipped=None, summary=f"no plan ({binding} binds): {why}")
+                               within_budget=False, skipped=None, summary=summary)
     plan = outcome.plan
     assert plan is not None
     delta = _pct(plan.cost_usd, optimum.cost_usd)
@@ -238,13 +252,15 @@ def break_even(planner: Planner, outcome: Outcome, result: Result) -> dict[str, 
             "gpu": str(r["gpu"]),
             "gpu_count": int(r["gpu_count"]),
             "cost_usd": float(r["cost_usd"]),
-            "price_per_hour_usd": float(r["hourly_cost_usd"]),
-            "wins_below_price_per_hour_usd": wins_below,
-            "chosen_loses_above_price_per_hour_usd": loses_above,
+            # effective costs per instance-hour (plan.effective_cost_per_instance_hour_usd): the list
+            # price for rentals, capex + power + fee for owned hardware
+            "effective_cost_per_instance_hour_usd": float(r["hourly_cost_usd"]),
+            "wins_below_effective_cost_per_instance_hour_usd": wins_below,
+            "chosen_loses_above_effective_cost_per_instance_hour_usd": loses_above,
             "note": (f"{r['offer_id']} ({int(r['gpu_count'])}×{r['gpu']}, ${float(r['cost_usd']):,.0f}) becomes "
                      f"the cheaper choice if its price falls below ${wins_below or 0:,.2f}/instance-h "
                      f"(now ${float(r['hourly_cost_usd']):,.2f}) or this plan's rises above "
-                     f"${loses_above or 0:,.2f}/instance-h (now ${plan.price_per_hour_usd:,.2f})"),
+                     f"${loses_above or 0:,.2f}/instance-h (now ${plan.effective_cost_per_instance_hour_usd:,.2f})"),
         }
     owned = feasible[feasible["kind"].isin(("owned", "edge"))]
     rentals = feasible[~feasible["kind"].isin(("owned", "edge"))]
@@ -339,11 +355,11 @@ def plan_with_confidence(planner: Planner, confidence: float, samples: int, seed
         return planner.choose(cands)
     t = cands.table.copy()
     candidates = t[t["feasible"]]
+    sampled = pd.Series(np.nan, index=t.index)   # the quantile of actual hours; NaN: not sampled
     if not candidates.empty:
         hours = actual_hours_samples(planner, candidates.reset_index(drop=True), samples, seed)
         quantile = np.quantile(hours, confidence, axis=0)
-        t.loc[candidates.index, "hours_quantile"] = quantile
-        t["quantile_label"] = f"P{confidence * 100:g}"
+        sampled.loc[candidates.index] = quantile
         late = ~meets_deadline(quantile, deadline)
         idx = candidates.index[late]
         t.loc[idx, "feasible"] = False
@@ -357,7 +373,10 @@ def plan_with_confidence(planner: Planner, confidence: float, samples: int, seed
         excluded[str(cat)] = int(n)
     if t["dominated"].any():
         excluded["dominated (another plan is no slower and no dearer)"] = int(t["dominated"].sum())
-    return planner.choose(CandidateSet(table=t, excluded=excluded))
+    outcome = planner.choose(CandidateSet(table=t, excluded=excluded, budget_usd=cands.budget_usd))
+    if candidates.empty:   # nothing was sampled: the explanation judges the planned hours
+        return outcome
+    return replace(outcome, deadline_quantile=DeadlineQuantile(f"P{confidence * 100:g}", sampled))
 
 
 def analyse(planner: Planner, result: Result, *, samples: int, seed: int) -> Result:

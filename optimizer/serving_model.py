@@ -31,6 +31,10 @@ Constraints
 ``carried_share`` solves the linear programme max s subject to (1) with s·lambda_b and (2) at
 fixed n: the multiple of the peak a given fleet carries (used for "capacity vs peak" and to
 judge a fleet chosen under a mistaken belief against the realistic model).
+
+Solved as every program is (model.solve_outcome): a search stopped by the time limit (or another
+limit) with an incumbent returns that fleet, its status saying why it is not proven optimal and
+``mip_gap`` how far from proven; only a proof of infeasibility has status "infeasible".
 """
 
 from __future__ import annotations
@@ -38,18 +42,19 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from .model import SolverName, make_solver, run_solver, variable
+from .model import ModelStatus, SolverName, make_solver, model_status, solve_outcome, variable
+from .outcome import SolverOutcome, infeasible_by_construction
 
 
-def serving_engine(solver: SolverName) -> object:
+def serving_engine(solver: SolverName, time_limit_seconds: float | None = None) -> object:
     """The project's solver with its defaults. (Presolve was switched off while the programmes had a
     few dozen free variables; with the capacity caps of catalogs/quotas.csv the quota rows bind,
     and presolve halves the time: chat example 1.30 → 0.70 s CPU with sensitivity, same optimum.)"""
-    return make_solver(solver)
+    return make_solver(solver, time_limit_seconds)
 
 
 CAPACITY_TOLERANCE = 1e-9
@@ -68,18 +73,32 @@ class FleetSpec:
     quotas: dict[str, int] = field(default_factory=dict)
     max_gpus: int | None = None
     budget_usd: float | None = None
+    time_limit_seconds: float | None = None   # None: solve to proven optimality
 
 
 @dataclass(frozen=True)
 class FleetSolution:
-    status: Literal["optimal", "infeasible"]
-    instances: tuple[int, ...]      # n_k (empty when infeasible)
-    routed_rps: np.ndarray          # y_kb, shape (K, B) (empty when infeasible)
+    """``status`` is the termination condition (model.ModelSolution's meaning): an incumbent
+    (``instances`` non-empty) when optimal or stopped early with one."""
+
+    status: ModelStatus
+    instances: tuple[int, ...]      # n_k (empty without an incumbent)
+    routed_rps: np.ndarray          # y_kb, shape (K, B) (empty without an incumbent)
     cost_usd: float | None
     variables: int
     constraints: int
     solver: str
     seconds: float
+    outcome: SolverOutcome
+
+    @property
+    def mip_gap(self) -> float | None:
+        """The solver's relative MIP gap of the incumbent (model.solver_gap)."""
+        return self.outcome.mip_gap
+
+    @property
+    def mip_gap_tolerance(self) -> float | None:
+        return self.outcome.mip_gap_tolerance
 
 
 def dominated_options(spec: FleetSpec) -> np.ndarray:
@@ -124,11 +143,11 @@ def solve_fleet(spec: FleetSpec, solver: SolverName = "highs") -> FleetSolution:
     mu_all = np.asarray(spec.capacity_rps, dtype=float)
     if mu_all.shape[0] == 0 or any(not (mu_all[:, b] > 0).any() for b in range(mu_all.shape[1])):
         return FleetSolution("infeasible", (), np.zeros((0, 0)), None, 0, 0, solver,
-                             time.perf_counter() - started)
+                             time.perf_counter() - started, infeasible_by_construction())
     keep = np.flatnonzero(~dominated_options(spec))
     mu = mu_all[keep]
     n_options, n_buckets = mu.shape
-    engine = serving_engine(solver)
+    engine = serving_engine(solver, spec.time_limit_seconds)
     prob = pulp.LpProblem("flopopt_serving", pulp.LpMinimize)
     n = [variable(prob, f"n_{k}", low=0.0, cat="Integer") for k in range(n_options)]
     # No optimal fleet has more instances of an option than that option alone needs for all the
@@ -163,18 +182,20 @@ def solve_fleet(spec: FleetSpec, solver: SolverName = "highs") -> FleetSolution:
     # (5) budget
     if spec.budget_usd is not None:
         prob += cost <= float(spec.budget_usd), "budget"
-    status = run_solver(prob, engine)
+    outcome = solve_outcome(prob, engine, time_limited=spec.time_limit_seconds is not None)
     seconds = time.perf_counter() - started
     n_vars, n_cons = prob.numVariables(), prob.numConstraints()
-    if status != "optimal":
-        return FleetSolution("infeasible", (), np.zeros((0, 0)), None, n_vars, n_cons, solver, seconds)
+    if not outcome.has_solution:
+        return FleetSolution(model_status(outcome), (), np.zeros((0, 0)), None, n_vars, n_cons, solver, seconds,
+                             outcome)
     counts = np.zeros(mu_all.shape[0], dtype=int)
     counts[keep] = [int(round(v.varValue or 0.0)) for v in n]
     routed = np.zeros(mu_all.shape)
     for (k, b), var in y.items():
         routed[keep[k], b] = max(float(var.varValue or 0.0), 0.0)
     total = float(np.dot(np.asarray(spec.cost_usd, dtype=float), counts))
-    return FleetSolution("optimal", tuple(int(c) for c in counts), routed, total, n_vars, n_cons, solver, seconds)
+    return FleetSolution(model_status(outcome), tuple(int(c) for c in counts), routed, total, n_vars, n_cons, solver,
+                         seconds, outcome)
 
 
 def carried_share(instances: np.ndarray, replicas_per_instance: np.ndarray, capacity_rps: np.ndarray,
@@ -198,6 +219,6 @@ def carried_share(instances: np.ndarray, replicas_per_instance: np.ndarray, capa
     for k in range(mu.shape[0]):
         if replicas[k] > 0 and any((k, b) in y for b in range(mu.shape[1])):
             prob += _busy(y, mu, k) <= float(replicas[k]), f"capacity_{k}"
-    if run_solver(prob, serving_engine(solver)) != "optimal":
+    if not solve_outcome(prob, serving_engine(solver)).is_optimal:
         return 0.0
     return float(s.varValue or 0.0)

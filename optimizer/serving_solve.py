@@ -29,6 +29,7 @@ from .errors import InputError
 from .flops import FlopEstimate, estimate_flops, resolve_workload
 from .job import Job
 from .model import SolverName
+from .outcome import result_status
 from .performance import Assumptions, realistic_assumptions
 from .result import ModelStats, Status
 from .serving import ModelShape, ReplicaTable, model_shape, replica_options, replica_table
@@ -67,7 +68,8 @@ class FleetLine:
     scenario: str
     attenuation: float
     buffer: float
-    price_per_instance_hour_usd: float
+    effective_cost_per_instance_hour_usd: float   # list price for rentals; owned: + amortised capex and power
+    list_price_per_instance_hour_usd: float       # offers.csv price_per_hour_usd
     cost_usd: float
     price_as_of: str
     weights_gb_per_replica: float
@@ -137,7 +139,8 @@ class ReplicaCandidate:
     gpu: str
     precision: str
     tensor_parallel: int
-    price_per_instance_hour_usd: float
+    effective_cost_per_instance_hour_usd: float   # list price for rentals; owned: + amortised capex and power
+    list_price_per_instance_hour_usd: float       # offers.csv price_per_hour_usd
     cost_window_usd: float
     batch: tuple[int, ...]
     requests_per_s_per_replica: tuple[float, ...]
@@ -192,6 +195,7 @@ class ServingPlanner:
     options: pd.DataFrame
     excluded: dict[str, int]
     solver: SolverName = "highs"
+    time_limit_seconds: float | None = None   # None: solve every fleet to proven optimality
 
     @classmethod
     def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs") -> "ServingPlanner":
@@ -222,7 +226,8 @@ class ServingPlanner:
             replicas_per_instance=o["replicas_per_instance"].to_numpy(float),
             gpus_per_instance=o["gpus_per_instance"].to_numpy(float), offer_id=o["offer_id"].to_numpy(),
             capacity_rps=table.planning_rps, demand_rps=(demand or self.demand).bucket_peak_rps,
-            quotas=quotas, max_gpus=c.max_gpus, budget_usd=c.budget_usd if budget else None)
+            quotas=quotas, max_gpus=c.max_gpus, budget_usd=c.budget_usd if budget else None,
+            time_limit_seconds=self.time_limit_seconds)
 
     def plan(self, assumptions: Assumptions | None = None, demand: Demand | None = None
              ) -> tuple[ReplicaTable, FleetSolution]:
@@ -270,7 +275,8 @@ def fleet_plan(planner: ServingPlanner, table: ReplicaTable, solution: FleetSolu
             tensor_parallel=int(row["tensor_parallel"]), instances=int(counts[k]), replicas=replicas,
             gpus=int(counts[k] * row["gpus_per_instance"]), scenario=str(row["scenario"]),
             attenuation=float(row["attenuation"]), buffer=float(row["buffer"]),
-            price_per_instance_hour_usd=float(row["hourly_cost_usd"]),
+            effective_cost_per_instance_hour_usd=float(row["hourly_cost_usd"]),
+            list_price_per_instance_hour_usd=float(row["price_per_hour_usd"]),
             cost_usd=float(counts[k] * row["cost_window_usd"]), price_as_of=str(row["as_of"]),
             weights_gb_per_replica=float(table.weights_gb[k]), memory_gb_per_replica=float(table.usable_memory_gb[k]),
             peak_utilisation=busy / replicas if replicas else math.nan,
@@ -355,18 +361,32 @@ def explain_infeasible_serving(planner: ServingPlanner, table: ReplicaTable) -> 
                 f"({names[i]}, batch 1) takes {tpot[i] * 1000:,.1f} ms per token — raise tpot_seconds to "
                 f"{math.ceil(tpot[i] * 10000) / 10:,.1f} ms or allow faster GPUs")
     spec = planner.spec(table)
-    unlimited = replace(spec, quotas={}, max_gpus=None, budget_usd=None)
-    cheapest = solve_fleet(unlimited, planner.solver)
-    if solve_fleet(replace(spec, budget_usd=None), planner.solver).status != "optimal":
+    # The limits are dropped one at a time and the program re-solved (within the same time limit):
+    # without the budget, is there a fleet at all? A relaxation that stops undecided says so.
+    no_budget = solve_fleet(replace(spec, budget_usd=None), planner.solver)
+    if no_budget.outcome.proven_infeasible:
+        cheapest = solve_fleet(replace(spec, quotas={}, max_gpus=None, budget_usd=None), planner.solver)
+        if not cheapest.instances:
+            return _undecided(cheapest)
         gpus = int(sum(n * g for n, g in zip(cheapest.instances, spec.gpus_per_instance)))
         what = f"max_gpus={spec.max_gpus}" if spec.max_gpus is not None else "the offers' quotas (max_instances)"
         return ("capacity", f"the peak of {demand.peak_rps:,.1f} requests/s needs more replicas than "
                 f"{what} allow; the cheapest unconstrained fleet uses {gpus:,} GPUs — raise max_gpus or quotas")
-    cost = float(solve_fleet(replace(spec, budget_usd=None), planner.solver).cost_usd or 0.0)
+    if not no_budget.instances:
+        return _undecided(no_budget)
+    cost = float(no_budget.cost_usd or 0.0)
     budget = spec.budget_usd or 0.0
-    return ("budget_usd", f"the cheapest fleet carrying the peak costs ${cost:,.0f} over the "
-            f"{demand.window_hours:,.0f} h window; budget is ${budget:,.0f} — raise it by ${cost - budget:,.0f} "
-            f"(+{(cost / budget - 1) * 100:.0f}%)")
+    which = ("the cheapest fleet carrying the peak costs" if no_budget.outcome.is_optimal else
+             f"a fleet carrying the peak (the solver stopped ({no_budget.status}) before proving it the cheapest) "
+             "costs")
+    return ("budget_usd", f"{which} ${cost:,.0f} over the {demand.window_hours:,.0f} h window; budget is "
+            f"${budget:,.0f} — raise it by ${cost - budget:,.0f} (+{(cost / budget - 1) * 100:.0f}%)")
+
+
+def _undecided(relaxed: FleetSolution) -> tuple[str, str]:
+    """No fleet exists (proven), but a relaxed program stopped before telling which limit binds."""
+    return ("unknown", f"no fleet meets every limit, but the solver stopped ({relaxed.status}) before finding "
+            "which limit binds; raise the time limit")
 
 
 # ---------------------------------------------------------------------------
@@ -385,7 +405,11 @@ def _check(planner: ServingPlanner, optimum: ServingPlan, name: str, category: s
     realistic = realistic_assumptions(planner.job)
     table, solution = sub.plan(believed, demand)
     budget = planner.job.constraints.budget_usd
-    if solution.status != "optimal":
+    if not solution.instances:
+        if not solution.outcome.proven_infeasible:   # stopped: nothing shows that a limit binds
+            why = result_status(solution.outcome, what="fleet", time_limit_seconds=sub.time_limit_seconds)[1]
+            return ServingCheck(name, category, assumption, None, math.nan, math.nan, 0.0, False,
+                                f"the re-plan stopped: {why}")
         why = (explain_infeasible_serving(sub, table)[1] if table.options.size else "no replica option left")
         return ServingCheck(name, category, assumption, None, math.nan, math.nan, 0.0, False,
                             f"no fleet: {why}")
@@ -455,7 +479,9 @@ def _candidates(table: ReplicaTable) -> tuple[ReplicaCandidate, ...]:
         reasons = sorted({str(r) for r, n in zip(table.limited_by[k], table.batch[k]) if n == 0})
         out.append(ReplicaCandidate(
             option_id=str(row["option_id"]), gpu=str(row["gpu"]), precision=str(row["precision"]),
-            tensor_parallel=int(row["tensor_parallel"]), price_per_instance_hour_usd=float(row["hourly_cost_usd"]),
+            tensor_parallel=int(row["tensor_parallel"]),
+            effective_cost_per_instance_hour_usd=float(row["hourly_cost_usd"]),
+            list_price_per_instance_hour_usd=float(row["price_per_hour_usd"]),
             cost_window_usd=float(row["cost_window_usd"]), batch=tuple(int(x) for x in table.batch[k]),
             requests_per_s_per_replica=tuple(float(x) for x in table.rps_per_replica[k]), feasible=feasible,
             reason=", ".join(reasons) or None))
@@ -463,17 +489,22 @@ def _candidates(table: ReplicaTable) -> tuple[ReplicaCandidate, ...]:
 
 
 def solve_serving(job: Job, catalog: Catalog, *, solver: SolverName = "highs",
-                  sensitivity: bool = True) -> ServingResult:
-    """Cheapest fleet of replicas (mixing GPU types) carrying the peak within latency targets."""
+                  sensitivity: bool = True, time_limit_seconds: float | None = None) -> ServingResult:
+    """Cheapest fleet of replicas (mixing GPU types) carrying the peak within latency targets.
+
+    A solver stopped by ``time_limit_seconds`` (or another limit) with an incumbent returns that
+    fleet, status time_limit (not_solved for another stop) and ``explanation`` saying it is not
+    proven optimal; without one, no fleet and no binding limit. Only a proof is "infeasible"."""
     from .planner import check_familiar
 
     check_familiar(job, catalog)
-    planner = ServingPlanner.build(job, catalog, solver)
+    planner = replace(ServingPlanner.build(job, catalog, solver), time_limit_seconds=time_limit_seconds)
     estimate = estimate_flops(job.workload, catalog.model_table(), job.source_file)
     table, solution = planner.plan()
-    plan = fleet_plan(planner, table, solution) if solution.status == "optimal" else None
-    binding = explanation = None
-    if plan is None:
+    plan = fleet_plan(planner, table, solution) if solution.instances else None
+    status, explanation = result_status(solution.outcome, what="fleet", time_limit_seconds=time_limit_seconds)
+    binding = None
+    if status is Status.INFEASIBLE:
         binding, explanation = explain_infeasible_serving(planner, table)
     candidates = _candidates(table)
     excluded = dict(planner.excluded)
@@ -483,9 +514,11 @@ def solve_serving(job: Job, catalog: Catalog, *, solver: SolverName = "highs",
     kept = int((~dominated_options(planner.spec(table))).sum()) if len(candidates) else 0
     stats = ModelStats(enumerated=len(candidates), feasible=len(candidates) - unusable, after_pruning=kept,
  variables=solution.variables,
-                       constraints=solution.constraints, solver=solution.solver, solve_seconds=solution.seconds)
+                       constraints=solution.constraints, solver=solution.solver, solve_seconds=solution.seconds,
+                       mip_gap=solution.mip_gap, mip_gap_tolerance=solution.mip_gap_tolerance,
+                       termination=solution.outcome.termination.value)
     result = ServingResult(
-        status=Status.OPTIMAL if plan else Status.INFEASIBLE, job=job, estimate=estimate, demand=planner.demand,
+        status=status, job=job, estimate=estimate, demand=planner.demand,
         plan=plan, candidates=candidates, excluded=excluded, binding=binding, explanation=explanation,
         stats=stats, catalog_layers=catalog.layers,
         warnings=tuple(w for w in [catalog.staleness_warning()] if w))

@@ -36,6 +36,10 @@ SEED_ATTENUATION = [
     {"scenario": "cluster", "workload": "any", "gpu": "", "low": 0.2, "high": 0.4, "uncertainty": 0.25},
 ]
 
+STOPPED_AS = {"highs": "interrupted", "cbc": "terminated_by_limit"}
+"""What a deterministic early stop (conftest's ``stop_early`` fixture) is reported as: HiGHS's
+callback interrupt, CBC's node limit."""
+
 
 def gpu_row(name: str, **kw: Any) -> dict[str, Any]:
     """A valid ``gpus.csv`` row for GPU ``name`` (80 GB, 100 bf16 TFLOP/s); ``kw`` overrides columns."""

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from typer.testing import CliRunner
-
 from builders import REPO
 from flopopt.cli.contract import FLOAT_DIGITS, SCHEMA_VERSION, schema_dir, schema_names, validator
 from flopopt.cli.main import app
+from typer.testing import CliRunner
 
 EX = REPO / "examples"
 LLAMA = str(EX / "llama2-7b-pretrain.yaml")
@@ -92,6 +91,11 @@ def test_serving_solve_documents(job: str) -> None:
     everything = run_json("solve", str(EX / job), "--all-candidates", codes=(0, 3))
     check("solve-serving", everything)
     assert len(everything["candidates"]) >= len(data["candidates"])
+    for row in [*(data["plan"] or {}).get("lines", []), *everything["candidates"]]:
+        assert {"effective_cost_per_instance_hour_usd", "list_price_per_instance_hour_usd"} <= set(row)
+        assert "price_per_instance_hour_usd" not in row
+    if data["status"] == "optimal":
+        assert 0.0 <= data["model"]["mip_gap"] <= data["model"]["mip_gap_tolerance"]
 
 
 @pytest.mark.slow
@@ -112,6 +116,39 @@ def test_solve_with_sensitivity_and_infeasible_documents(tmp_path: Path) -> None
     data = run_json("solve", str(job), "--no-sensitivity", codes=(3,))
     check("solve", data)
     assert data["status"] == "infeasible" and data["plan"] is None and data["binding"] == "deadline_hours"
+
+
+def test_plans_name_the_effective_cost_and_the_list_price() -> None:
+    """Schema 2.0.0: a plan's hourly numbers say what they hold; the ambiguous 1.x names are gone."""
+    data = run_json("solve", LLAMA, "--samples", "200")
+    check("solve", data)
+    plans = [data["plan"], *data["alternatives"], *(s["plan"] for s in data["sensitivity"] if s["plan"])]
+    for plan in plans:
+        assert {"effective_cost_per_instance_hour_usd", "effective_cost_per_gpu_hour_usd",
+                "list_price_per_instance_hour_usd"} <= set(plan)
+        assert "price_per_hour_usd" not in plan and "price_per_gpu_hour_usd" not in plan
+    runner_up = data["break_even"]["runner_up"]
+    assert {"effective_cost_per_instance_hour_usd", "wins_below_effective_cost_per_instance_hour_usd",
+            "chosen_loses_above_effective_cost_per_instance_hour_usd"} <= set(runner_up)
+    assert 0.0 <= data["model"]["mip_gap"] <= data["model"]["mip_gap_tolerance"]
+
+
+def test_a_time_limited_plan_is_a_plan_in_json(stop_at_time_limit: Any) -> None:
+    """Stopped at --time-limit with an incumbent: status time_limit, the plan, its gap, exit 0."""
+    stop_at_time_limit(incumbent=True, gap=0.05)
+    data = run_json("solve", LLAMA, "--no-sensitivity", "--time-limit", "5")
+    check("solve", data)
+    assert data["status"] == "time_limit" and data["plan"] is not None and data["binding"] is None
+    assert "not proven optimal" in data["explanation"] and data["model"]["mip_gap"] == 0.05
+
+
+def test_a_time_limit_without_a_plan_is_not_infeasible_in_json(stop_at_time_limit: Any) -> None:
+    stop_at_time_limit(incumbent=False)
+    data = run_json("solve", LLAMA, "--no-sensitivity", "--time-limit", "5", codes=(4,))
+    check("solve", data)
+    assert data["status"] == "time_limit" and data["plan"] is None and data["binding"] is None
+    assert data["explanation"] == ("the solver stopped at its time limit (5 s) before finding a plan; "
+                                   "raise the time limit")
 
 
 @pytest.mark.slow
@@ -152,7 +189,45 @@ def test_compare_confidence_changes_the_choice_like_solve() -> None:
 
 @pytest.mark.slow
 def test_plan_document() -> None:
-    check("plan", run_json("plan", PORTFOLIO, codes=(0, 3)))
+    data = run_json("plan", PORTFOLIO, codes=(0, 3))
+    check("plan", data)
+    assert data["status"] == "optimal" and data["model"]["termination"] == "optimal"
+    assert 0.0 <= data["model"]["mip_gap"] <= data["model"]["mip_gap_tolerance"]
+
+
+CHAT = str(EX / "chat-service-llama3-70b.yaml")
+
+
+@pytest.mark.parametrize("incumbent", [True, False], ids=["with-a-plan", "without"])
+@pytest.mark.parametrize("command", ["plan", "solve-serving"])
+def test_a_stopped_search_is_a_stop_in_json(stop_early: Any, command: str, incumbent: bool) -> None:
+    """A real early stop (CBC: root node only) in the plan and serving documents: status not_solved,
+    model.termination says why, no binding limit; with an incumbent the plan/fleet and its gap
+    (exit 0), without one none (exit 4)."""
+    stop_early(incumbent=incumbent)
+    args = ("plan", PORTFOLIO) if command == "plan" else ("solve", CHAT, "--no-sensitivity")
+    data = run_json(*args, "--solver", "cbc", codes=(0,) if incumbent else (4,))
+    check(command, data)
+    assert data["status"] == "not_solved" and data["binding"] is None
+    assert data["model"]["termination"] == "terminated_by_limit"
+    found = data["cost"] if command == "plan" else data["plan"]
+    if incumbent:
+        assert found is not None and "not proven optimal" in data["explanation"]
+        assert data["model"]["mip_gap"] is not None
+    else:
+        assert found is None and data["model"]["mip_gap"] is None
+        assert data["explanation"].endswith("try the other solver (--solver highs or cbc)")
+
+
+@pytest.mark.parametrize("command", ["plan", "solve-serving"])
+def test_a_time_limit_is_not_infeasible_in_json(command: str) -> None:
+    """--time-limit 0.001 (a real time limit): status time_limit, never infeasible, exit 0 with the
+    best plan found or (usually) exit 4 without one."""
+    args = ("plan", PORTFOLIO) if command == "plan" else ("solve", CHAT, "--no-sensitivity")
+    data = run_json(*args, "--time-limit", "0.001", codes=(0, 4))
+    check(command, data)
+    assert data["status"] == "time_limit" and data["binding"] is None
+    assert data["model"]["termination"] == "time_limit"
 
 
 @pytest.mark.slow

@@ -26,9 +26,9 @@ RANK = {"bottom": 0, "catalogs": 1, "optimizer": 2, "cli": 3, "package": 4}
 def _modules() -> dict[str, Path]:
     found = {}
     for folder in ("optimizer", "catalogs", "cli"):
-        for path in sorted((REPO / folder).glob("*.py")):
-            name = f"{folder}.{path.stem}" if path.stem != "__init__" else folder
-            found[name] = path
+        for path in sorted((REPO / folder).rglob("*.py")):  # subpackages too (catalogs/sources/)
+            parts = path.relative_to(REPO).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     found["__init__"] = REPO / "__init__.py"
     found["__main__"] = REPO / "__main__.py"
     return found
@@ -43,7 +43,10 @@ def _layer(module: str) -> str:
 
 def _imports(module: str, path: Path, known: set[str]) -> set[str]:
     """flopopt modules imported anywhere in the file (relative and absolute forms)."""
-    package = module.rsplit(".", 1)[0] if "." in module else ""
+    if path.name == "__init__.py":
+        package = module if module not in ("__init__", "__main__") else ""
+    else:
+        package = module.rsplit(".", 1)[0] if "." in module else ""
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
@@ -111,3 +114,4 @@ def test_the_checker_sees_lazy_imports() -> None:
     graph = _graph()
     assert "optimizer.serving_solve" in graph["optimizer.solve"]
     assert "optimizer.vocabulary" in graph["catalogs.schema"]
+    assert "catalogs.sources.base" in graph["catalogs.sources.azure"]   # modules in subpackages count

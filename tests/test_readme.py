@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from typer.testing import CliRunner
-
 from builders import REPO
 from flopopt.cli.main import app
+from typer.testing import CliRunner
 
 ROOT = REPO
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -36,7 +35,7 @@ def test_readme_mentions_every_command() -> None:
     import typer.main
 
     group = typer.main.get_command(app)
-    commands = getattr(group, "commands")  # typer vendors click; duck-type the group
+    commands = group.commands  # typer vendors click; duck-type the group
     assert {"solve", "estimate", "compare", "catalog"} <= set(commands)
     for name in commands:
         assert re.search(rf"flopopt {name}\b", README), name

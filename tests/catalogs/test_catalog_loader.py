@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from typer.testing import CliRunner
-
 from flopopt.catalogs import loader
 from flopopt.catalogs.loader import Catalog, hourly_cost_usd, load_catalog, price_per_gpu_hour_usd
 from flopopt.cli.main import app
 from flopopt.optimizer.errors import CatalogError
+from typer.testing import CliRunner
 
 # ---------------------------------------------------------------------------
 # a tiny valid catalog, as CSV text; GPU names are made up so that they cannot

@@ -21,9 +21,16 @@ from typing import Any
 
 import pytest
 from builders import REPO, Sleeps
-from flopopt.catalogs import fetch, mapping, paths, price_sources
+from flopopt.catalogs import fetch, mapping, paths
 from flopopt.catalogs import refresh as rf
 from flopopt.catalogs.loader import load_catalog
+from flopopt.catalogs.refresh_cache import cache_status, lock_path, state_path
+from flopopt.catalogs.refresh_result import FeedOutcome, FeedStatus, RefreshProgress, RefreshResult
+from flopopt.catalogs.sources.azure import AZURE_GPU_VMS, adapt_azure_items, azure_filter
+from flopopt.catalogs.sources.base import Adapted, VmShape
+from flopopt.catalogs.sources.registry import feeds_for
+from flopopt.catalogs.sources.skypilot import adapt_skypilot_csv
+from flopopt.catalogs.sources.vast import _vast_gpu, adapt_vast_offers
 from flopopt.cli.main import app
 from flopopt.optimizer import fileio
 from pytest_httpserver import HTTPServer
@@ -127,7 +134,7 @@ def cached_rows() -> dict[str, dict[str, str]]:
         return {r["offer_id"]: r for r in csv.DictReader(handle)}
 
 
-def outcome(result: rf.RefreshResult, name: str) -> rf.FeedOutcome:
+def outcome(result: RefreshResult, name: str) -> FeedOutcome:
     return next(o for o in result.outcomes if o.name == name)
 
 
@@ -179,7 +186,7 @@ def test_every_mapping_rule_targets_a_gpu_of_gpus_csv() -> None:
     ],
 )
 def test_azure_sku_table(sku: str, gpu: str, count: int, interconnect: str) -> None:
-    assert price_sources.AZURE_GPU_VMS[sku] == price_sources.VmShape(gpu, count, interconnect)
+    assert AZURE_GPU_VMS[sku] == VmShape(gpu, count, interconnect)
 
 
 @pytest.mark.parametrize(
@@ -234,7 +241,7 @@ def test_skypilot_accelerator_mapping(
     ],
 )
 def test_vast_gpu_mapping(name: str, gpu_ram_mb: float | None, expected: str | None) -> None:
-    assert price_sources._vast_gpu(name, gpu_ram_mb) == expected
+    assert _vast_gpu(name, gpu_ram_mb) == expected
 
 
 # ---------------------------------------------------------------------------
@@ -243,7 +250,7 @@ def test_vast_gpu_mapping(name: str, gpu_ram_mb: float | None, expected: str | N
 
 def test_azure_adapter_classifies_meters_and_divides_reservations() -> None:
     items = json.loads(fixture_text("azure_page1.json"))["Items"]
-    adapted = price_sources.adapt_azure_items(
+    adapted = adapt_azure_items(
         items, base_url="https://prices.example/api/retail/prices", fetched_at=TODAY
     )
     rows = {r["offer_id"]: r for r in adapted.rows}
@@ -293,7 +300,7 @@ def test_azure_adapter_classifies_meters_and_divides_reservations() -> None:
 
 def test_azure_adapter_skips_unmapped_sizes_and_non_primary_meters() -> None:
     items = json.loads(fixture_text("azure_page2.json"))["Items"]
-    adapted = price_sources.adapt_azure_items(items, base_url="https://x/p", fetched_at=TODAY)
+    adapted = adapt_azure_items(items, base_url="https://x/p", fetched_at=TODAY)
     rows = {r["offer_id"]: r for r in adapted.rows}
     assert rows["azure-standard_nc24ads_a100_v4-eastus-ondemand"]["price_per_hour_usd"] == "3.673"
     assert rows["azure-standard_nc96ads_a100_v4-westeurope-ondemand"]["gpus_per_instance"] == "4"
@@ -302,16 +309,16 @@ def test_azure_adapter_skips_unmapped_sizes_and_non_primary_meters() -> None:
 
 
 def test_azure_filter_names_every_size_and_the_region() -> None:
-    text = price_sources.azure_filter(["Standard_A", "Standard_B"], "eastus")
+    text = azure_filter(["Standard_A", "Standard_B"], "eastus")
     assert text == (
         "serviceName eq 'Virtual Machines' and (armSkuName eq 'Standard_A' or "
         "armSkuName eq 'Standard_B') and armRegionName eq 'eastus'"
     )
 
 
-def adapt_skypilot_fixture(cloud: str) -> price_sources.Adapted:
+def adapt_skypilot_fixture(cloud: str) -> Adapted:
     """The fixture vms.csv of ``cloud``, adapted as if fetched from a mirror."""
-    return price_sources.adapt_skypilot_csv(
+    return adapt_skypilot_csv(
         fixture_text(f"skypilot_{cloud}_vms.csv"),
         cloud=cloud,
         source_url=f"https://mirror/{cloud}/vms.csv",
@@ -384,7 +391,7 @@ def test_skypilot_rejects_a_file_that_is_not_a_catalog() -> None:
     with pytest.raises(
         fetch.FetchError, match=r"not a SkyPilot vms.csv \(missing column\(s\) InstanceType"
     ):
-        price_sources.adapt_skypilot_csv(
+        adapt_skypilot_csv(
             "<html>rate limited</html>\n",
             cloud="aws",
             source_url="https://x/aws/vms.csv",
@@ -394,7 +401,7 @@ def test_skypilot_rejects_a_file_that_is_not_a_catalog() -> None:
 
 def test_vast_uses_the_median_of_enough_listings() -> None:
     payload = json.loads(fixture_text("vast_bundles.json"))
-    adapted = price_sources.adapt_vast_offers(
+    adapted = adapt_vast_offers(
         payload, source_url="https://vast/bundles", fetched_at=TODAY, min_offers=3
     )
     rows = {r["offer_id"]: r for r in adapted.rows}
@@ -416,7 +423,7 @@ def test_vast_uses_the_median_of_enough_listings() -> None:
     assert adapted.skipped["unknown GPU RTX 3060"] == 1
     assert adapted.skipped["fewer than 3 listings for one GPU/count"] == 1
     with pytest.raises(fetch.FetchError, match="expected a JSON object with an 'offers' list"):
-        price_sources.adapt_vast_offers([], source_url="https://vast/bundles", fetched_at=TODAY)
+        adapt_vast_offers([], source_url="https://vast/bundles", fetched_at=TODAY)
 
 
 # ---------------------------------------------------------------------------
@@ -426,7 +433,7 @@ def test_vast_uses_the_median_of_enough_listings() -> None:
 @pytest.mark.slow
 def test_full_refresh_writes_a_valid_cache_that_solve_loads(httpserver: HTTPServer) -> None:
     serve_everything(httpserver)
-    progress: list[rf.RefreshProgress] = []
+    progress: list[RefreshProgress] = []
     result = rf.refresh(settings=settings_for(httpserver), sleep=Sleeps(), progress=progress.append)
     assert [o.name for o in result.outcomes] == [
         "skypilot:aws",
@@ -477,7 +484,7 @@ def test_full_refresh_writes_a_valid_cache_that_solve_loads(httpserver: HTTPServ
     assert (move.old_price_per_hour_usd, move.new_price_per_hour_usd) == (55.04, 98.32)
     assert move.old_as_of == "2025-07-01"
     assert result.diff.replaced_as_of is not None and result.diff.replaced_as_of[0] <= "2025-07-01"
-    state = json.loads(rf.state_path().read_text(encoding="utf-8"))
+    state = json.loads(state_path().read_text(encoding="utf-8"))
     assert set(state["feeds"]) == {
         "skypilot:aws",
         "skypilot:gcp",
@@ -485,7 +492,7 @@ def test_full_refresh_writes_a_valid_cache_that_solve_loads(httpserver: HTTPServ
         "azure",
         "vast",
     }
-    assert rf.cache_status() == (
+    assert cache_status() == (
         f"prices: refreshed {TODAY.isoformat()} (today) from azure, skypilot:aws, "
         "skypilot:gcp, skypilot:runpod, vast; bundled catalog (as_of 2024-03-01 … "
         "2026-06-01) for the rest"
@@ -493,7 +500,7 @@ def test_full_refresh_writes_a_valid_cache_that_solve_loads(httpserver: HTTPServ
 
 
 def test_cache_status_without_a_refresh_names_the_bundled_dates() -> None:
-    assert rf.cache_status() == (
+    assert cache_status() == (
         "prices: bundled catalog (as_of 2024-03-01 … 2026-06-01); "
         "run `flopopt catalog refresh` for current prices"
     )
@@ -531,7 +538,7 @@ def test_a_second_identical_refresh_changes_no_price(
 def test_every_failure_mode_leaves_the_previous_cache_byte_for_byte(
     httpserver: HTTPServer, previous_cache: bytes, failure: str
 ) -> None:
-    state_before = rf.state_path().read_bytes()
+    state_before = state_path().read_bytes()
     pages = good_azure(httpserver)
     changes: dict[str, Any] = {}
     expected = {
@@ -572,10 +579,10 @@ def test_every_failure_mode_leaves_the_previous_cache_byte_for_byte(
     sleeps = Sleeps()
     result = rf.refresh(["azure"], settings=settings_for(httpserver, **changes), sleep=sleeps)
     (only,) = result.outcomes
-    assert only.status is rf.FeedStatus.error and not result.written
+    assert only.status is FeedStatus.error and not result.written
     assert only.message is not None and expected in only.message and "\n" not in only.message
     assert cache_bytes() == previous_cache
-    assert rf.state_path().read_bytes() == state_before
+    assert state_path().read_bytes() == state_before
     assert not [p for p in paths.cache_dir().iterdir() if p.name.endswith(".tmp")]
 
 
@@ -594,7 +601,7 @@ def test_429_waits_as_long_as_retry_after_says(httpserver: HTTPServer) -> None:
     serve_azure(httpserver, pages)
     sleeps = Sleeps()
     result = rf.refresh(["azure"], settings=settings_for(httpserver), sleep=sleeps)
-    assert outcome(result, "azure").status is rf.FeedStatus.ok
+    assert outcome(result, "azure").status is FeedStatus.ok
     assert sleeps == [7.0]  # Retry-After (7 s) beats the 0.5 s backoff
 
 
@@ -626,7 +633,7 @@ def test_a_transient_500_is_retried_and_then_succeeds(httpserver: HTTPServer) ->
     result = rf.refresh(
         ["skypilot:aws"], settings=settings_for(httpserver, clouds=("aws",)), sleep=sleeps
     )
-    assert outcome(result, "skypilot:aws").status is rf.FeedStatus.ok and sleeps == [0.5]
+    assert outcome(result, "skypilot:aws").status is FeedStatus.ok and sleeps == [0.5]
 
 
 def test_a_failed_source_keeps_its_rows_while_the_others_refresh(
@@ -649,7 +656,7 @@ def test_a_failed_source_keeps_its_rows_while_the_others_refresh(
         "aws-p5.48xlarge-ondemand",
         "aws-p5.48xlarge-us-west-2-ondemand",
     ]
-    state = json.loads(rf.state_path().read_text(encoding="utf-8"))
+    state = json.loads(state_path().read_text(encoding="utf-8"))
     assert sorted(state["feeds"]["azure"]["offer_ids"]) == sorted(azure_ids)
 
 
@@ -657,7 +664,7 @@ def test_ownership_is_guessed_when_the_sidecar_is_lost(
     httpserver: HTTPServer, previous_cache: bytes
 ) -> None:
     """A crash between the CSV and the sidecar write must not let a failed feed lose its rows."""
-    rf.state_path().unlink()
+    state_path().unlink()
     before = cached_rows()
     serve_azure(httpserver, {None: json_response("{}", status=500)})
     serve_skypilot(httpserver, clouds=("aws",))
@@ -739,7 +746,7 @@ def test_region_refresh_replaces_only_that_region(
         sleep=Sleeps(),
         accept_changes=True,
     )
-    assert outcome(result, "vast").status is rf.FeedStatus.skipped
+    assert outcome(result, "vast").status is FeedStatus.skipped
     assert outcome(result, "skypilot:aws").offers == 2  # p5 on-demand + spot in us-west-2
     after = cached_rows()
     assert after["aws-p5.48xlarge-us-west-2-ondemand"]["price_per_hour_usd"] == "50"
@@ -768,7 +775,7 @@ def test_dry_run_fetches_and_diffs_but_writes_nothing(httpserver: HTTPServer) ->
     serve_everything(httpserver)
     result = rf.refresh(dry_run=True, settings=settings_for(httpserver), sleep=Sleeps())
     assert result.dry_run and not result.written and result.diff.moves and result.rows_total > 0
-    assert not paths.refreshed_offers_path().exists() and not rf.state_path().exists()
+    assert not paths.refreshed_offers_path().exists() and not state_path().exists()
 
 
 class Killed(Exception):
@@ -807,7 +814,7 @@ def test_two_refreshes_cannot_run_at_once(httpserver: HTTPServer) -> None:
 
     paths.cache_dir().mkdir(parents=True)
     busy = "another `flopopt catalog refresh` is running"
-    with FileLock(str(rf.lock_path())), pytest.raises(fetch.RefreshError, match=busy):
+    with FileLock(str(lock_path())), pytest.raises(fetch.RefreshError, match=busy):
         rf.refresh(settings=settings_for(httpserver), sleep=Sleeps())
     assert not httpserver.log  # refused before any network traffic
 
@@ -825,7 +832,7 @@ def test_settings_come_from_env_then_url_flags(monkeypatch: pytest.MonkeyPatch) 
         settings.urls["azure"] == "http://env/azure" and settings.urls["vast"] == "http://flag/vast"
     )
     assert settings.skypilot_clouds == ("aws", "lambda") and settings.backoff_base_s == 0.01
-    feeds = {f.name: f.url for f in rf.feeds_for(settings)}
+    feeds = {f.name: f.url for f in feeds_for(settings)}
     assert feeds["skypilot:lambda"] == fetch.DEFAULT_URLS["skypilot"] + "/lambda/vms.csv"
     monkeypatch.setenv("FLOPOPT_REFRESH_RETRIES", "many")
     with pytest.raises(fetch.RefreshError, match="FLOPOPT_REFRESH_RETRIES='many' is not a number"):
@@ -892,7 +899,7 @@ def test_cli_offline_prints_one_error_per_source_and_solve_still_works() -> None
         app, ["solve", str(REPO / "examples" / "llama2-7b-pretrain.yaml"), "--no-sensitivity"]
     )
     assert solved.exit_code == 0, solved.output
-    assert rf.cache_status().startswith("prices: bundled catalog (as_of ")
+    assert cache_status().startswith("prices: bundled catalog (as_of ")
 
 
 def test_cli_refresh_renders_the_diff_and_json(
@@ -953,7 +960,7 @@ def test_gcp_edge_and_nolssd_sizes_are_gpu_machines_and_unknown_families_are_nam
         ",,,H100,8,,us-central1,us-central1-a,78.79,20.0\n"
         ",,,tpu-v6e-8,1,tpu-v6e-8,us-central1,us-central1-a,21.6,\n"
     )
-    adapted = price_sources.adapt_skypilot_csv(
+    adapted = adapt_skypilot_csv(
         text, cloud="gcp", source_url="https://mirror/gcp/vms.csv", as_of=TODAY
     )
     rows = {r["offer_id"]: r for r in adapted.rows}

@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 from builders import REPO, Sleeps
-from flopopt.catalogs import fetch, paths, price_sources
+from flopopt.catalogs import fetch, paths
 from flopopt.catalogs import refresh as rf
 from flopopt.catalogs.guards import GuardSettings, PriceRow, check_prices
 from flopopt.catalogs.loader import load_catalog
+from flopopt.catalogs.refresh_result import FeedStatus, RefreshResult
+from flopopt.catalogs.sources.skypilot import source_date
 from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
 
@@ -71,7 +73,7 @@ def cached() -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture
-def real_refresh(httpserver: HTTPServer) -> Iterator[rf.RefreshResult]:
+def real_refresh(httpserver: HTTPServer) -> Iterator[RefreshResult]:
     serve_real(httpserver)
     yield rf.refresh(["skypilot", "azure"], settings=settings(httpserver), sleep=Sleeps())
 
@@ -146,7 +148,7 @@ HELD = {
 }
 
 
-def test_real_rows_become_exactly_these_offers(real_refresh: rf.RefreshResult) -> None:
+def test_real_rows_become_exactly_these_offers(real_refresh: RefreshResult) -> None:
     assert not real_refresh.failed and real_refresh.written
     rows = cached()
     got = {
@@ -159,7 +161,7 @@ def test_real_rows_become_exactly_these_offers(real_refresh: rf.RefreshResult) -
         assert got[oid][3] == pytest.approx(price, rel=1e-9), oid
 
 
-def test_real_rows_held_back_with_their_reasons(real_refresh: rf.RefreshResult) -> None:
+def test_real_rows_held_back_with_their_reasons(real_refresh: RefreshResult) -> None:
     held = {h.offer_id: h for h in real_refresh.held}
     assert held.keys() == HELD.keys()
     for oid, reason in HELD.items():
@@ -169,7 +171,7 @@ def test_real_rows_held_back_with_their_reasons(real_refresh: rf.RefreshResult) 
     assert not set(held) & set(cached())  # never cached, so never planned on
 
 
-def test_real_rows_skip_reasons_are_counted_by_name(real_refresh: rf.RefreshResult) -> None:
+def test_real_rows_skip_reasons_are_counted_by_name(real_refresh: RefreshResult) -> None:
     skipped = {o.name: dict(o.skipped) for o in real_refresh.outcomes}
     # CPU rows (a1, mac1 without a price); p5e zones without any price.
     assert skipped["skypilot:aws"] == {
@@ -192,7 +194,7 @@ def test_real_rows_skip_reasons_are_counted_by_name(real_refresh: rf.RefreshResu
     assert azure.pages == 2
 
 
-def test_dates_come_from_the_source(real_refresh: rf.RefreshResult) -> None:
+def test_dates_come_from_the_source(real_refresh: RefreshResult) -> None:
     rows = cached()
     for oid, row in rows.items():
         assert row["fetched_at"] == TODAY.isoformat(), oid
@@ -206,7 +208,7 @@ def test_dates_come_from_the_source(real_refresh: rf.RefreshResult) -> None:
     )
 
 
-def test_solve_never_sees_held_rows_and_shows_both_dates(real_refresh: rf.RefreshResult) -> None:
+def test_solve_never_sees_held_rows_and_shows_both_dates(real_refresh: RefreshResult) -> None:
     catalog = load_catalog()
     offers = catalog.offers.set_index("offer_id")
     assert offers.at["aws-p5.48xlarge-ondemand", "price_per_hour_usd"] == 55.04  # bundled kept
@@ -256,14 +258,14 @@ def test_a_github_file_is_dated_by_its_last_commit() -> None:
     fetched = fetch.Fetched(url=url, status=200, headers={}, body=b"")
     sha = "001367d22a0033fac286a8c71aeac7109e431bcb"
     fake = FakeFetcher([{"sha": sha, "commit": {"committer": {"date": "2025-05-30T07:01:02Z"}}}])
-    as_of, source = price_sources.source_date(fake, fetched, url, TODAY)  # type: ignore[arg-type]
+    as_of, source = source_date(fake, fetched, url, TODAY)  # type: ignore[arg-type]
     assert as_of == dt.date(2025, 5, 30)
     assert source == (f"https://github.com/skypilot-org/skypilot-catalog/blob/{sha}/catalogs/v7/aws/vms.csv "
                       "(commit of 2025-05-30)")
     assert fake.asked == [("https://api.github.com/repos/skypilot-org/skypilot-catalog/commits",
                            {"path": "catalogs/v7/aws/vms.csv", "sha": "master", "per_page": "1"})]
     offline = FakeFetcher(fetch.FetchError("cannot connect"))
-    as_of, source = price_sources.source_date(offline, fetched, url, TODAY)  # type: ignore[arg-type]
+    as_of, source = source_date(offline, fetched, url, TODAY)  # type: ignore[arg-type]
     assert as_of == TODAY and source.endswith("(no source date published; as_of = fetch date)")
 
 
@@ -414,7 +416,7 @@ def test_the_total_deadline_bounds_every_source(httpserver: HTTPServer) -> None:
     start = time.monotonic()
     result = rf.refresh(["skypilot"], settings=limited, sleep=Sleeps(), dry_run=True)
     assert time.monotonic() - start < 3.0
-    assert [o.status for o in result.outcomes] == [rf.FeedStatus.error] * 2
+    assert [o.status for o in result.outcomes] == [FeedStatus.error] * 2
     assert all("total deadline" in (o.message or "") for o in result.outcomes)
 
 

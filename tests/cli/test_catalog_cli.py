@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
-
 from flopopt.catalogs.paths import BUNDLED_DIR
 from flopopt.cli.catalog_cmd import OfferKind
 from flopopt.cli.main import app
 from flopopt.optimizer.job import OFFER_KINDS
+from typer.testing import CliRunner, Result
 
 runner = CliRunner()
 
@@ -82,19 +81,21 @@ def test_list_h100_sorted_by_price_per_gpu_hour(bundled_offers: list[dict[str, s
     assert len(expected_ids) >= 3
     assert {o["offer_id"] for o in offers} == expected_ids
     assert all(o["gpu"].startswith("H100") for o in offers)
-    per_gpu = [o["price_per_gpu_hour_usd"] for o in offers]
+    per_gpu = [o["effective_cost_per_gpu_hour_usd"] for o in offers]
     assert per_gpu == sorted(per_gpu)
     by_id = {r["offer_id"]: r for r in bundled_offers}
     for o in offers:
         # JSON floats carry 6 significant digits (docs/output-contract.md)
-        assert o["price_per_gpu_hour_usd"] == pytest.approx(
-            o["price_per_hour_total_usd"] / o["gpus_per_instance"], rel=1e-5)
+        assert o["effective_cost_per_gpu_hour_usd"] == pytest.approx(
+            o["effective_cost_per_instance_hour_usd"] / o["gpus_per_instance"], rel=1e-5)
         row = by_id[o["offer_id"]]
         assert o["gpus_per_instance"] == int(row["gpus_per_instance"])
         assert isinstance(o["gpus_per_instance"], int)  # 8, not 8.0, in the JSON
         assert o["as_of"] == row["as_of"]
         if row["kind"] not in ("owned", "edge"):  # rentals cost exactly their price
-            assert o["price_per_hour_total_usd"] == pytest.approx(float(row["price_per_hour_usd"]), rel=1e-5)
+            assert o["effective_cost_per_instance_hour_usd"] == pytest.approx(float(row["price_per_hour_usd"]),
+                                                                               rel=1e-5)
+            assert o["list_price_per_instance_hour_usd"] == pytest.approx(float(row["price_per_hour_usd"]))
 
 
 def test_list_table_is_readable() -> None:
@@ -111,7 +112,7 @@ def test_list_table_is_readable() -> None:
     offers = listed("--gpu", "H100", "--sort", "price_per_gpu_hour")
     assert rows == [
         [o["provider"], o["kind"], o["region"] or "—", o["gpu"], str(o["gpus_per_instance"]),
-         f"${o['price_per_hour_total_usd']:,.2f}", f"${o['price_per_gpu_hour_usd']:,.2f}",
+         f"${o['effective_cost_per_instance_hour_usd']:,.2f}", f"${o['effective_cost_per_gpu_hour_usd']:,.2f}",
          o["as_of"] + (" (est.)" if o["price_quality"] == "estimate" else "")]
         for o in offers
     ]
@@ -200,7 +201,7 @@ def test_import_lands_in_user_dir_and_is_listed(tmp_path: Path, isolated_dirs: P
     assert "myco-h100-8x" in target.read_text(encoding="utf-8")
 
     offers = listed("--provider", "myco")
-    assert [(o["offer_id"], o["price_per_gpu_hour_usd"]) for o in offers] == [("myco-h100-8x", 2.0)]
+    assert [(o["offer_id"], o["effective_cost_per_gpu_hour_usd"]) for o in offers] == [("myco-h100-8x", 2.0)]
     table = invoke("catalog", "list", "--gpu", "H100")
     assert "myco" in table.stdout
 
@@ -218,7 +219,7 @@ def test_second_import_merges(tmp_path: Path, isolated_dirs: Path) -> None:
     assert invoke("catalog", "import", str(write(tmp_path / "c.csv", repriced))).exit_code == 0
     offers = {o["offer_id"]: o for o in listed("--provider", "myco")}
     assert len(offers) == 2
-    assert offers["myco-h100-8x"]["price_per_hour_total_usd"] == 12.0
+    assert offers["myco-h100-8x"]["effective_cost_per_instance_hour_usd"] == 12.0
 
 
 @pytest.mark.parametrize(
@@ -302,4 +303,4 @@ def test_import_change_guard_and_accept_changes(tmp_path: Path, isolated_dirs: P
     assert held.exit_code == 1 and "price moved +100%" in held.stdout and "imported 0 row(s)" in held.stdout
     accepted = invoke("catalog", "import", str(write(tmp_path / "c.csv", doubled)), "--accept-changes")
     assert accepted.exit_code == 0, accepted.output
-    assert [o["price_per_hour_total_usd"] for o in listed("--provider", "myco")] == [32.0]
+    assert [o["effective_cost_per_instance_hour_usd"] for o in listed("--provider", "myco")] == [32.0]

@@ -12,13 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+import flopopt
 import pytest
 import typer.main
-from typer.testing import CliRunner
-
-import flopopt
 from builders import REPO
 from flopopt.cli.main import app
+from typer.testing import CliRunner
 
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 SEED = REPO / "examples" / "seed-worked-example.yaml"
@@ -225,3 +224,82 @@ def test_library_use_end_to_end() -> None:
     catalog = flopopt.load_catalog(use_user_dir=False, use_cache=False)
     estimate = flopopt.estimate_flops(job.workload, catalog.model_table())
     assert estimate.total_flops == 1e16
+
+
+def test_solve_stopped_by_its_time_limit_warns_and_exits_0_with_the_plan(runner: CliRunner,
+                                                                       stop_at_time_limit: Any) -> None:
+    """An unproven plan is still a plan: exit 0, the title says time_limit, a warning line (in the
+    report and on stderr) says it is not proven optimal and gives the gap."""
+    stop_at_time_limit(incumbent=True, gap=0.0123)
+    result = runner.invoke(app, ["solve", str(SEED), "--no-sensitivity", "--time-limit", "2"])
+    assert result.exit_code == 0, result.output
+    warning = ("warning: the solver stopped at its time limit (2 s): this plan is the best it found, not proven "
+               "optimal (relative MIP gap 1.23%); raise the time limit to prove it")
+    assert result.stdout.splitlines()[0].endswith(": time_limit")
+    assert "PLAN  " in result.stdout and "MIP gap 1.23%" in result.stdout
+    assert warning in " ".join(result.stdout.split())                # the report wraps it at the width
+    assert result.stderr.strip() == warning
+
+
+def test_solve_stopped_before_any_plan_exits_4_without_a_relaxation_hint(runner: CliRunner,
+                                                                        stop_at_time_limit: Any) -> None:
+    stop_at_time_limit(incumbent=False)
+    result = runner.invoke(app, ["solve", str(SEED), "--no-sensitivity", "--time-limit", "2"])
+    assert result.exit_code == 4, result.output
+    assert "NO PLAN  status: time_limit" in result.stdout
+    assert result.stderr.strip() == ("stopped: the solver stopped at its time limit (2 s) before finding a plan; "
+                                     "raise the time limit")
+    assert "infeasible" not in result.output and "raise the deadline" not in result.output
+
+
+@pytest.mark.parametrize("command", ["solve", "plan"])
+def test_time_limit_must_be_positive(runner: CliRunner, command: str) -> None:
+    target = SEED if command == "solve" else REPO / "examples" / "portfolio" / "research-lab.yaml"
+    result = runner.invoke(app, [command, str(target), "--time-limit", "0"])
+    assert result.exit_code == 2 and "--time-limit" in result.stderr
+
+
+def test_plan_stopped_before_any_plan_exits_4_without_a_relaxation_hint(runner: CliRunner, stop_early: Any) -> None:
+    """plan's exit codes match solve's: a solver stopped before any plan (CBC, root node only, no
+    heuristics) exits 4, names no binding limit and suggests no relaxation."""
+    stop_early(incumbent=False)
+    portfolio = REPO / "examples" / "portfolio" / "research-lab.yaml"
+    result = runner.invoke(app, ["plan", str(portfolio), "--solver", "cbc"])
+    assert result.exit_code == 4, result.output
+    assert "NO PLAN  status: not_solved" in result.stdout
+    assert result.stderr.strip() == ("stopped: the solver stopped at a node, solution or objective limit before "
+                                     "finding a plan; try the other solver (--solver highs or cbc)")
+    assert "infeasible" not in result.output and "raise it by" not in result.output
+
+
+def test_plan_stopped_with_a_plan_warns_and_exits_0(runner: CliRunner, stop_early: Any) -> None:
+    """A stopped search's incumbent is still a plan: exit 0, the title says the status, a warning (in
+    the report and on stderr) says it is not proven optimal and gives the gap."""
+    stop_early()
+    portfolio = REPO / "examples" / "portfolio" / "research-lab.yaml"
+    result = runner.invoke(app, ["plan", str(portfolio), "--solver", "cbc", "--time-limit", "60"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].endswith(": not_solved") and "TOTAL " in result.stdout
+    assert "MIP gap" in result.stdout
+    warning = result.stderr.strip()
+    assert warning.startswith("warning: the solver stopped at a node, solution or objective limit: this plan is "
+                              "the best it found, not proven optimal (relative MIP gap ")
+    assert warning in " ".join(result.stdout.split())               # the report wraps it at the width
+
+
+def test_the_plan_line_shows_the_list_price_where_the_effective_cost_differs(make_catalog: Any) -> None:
+    """A rental's effective cost is its list price (one number); owned hardware shows both."""
+    from builders import gpu_row, offer_row
+    from flopopt.cli.render import plan_hourly_cost
+    from flopopt.optimizer.job import parse_job
+    from flopopt.optimizer.solve import solve
+
+    catalog = make_catalog([gpu_row("G", peak_tflops_fp32=60.0)], [
+        offer_row("rent", "G", 8.0, gpus_per_instance=2, max_instances=1),
+        offer_row("mine", "G", 0.2, kind="owned", gpus_per_instance=4, max_instances=1, capex_usd=87600,
+                  amortization_years=2, utilization=1.0, power_kw=2.0, electricity_usd_per_kwh=0.15, sunk="false")])
+    job = parse_job({"workload": {"kind": "custom", "total_flops": 1e18}, "precision": ["fp32"]})
+    plans = {c.plan.offer_id: c.plan for c in solve(job, catalog, sensitivity=False).candidates}
+    assert plan_hourly_cost(plans["rent"]) == "$8.00/instance-h ($4.00/GPU-h)"
+    assert plan_hourly_cost(plans["mine"]) == ("effective $5.50/instance-h ($1.38/GPU-h): list price "
+                                               "$0.20/instance-h plus amortised capex and power")

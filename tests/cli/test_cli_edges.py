@@ -8,9 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from flopopt.cli.main import app
+from typer.testing import CliRunner
 
 JOB = "examples/seed-worked-example.yaml"
 runner = CliRunner()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from builders import REPO
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.plot import comparison_figure

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from builders import REPO
+from flopopt.cli.main import app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
-
-from builders import REPO
-from flopopt.cli.main import app
 
 SEED_JOB = REPO / "examples" / "seed-worked-example.yaml"
 pytestmark = pytest.mark.slow   # about 60 CLI runs on generated files

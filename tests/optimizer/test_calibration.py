@@ -16,20 +16,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner, Result
-
 from builders import REPO, gpu_row, write_csv
 from flopopt.catalogs.loader import Catalog, load_catalog
 from flopopt.catalogs.schema import ATTENUATION
 from flopopt.cli.main import app
-from flopopt.optimizer.calibration import (
-    implied_at,
-    backtest,
-    calibrate,
-    read_history,
-    write_calibration,
-)
+from flopopt.optimizer.backtest import backtest
+from flopopt.optimizer.calibration import calibrate, implied_at
+from flopopt.optimizer.calibration_writer import write_calibration
 from flopopt.optimizer.errors import CatalogError, InputError
+from flopopt.optimizer.history import read_history
+from typer.testing import CliRunner, Result
 
 FIXTURES = REPO / "tests" / "fixtures" / "history"
 EXAMPLE_HISTORY = REPO / "examples" / "history.csv"

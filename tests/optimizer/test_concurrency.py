@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
 from builders import REPO, offer_row, write_csv
 from flopopt.catalogs import paths
 

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from typer.testing import CliRunner, Result
-
 from builders import REPO, gpu_row, offer_row, write_csv
 from flopopt.catalogs import paths
 from flopopt.cli.main import app
 from flopopt.optimizer import fileio
+from typer.testing import CliRunner, Result
 
 SEED_JOB = REPO / "examples" / "seed-worked-example.yaml"
 HISTORY = REPO / "examples" / "history.csv"
@@ -471,9 +470,9 @@ def test_imported_formula_text_lands_neutralised_in_the_user_catalog(tmp_path: P
 
 
 def test_refreshed_rows_are_neutralised_too() -> None:
-    from flopopt.catalogs import refresh
+    from flopopt.catalogs.refresh_cache import csv_text
 
-    text = refresh._csv_text([{"offer_id": "x", "instance_type": "=cmd|' /C calc'!A0", "region": "+1"}])
+    text = csv_text([{"offer_id": "x", "instance_type": "=cmd|' /C calc'!A0", "region": "+1"}])
     assert ",'=cmd|' /C calc'!A0," in text and ",'+1," in text
 
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from builders import REPO
 from flopopt.catalogs.loader import load_catalog
 from flopopt.optimizer.errors import InputError

@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
-
-from builders import REPO, FIXTURES
+from builders import FIXTURES, REPO
 from flopopt.optimizer.errors import InputError
 from flopopt.optimizer.flops import FlopEstimate, estimate_flops
 from flopopt.optimizer.job import Workload
-
+from typer.testing import CliRunner
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from builders import REPO, FIXTURES
+from builders import FIXTURES, REPO
 from flopopt.cli.main import app
 from flopopt.optimizer.errors import FlopoptError, InputError
 from flopopt.optimizer.fileio import size_cap_bytes
 from flopopt.optimizer.job import Job, load_job, parse_job
+from typer.testing import CliRunner
 
 BAD_JOBS = FIXTURES / "bad_jobs"
 

@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from builders import REPO, gpu_row, offer_row
 from flopopt.optimizer.job import parse_job
 from flopopt.optimizer.solve import Planner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 # Rows with the bundled catalog's shape: scenario priors at different reference counts and a
 # workload row measured at 2,048 GPUs (the case where rescaling from ref_gpus matters most).
@@ -122,7 +121,8 @@ def test_plan_prices_every_job_with_the_same_monotone_model() -> None:
     """`flopopt plan` prices each job of a portfolio through the same planner: per-GPU throughput
     never rises with the count there either (the bundled catalog and the example portfolio)."""
     from flopopt.catalogs.loader import load_catalog
-    from flopopt.optimizer.portfolio import build_candidates, load_portfolio
+    from flopopt.optimizer.portfolio import load_portfolio
+    from flopopt.optimizer.portfolio_candidates import build_candidates
 
     repo = REPO
     cands = build_candidates(load_portfolio(repo / "examples" / "portfolio" / "research-lab.yaml"), load_catalog())

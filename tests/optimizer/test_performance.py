@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-
 from builders import gpu_row, offer_row
 from flopopt.optimizer.flops import ResolvedWorkload
 from flopopt.optimizer.job import parse_job

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
 from builders import REPO, gpu_row, offer_row
 from flopopt.cli.main import app
+from flopopt.optimizer.capacity_sources import capacity_sources
 from flopopt.optimizer.errors import InputError
-from flopopt.optimizer.portfolio import build_candidates, capacity_sources, dominated_within, load_portfolio
+from flopopt.optimizer.portfolio import load_portfolio
+from flopopt.optimizer.portfolio_candidates import build_candidates, dominated_within
 from flopopt.optimizer.procurement import plan
+from typer.testing import CliRunner
 
 EXAMPLES = sorted((REPO / "examples" / "portfolio").glob("*.yaml"))
 LAB = REPO / "examples" / "portfolio" / "research-lab.yaml"
@@ -246,7 +247,6 @@ def test_time_objective_is_reported_as_ignored(tmp_path: Path, make_catalog: Any
 
 def test_dominated_within_matches_the_per_group_rule() -> None:
     import pandas as pd
-
     from flopopt.optimizer.candidates import dominated_mask
 
     t = pd.DataFrame({"offer_id": ["a", "a", "a", "b", "b", "a"], "instances": [1, 1, 1, 1, 1, 2],

@@ -15,15 +15,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from builders import STOPPED_AS, gpu_row, offer_row
+from flopopt.optimizer.economics import unit_break_even
+from flopopt.optimizer.model import SolverName
+from flopopt.optimizer.portfolio import parse_portfolio
+from flopopt.optimizer.portfolio_candidates import build_candidates, plan_side_by_side
+from flopopt.optimizer.procurement import plan
+from flopopt.optimizer.procurement_result import PlanResult
+from flopopt.optimizer.result import Status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from builders import gpu_row, offer_row
-from flopopt.optimizer.portfolio import build_candidates, parse_portfolio, plan_side_by_side
-from flopopt.optimizer.model import SolverName
-from flopopt.optimizer.economics import unit_break_even
-from flopopt.optimizer.procurement import PlanResult, plan
-from flopopt.optimizer.result import Status
 
 SOLVERS = ["highs", "cbc"]
 GPU = gpu_row("G1", peak_tflops_fp32=20.0)
@@ -405,8 +406,95 @@ def test_pruning_keeps_the_optimum_with_many_rivals(make_catalog: Any) -> None:
 
 
 def test_period_usage_spans_periods() -> None:
-    from flopopt.optimizer.portfolio import Horizon, period_gpu_hours
+    from flopopt.optimizer.portfolio import Horizon
+    from flopopt.optimizer.portfolio_candidates import period_gpu_hours
 
     use = period_gpu_hours(np.array([250.0, 50.0]), np.array([2.0, 4.0]), 2, Horizon(periods=5, period_hours=100))
     assert use.tolist() == [[0, 200, 200, 100, 0], [0, 200, 0, 0, 0]]
     assert math.isclose(use.sum(), 2 * 250 + 4 * 50)
+
+
+# ---------------------------------------------------------------------------
+# solver stops (optimizer/outcome.py): a stop is not a proof, so never "infeasible"
+
+
+def _packing(make_catalog: Any) -> tuple[Any, Any]:
+    """Ten jobs over two periods that rent, or share bought 8- and 4-GPU boxes: packing their
+    GPU-hours into whole boxes leaves a gap the root relaxation does not close, so a search stopped
+    at its first incumbent has not proven it optimal (both solvers). Solved to optimality in well
+    under a second."""
+    rng = np.random.default_rng(0)
+    catalog = make_catalog([GPU], [offer_row("rent", "G1", 2.0)])
+    jobs = [_job(f"j{j}", float(rng.uniform(2e17, 3e18)), period=int(rng.integers(1, 3)), max_gpus=8)
+            for j in range(10)]
+    boxes = [_option(option="box", gpus=8, capex_usd=1000.0, power_kw=1.0, resale_fraction=0.0),
+             _option(option="box4", gpus=4, capex_usd=550.0, power_kw=0.5, resale_fraction=0.0)]
+    return _portfolio(jobs, periods=2, period_hours=100.0, options=boxes), catalog
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_stopped_search_returns_its_incumbent_as_the_plan(make_catalog: Any, stop_early: Any,
+                                                            solver: SolverName) -> None:
+    """A real early stop (HiGHS interrupted at its first incumbent, CBC after its root node): the
+    incumbent is the plan, status not_solved (a stop, not the time limit: the termination says
+    which), its MIP gap bounds how far it is from the optimum, no binding limit, and it keeps
+    every limit."""
+    portfolio, catalog = _packing(make_catalog)
+    optimum = plan(portfolio, catalog, solver=solver)
+    assert optimum.status is Status.OPTIMAL and optimum.cost is not None
+    assert optimum.stats.termination == "optimal" and optimum.stats.mip_gap is not None
+    stop_early()
+    stopped = plan(portfolio, catalog, solver=solver, time_limit_seconds=60.0)
+    assert stopped.status is Status.NOT_SOLVED and stopped.stats.termination == STOPPED_AS[solver]
+    assert stopped.cost is not None and stopped.binding is None and stopped.assignments
+    assert "not proven optimal" in (stopped.explanation or "")
+    gap = stopped.stats.mip_gap
+    assert gap is not None and 0.0 < gap < 1.0 and stopped.stats.mip_gap_tolerance is not None
+    cost, best = stopped.cost.total_usd, optimum.cost.total_usd
+    assert cost >= best - 1e-6 and (cost - best) / cost <= gap + 1e-5
+    _check_plan_respects_limits(stopped)
+
+
+NOT_FOUND = {"highs": "was interrupted", "cbc": "stopped at a node, solution or objective limit"}
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_search_stopped_before_any_plan_is_not_infeasible(make_catalog: Any, stop_early: Any,
+                                                            solver: SolverName) -> None:
+    """A real stop before any incumbent: status not_solved, no plan, no binding limit and no
+    relaxation hint (explain_infeasible_plan is not asked)."""
+    portfolio, catalog = _packing(make_catalog)
+    stop_early(incumbent=False)
+    stopped = plan(portfolio, catalog, solver=solver)
+    assert stopped.status is Status.NOT_SOLVED and stopped.cost is None and stopped.binding is None
+    assert stopped.explanation == (f"the solver {NOT_FOUND[solver]} before finding a plan; try the other solver "
+                                   "(--solver highs or cbc)")
+    assert stopped.stats.termination == STOPPED_AS[solver] and stopped.stats.mip_gap is None
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_real_time_limit_is_reported_as_such(make_catalog: Any, solver: SolverName) -> None:
+    """1 ms: status time_limit with the best plan found (HiGHS often has the all-rental plan by
+    then) or none; never infeasible, never a binding limit."""
+    portfolio, catalog = _packing(make_catalog)
+    stopped = plan(portfolio, catalog, solver=solver, time_limit_seconds=0.001)
+    assert stopped.status is Status.TIME_LIMIT and stopped.binding is None
+    assert stopped.stats.termination == "time_limit"
+    if stopped.cost is None:
+        assert stopped.explanation == ("the solver stopped at its time limit (0.001 s) before finding a plan; "
+                                       "raise the time limit")
+    else:
+        assert (stopped.explanation or "").startswith("the solver stopped at its time limit (0.001 s): this plan "
+                                                      "is the best it found, not proven optimal")
+        _check_plan_respects_limits(stopped)
+
+
+def test_infeasible_plan_records_the_proof(make_catalog: Any) -> None:
+    """Proven infeasibility (a shared quota) keeps status infeasible and its explanation, with the
+    termination recorded; a job without candidates is infeasible by construction."""
+    jobs = [_job("j1", 1e17, max_gpus=1, regions=["r1"]), _job("j2", 1e17, max_gpus=1, regions=["r1"])]
+    catalog = make_catalog([GPU], [offer_row("A", "G1", 1.0, max_instances=1),
+                                   offer_row("B", "G1", 3.0, region="r2")])
+    result = plan(_portfolio(jobs, periods=1, period_hours=1000.0), catalog, time_limit_seconds=60.0)
+    assert result.status is Status.INFEASIBLE and result.binding == "quotas.A"
+    assert result.stats.termination == "infeasible"

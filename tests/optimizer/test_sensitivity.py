@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from typer.testing import CliRunner
-
 from builders import gpu_row, offer_row
 from flopopt.cli.main import app
 from flopopt.optimizer.job import load_job, parse_job
 from flopopt.optimizer.solve import Planner, solve
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 GPUS = [gpu_row("G", peak_tflops_fp32=20.0, peak_tflops_tf32=40.0, peak_tflops_bf16=80.0),
         gpu_row("H", peak_tflops_fp32=60.0)]
@@ -108,6 +108,27 @@ def test_stress_tests(make_catalog: Any) -> None:
     assert up.delta_cost_pct == pytest.approx(100.0)
 
 
+def test_a_re_plan_stopped_without_a_plan_says_so(make_catalog: Any, stop_at_time_limit: Any) -> None:
+    """A stress or pitfall re-plan whose solver stops before finding a plan has proven nothing: its
+    summary says the re-plan stopped and names no binding limit (the halved budget would otherwise
+    be explained as binding, as in test_stress_tests)."""
+    from flopopt.optimizer.sensitivity import pitfalls, stress_tests
+
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=8)])
+    job = _job(constraints={"deadline_hours": 60, "budget_usd": 60})
+    optimum = Planner.build(job, catalog).plan().plan
+    assert optimum is not None
+    stop_at_time_limit(incumbent=False)
+    planner = replace(Planner.build(job, catalog), time_limit_seconds=2.0)
+    stopped = ("the re-plan stopped: the solver stopped at its time limit (2 s) before finding a plan; "
+               "raise the time limit")
+    stress = {item.name: item for item in stress_tests(planner, optimum)}
+    assert stress["budget_halved"].plan is None and stress["budget_halved"].summary == stopped
+    assert stress["deadline_halved"].plan is None and stress["deadline_halved"].summary == stopped
+    tried = [item for item in pitfalls(planner, optimum) if item.skipped is None]
+    assert tried and all(item.plan is None and item.summary == stopped for item in tried)
+
+
 def test_break_even_attenuation(make_catalog: Any) -> None:
     catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=1)])
     result = solve(_job(constraints={"deadline_hours": 60}), catalog, samples=200)
@@ -173,6 +194,25 @@ def test_confidence_that_no_plan_can_meet_names_it_binding(make_catalog: Any) ->
     assert result.plan is None and result.binding == "confidence"
     assert re.search(r"has a P99 of (5[89]|6[01]) h of actual work against a 48 h deadline — lower --confidence or "
                      r"raise the deadline to (5[89]|6[01]) h", result.explanation or "")
+
+
+def test_the_deadline_quantile_is_an_explicit_argument_of_the_explanation(make_catalog: Any) -> None:
+    """explain_infeasible judges the deadline on the hours it is given (a DeadlineQuantile), not on a
+    column it would have to know sensitivity writes: a stray ``hours_quantile`` column changes nothing."""
+    import pandas as pd
+    from flopopt.optimizer.planner import DeadlineQuantile, explain_infeasible
+
+    catalog = make_catalog(GPUS, [offer_row("g", "G", 1.0, max_instances=1)])
+    planner = Planner.build(_job(constraints={"deadline_hours": 40}), catalog)   # one GPU: 46.875 h > 40 h
+    cands = planner.assess()
+    planned = explain_infeasible(planner, cands)
+    assert planned[0] == "deadline_hours" and "needs 47 h; deadline is 40 h" in planned[1]
+    stray = replace(cands, table=cands.table.assign(hours_quantile=1.0, quantile_label="P50"))
+    assert explain_infeasible(planner, stray) == planned
+    sampled = DeadlineQuantile("P95", pd.Series(57.0, index=cands.table.index))
+    binding, text = explain_infeasible(planner, cands, sampled)
+    assert binding == "confidence"
+    assert "has a P95 of 57 h of actual work against a 40 h deadline" in text and "deadline to 57 h" in text
 
 
 def test_limits_the_job_does_not_set_are_not_stress_tested(make_catalog: Any) -> None:

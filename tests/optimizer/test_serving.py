@@ -11,11 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from typer.testing import CliRunner
-
-from builders import REPO, gpu_row, offer_row
+from builders import REPO, STOPPED_AS, gpu_row, offer_row
 from flopopt.catalogs.loader import load_catalog
 from flopopt.cli.main import app
 from flopopt.optimizer.errors import InputError
@@ -23,6 +19,9 @@ from flopopt.optimizer.job import load_job, parse_job
 from flopopt.optimizer.serving_model import FleetSpec, solve_fleet
 from flopopt.optimizer.serving_solve import ServingPlanner, ServingResult, solve_serving
 from flopopt.optimizer.solve import Planner, solve
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 CHAT = REPO / "examples" / "chat-service-llama3-70b.yaml"
 MIXED = REPO / "examples" / "mixed-requests-service.yaml"
@@ -397,3 +396,112 @@ def test_every_serving_example_reports_pitfalls_and_stress_tests(example: Path) 
         assert 0.0 <= s["carries_peak"]
         if budget is not None:
             assert s["within_budget"] == (s["cost_usd"] <= budget * (1 + 1e-12)), s
+
+
+# ---------------------------------------------------------------------------
+# solver stops (optimizer/outcome.py): a stop is not a proof, so never "infeasible"
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_stopped_fleet_search_returns_its_incumbent(bundled: Any, stop_early: Any,
+                                                      solver: str) -> None:
+    """A real early stop (HiGHS interrupted at its first incumbent, CBC after its root node) with an
+    incumbent: that fleet is the plan, status not_solved (a stop, not the time limit), its MIP gap
+    bounds how far it is from the optimum, no binding limit, and it still carries the peak."""
+    from flopopt.optimizer.vocabulary import Status
+
+    job = load_job(CHAT)
+    optimum = solve_serving(job, bundled, solver=solver, sensitivity=False)  # type: ignore[arg-type]
+    assert optimum.status is Status.OPTIMAL and optimum.plan is not None
+    stop_early()
+    stopped = solve_serving(job, bundled, solver=solver, sensitivity=False,  # type: ignore[arg-type]
+                            time_limit_seconds=60.0)
+    assert stopped.status is Status.NOT_SOLVED and stopped.stats.termination == STOPPED_AS[solver]
+    assert stopped.plan is not None and stopped.binding is None
+    assert "not proven optimal" in (stopped.explanation or "") and "raise it" not in (stopped.explanation or "")
+    gap = stopped.stats.mip_gap
+    assert gap is not None and 0.0 < gap < 1.0 and stopped.stats.mip_gap_tolerance is not None
+    cost, best = stopped.plan.cost_usd, optimum.plan.cost_usd
+    assert cost >= best * (1 - 1e-9) and (cost - best) / cost <= gap + 1e-5
+    assert stopped.plan.capacity_vs_peak >= 1.0 - 1e-9       # an incumbent is a feasible fleet
+
+
+NOT_FOUND = {"highs": "was interrupted", "cbc": "stopped at a node, solution or objective limit"}
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_fleet_search_stopped_before_any_incumbent_is_not_infeasible(bundled: Any, stop_early: Any,
+                                                                       solver: str) -> None:
+    """A real stop before any incumbent: status not_solved, no fleet, no binding limit, no
+    relaxation hint (explain_infeasible_serving is not asked), no sensitivity."""
+    from flopopt.optimizer.vocabulary import Status
+
+    stop_early(incumbent=False)
+    stopped = solve_serving(load_job(CHAT), bundled, solver=solver)  # type: ignore[arg-type]
+    assert stopped.status is Status.NOT_SOLVED and stopped.plan is None and stopped.binding is None
+    assert stopped.explanation == (f"the solver {NOT_FOUND[solver]} before finding a fleet; try the other "
+                                   "solver (--solver highs or cbc)")
+    assert stopped.stats.termination == STOPPED_AS[solver] and stopped.stats.mip_gap is None
+    assert not stopped.sensitivity
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_real_time_limit_is_reported_as_such(bundled: Any, solver: str) -> None:
+    """1 ms is far too little for the chat fleet: status time_limit with the best fleet found, or
+    (usually) none; never infeasible, never a binding limit."""
+    from flopopt.optimizer.vocabulary import Status
+
+    stopped = solve_serving(load_job(CHAT), bundled, solver=solver, sensitivity=False,  # type: ignore[arg-type]
+                            time_limit_seconds=0.001)
+    assert stopped.status is Status.TIME_LIMIT and stopped.binding is None
+    assert stopped.stats.termination == "time_limit"
+    if stopped.plan is None:
+        assert stopped.explanation == ("the solver stopped at its time limit (0.001 s) before finding a fleet; "
+                                       "raise the time limit")
+    else:
+        assert "not proven optimal" in (stopped.explanation or "")
+
+
+def test_a_serving_re_plan_stopped_without_a_fleet_says_so(bundled: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pitfall or stress re-plan whose solver stops before finding a fleet has proven nothing: it
+    says the re-plan stopped, not which limit binds."""
+    from dataclasses import replace
+
+    from flopopt.optimizer import serving_solve
+    from flopopt.optimizer.outcome import TerminationCondition, solver_outcome
+
+    planner = replace(ServingPlanner.build(load_job(CHAT), bundled), time_limit_seconds=5.0)
+    table, solution = planner.plan()
+    plan = serving_solve.fleet_plan(planner, table, solution)
+    real = solve_fleet
+
+    def stopped(spec: Any, solver: Any = "highs") -> Any:
+        return replace(real(spec, solver), status="time_limit", instances=(), routed_rps=np.zeros((0, 0)),
+                       cost_usd=None, outcome=solver_outcome(TerminationCondition.TIME_LIMIT))
+
+    monkeypatch.setattr(serving_solve, "solve_fleet", stopped)
+    checks = serving_solve.serving_sensitivity(planner, plan, table)
+    assert checks
+    for check in checks:
+        assert check.fleet is None and check.summary == (
+            "the re-plan stopped: the solver stopped at its time limit (5 s) before finding a fleet; "
+            "raise the time limit"), check
+
+
+def test_serving_solve_stopped_exits_4_or_warns_with_exit_0(stop_early: Any) -> None:
+    """The CLI's exit codes for a serving job, as for any solve: no fleet after a stop exits 4 (not 3),
+    a stopped search with a fleet exits 0 with a warning."""
+    runner = CliRunner()
+    stop_early(incumbent=False)
+    result = runner.invoke(app, ["solve", str(CHAT), "--no-sensitivity"])
+    assert result.exit_code == 4, result.output
+    assert "NO FLEET  status: not_solved" in result.stdout and "infeasible" not in result.output
+    assert result.stderr.strip() == ("stopped: the solver was interrupted before finding a fleet; try the other "
+                                     "solver (--solver highs or cbc)")
+    stop_early()
+    result = runner.invoke(app, ["solve", str(CHAT), "--no-sensitivity", "--solver", "cbc"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].endswith(": not_solved") and "FLEET  " in result.stdout
+    assert "MIP gap" in result.stdout
+    assert result.stderr.startswith("warning: the solver stopped at a node, solution or objective limit: this "
+                                    "fleet is the best it found, not proven optimal (relative MIP gap ")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from flopopt.optimizer.units import UnitError, parse_count, parse_hours, parse_money
 from hypothesis import given
 from hypothesis import strategies as st
-
-from flopopt.optimizer.units import UnitError, parse_count, parse_hours, parse_money
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,277 @@
+"""Each portfolio job priced on every offer and capacity source, pruned to what can be optimal.
+
+The same pipeline as ``solve`` (planner.py: expand → performance → memory → limits) per job,
+then ``prune_for_portfolio``'s exact rules leave the short list the procurement integer
+program chooses from; ``plan_side_by_side`` is the periodless batch version (model.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from ..catalogs.loader import Catalog
+from .candidate_schema import PORTFOLIO_COLUMNS
+from .candidates import CandidateSet, assess, dominated_in_groups
+from .capacity_sources import CapacitySource, capacity_sources, catalog_with_sources
+from .errors import InputError, Problem
+from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
+from .performance import realistic_assumptions
+from .planner import Planner
+from .portfolio import Horizon, Portfolio, PortfolioJob
+
+# ---------------------------------------------------------------------------
+# Candidates per job
+
+
+# Columns the integer program and the report need (the full candidate table has ~50).
+CANDIDATE_COLUMNS = list(PORTFOLIO_COLUMNS)
+
+
+@dataclass(frozen=True)
+class JobCandidates:
+    """One job's candidates: all evaluated ones (for explanations and tests) and the kept few.
+
+    ``kept`` has the CANDIDATE_COLUMNS plus ``resource`` (``free`` | ``quota`` | ``source``)
+    and ``source`` (capacity-source name, "" for catalog offers).
+    """
+
+    pjob: PortfolioJob
+    planner: Planner
+    evaluated: CandidateSet
+    deadline_hours: float          # effective: min(job deadline, hours left in the horizon)
+    horizon_bound: bool            # the horizon, not the job's deadline, sets deadline_hours
+    kept: pd.DataFrame
+    feasible_count: int
+    window: tuple[int, int]        # first and last period any feasible candidate runs in
+
+    @property
+    def name(self) -> str:
+        return self.pjob.name
+
+
+@dataclass(frozen=True)
+class PortfolioCandidates:
+    portfolio: Portfolio
+    catalog: Catalog                # with the sources' synthetic offers
+    sources: tuple[CapacitySource, ...]
+    jobs: tuple[JobCandidates, ...]
+    quotas: dict[str, int]          # offer_id → instances shared per period (catalog + overrides)
+    rentable: frozenset[str] = frozenset()   # catalog offers some job's allow-lists admit
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def enumerated(self) -> int:
+        return sum(j.evaluated.enumerated for j in self.jobs)
+
+    @property
+    def feasible(self) -> int:
+        return sum(j.feasible_count for j in self.jobs)
+
+    @property
+    def kept(self) -> int:
+        return sum(len(j.kept) for j in self.jobs)
+
+
+def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName = "highs") -> PortfolioCandidates:
+    """Every job priced on every offer and capacity source, then pruned to what can be optimal."""
+    sources = capacity_sources(portfolio, catalog)
+    extended = catalog_with_sources(catalog, sources, portfolio.quotas)
+    source_of = {s.offer_id: s.name for s in sources}
+    quota_table = extended.offers.dropna(subset=["max_instances"])
+    quotas = {str(o): int(q) for o, q in zip(quota_table["offer_id"], quota_table["max_instances"])
+              if o not in source_of}
+    horizon = portfolio.horizon
+    evaluated: list[tuple[PortfolioJob, Planner, CandidateSet, float, bool]] = []
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    for pj in portfolio.jobs:
+        try:
+            # shared quotas and capacity: identical offers are not merged (see cheapest_of_identical)
+            planner = Planner.build(pj.job, extended, solver, identical="keep")
+        except InputError as exc:   # e.g. familiar.gpu unknown: point at the job inside the portfolio
+            problems.extend(Problem(p.file, pj.field_prefix + p.field if p.field else p.field, p.message, p.row)
+                            for p in exc.problems)
+            continue
+        left = (horizon.periods - pj.period + 1) * horizon.period_hours
+        own = pj.job.constraints.deadline_hours
+        deadline = left if own is None else min(own, left)
+        cands = _evaluate(planner, deadline)
+        evaluated.append((pj, planner, cands, deadline, own is None or left < own))
+        if pj.job.objective == "time":
+            warnings.append(f"{pj.name}: objective 'time' is ignored by plan (it minimises total cost of "
+                            "ownership); the job's deadline still holds")
+    if problems:
+        raise InputError(problems)
+    windows = [_window(c.feasible["hours"].to_numpy(float), pj.period, horizon) for pj, _, c, _, _ in evaluated]
+    jobs = []
+    for k, (pj, planner, cands, deadline, horizon_bound) in enumerate(evaluated):
+        rivals = sum(1 for i, w in enumerate(windows) if i != k and w[0] <= windows[k][1] and windows[k][0] <= w[1])
+        kept = prune_for_portfolio(cands.feasible, source_of, quotas, rivals, pj.period, horizon)
+        jobs.append(JobCandidates(pjob=pj, planner=planner, evaluated=cands, deadline_hours=deadline,
+                                  horizon_bound=horizon_bound, kept=kept, feasible_count=len(cands.feasible),
+                                  window=windows[k]))
+    rentable = frozenset(str(o) for _, planner, _, _, _ in evaluated
+                         for o in planner.expansion.table["offer_id"].unique() if o not in source_of)
+    return PortfolioCandidates(portfolio=portfolio, catalog=extended, sources=sources, jobs=tuple(jobs),
+                               quotas=quotas, rentable=rentable, warnings=tuple(warnings))
+
+
+def _evaluate(planner: Planner, deadline_hours: float) -> CandidateSet:
+    """Price the job's candidates under its limits. ``dominated`` is the single-job
+    (global) flag; the portfolio prunes per offer and instance count itself
+    (``dominated_within``), because with shared quotas a dearer plan that holds fewer
+    instances can be the one that fits."""
+    job = planner.job
+    if planner.expansion.table.empty:   # every offer excluded by allow-lists: nothing to price
+        empty = planner.expansion.table.assign(hours=0.0, cost_usd=0.0, feasible=False, reason=None,
+                                               category=None, dominated=False)
+        return CandidateSet(table=empty, excluded=dict(planner.expansion.excluded))
+    realistic = realistic_assumptions(job, planner.catalog.efficiency)
+    return assess(planner.expansion, planner.estimate, job, planner.catalog, realistic,
+                  deadline_hours=deadline_hours, budget_usd=job.constraints.budget_usd)
+
+
+def _window(hours: np.ndarray, start: int, horizon: Horizon) -> tuple[int, int]:
+    if hours.size == 0:
+        return (start, start)
+    spans = int(math.ceil(float(hours.max()) / horizon.period_hours - 1e-9))
+    return (start, min(horizon.periods, start + max(spans, 1) - 1))
+
+
+def dominated_within(t: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """Rows of ``t`` with another row of the same ``keys`` at most as dear and at most as slow
+    (candidates.dominated_in_groups over the groups of ``keys``)."""
+    if t.empty:
+        return np.zeros(0, dtype=bool)
+    group = np.zeros(len(t), dtype=np.int64)
+    for key in keys:   # one integer per distinct key tuple, without a pandas groupby
+        codes, uniques = pd.factorize(t[key].to_numpy(dtype=object))
+        group = group * (len(uniques) + 1) + codes
+    return dominated_in_groups(t["cost_usd"].to_numpy(float), t["hours"].to_numpy(float), group)
+
+
+def prune_for_portfolio(feasible: pd.DataFrame, source_of: dict[str, str], quotas: dict[str, int],
+                        rivals: int, start: int, horizon: Horizon) -> pd.DataFrame:
+    """The candidates of one job that can be part of an optimal portfolio plan (exact).
+
+    Resources a candidate may hold: nothing shared (``free``: a rental without quota), a
+    catalog offer's per-period quota (``quota``), or a capacity source (``source``).
+
+    1. Within one (offer, instance count), a candidate no cheaper and no faster than
+       another is dominated (``dominated_within``; fewer hours never use more of a
+       period's quota or capacity).
+    2. Among free candidates only the cheapest matters: nothing else distinguishes them
+       (a portfolio minimises cost; per-job deadlines were applied already).
+    3. Walk the rest by cost. The job overlaps in time with at most ``rivals`` other
+       jobs, and each of those holds at most one offer's quota. Once the walk has passed
+       a free candidate, or the cheapest candidate of ``rivals + 1`` distinct quota
+       offers, one of those is always available to this job at no more cost, so every
+       later (dearer) candidate — quota or capacity source — can be dropped: swapping to
+       the available one never raises cost, budget use, quota use or capacity use.
+    4. Among what is left, on one offer or source, a candidate is dominated by another
+       that is no dearer and, in every period, holds no more instances and no more
+       GPU-hours (``dominated_by_use``: e.g. 16 GPUs for a short job that 8 GPUs finish
+       in the same period for less).
+    """
+    if feasible.empty:
+        return pd.DataFrame(columns=[*CANDIDATE_COLUMNS, "resource", "source"])
+    # On arrays, and one take at the end: on frames these steps cost more than pricing the job.
+    offer_codes, offers = pd.factorize(feasible["offer_id"].to_numpy(dtype=object))
+    cost, hours = feasible["cost_usd"].to_numpy(float), feasible["hours"].to_numpy(float)
+    instances = feasible["instances"].to_numpy(np.int64)
+    rule1 = dominated_in_groups(cost, hours, offer_codes * (int(instances.max()) + 1) + instances)
+    offer_names = [str(o) for o in offers]
+    is_source = np.array([o in source_of for o in offer_names], dtype=bool)[offer_codes]
+    is_quota = np.array([o in quotas for o in offer_names], dtype=bool)[offer_codes] & ~is_source
+    resource = np.where(is_source, "source", np.where(is_quota, "quota", "free")).astype(object)
+    idx = np.flatnonzero(~rule1)
+    free = idx[resource[idx] == "free"]
+    if free.size:   # rule 2: the cheapest free candidate (ties: the faster, then the first)
+        cheapest = free[np.lexsort((np.arange(free.size), hours[free], cost[free]))[0]]
+        idx = idx[(resource[idx] != "free") | (idx == cheapest)]
+    order = idx[np.lexsort((np.arange(idx.size), hours[idx], cost[idx]))]   # by cost, then hours, stable
+    kinds = resource[order]
+    first_of_offer = np.zeros(order.size, dtype=bool)
+    first_of_offer[np.unique(offer_codes[order], return_index=True)[1]] = True
+    distinct = np.cumsum(first_of_offer & (kinds == "quota"))
+    guaranteed = (kinds == "free") | (distinct >= rivals + 1)
+    if guaranteed.any():   # rule 3
+        order = order[: int(np.argmax(guaranteed)) + 1]
+    use = period_gpu_hours(hours[order], feasible["gpu_count"].to_numpy(float)[order], start, horizon)
+    order = order[~dominated_by_use(offer_codes[order], cost[order], instances[order].astype(float), use)]  # rule 4
+    kept = feasible[CANDIDATE_COLUMNS].iloc[order].reset_index(drop=True)
+    names = np.array(offer_names, dtype=object)[offer_codes[order]]
+    return kept.assign(resource=pd.Series(resource[order], dtype=object),
+                       source=pd.Series([source_of.get(o, "") for o in names], dtype=object))
+
+
+def dominated_by_use(offer: np.ndarray, cost_usd: np.ndarray, instances: np.ndarray,
+                     gpu_hours: np.ndarray) -> np.ndarray:
+    """Candidates another candidate of the same offer beats on cost and on every period's use.
+
+    A dominates B when cost_A ≤ cost_B and, in every period, A holds at most B's
+    instances (while running) and at most B's GPU-hours: every quota, capacity and fit
+    row B satisfies, A satisfies too. Of two candidates that dominate each other the
+    first (cheaper in the caller's order) is kept. Pairwise, so only for the short lists
+    left after the cheaper rules (a few dozen per job).
+    """
+    n = len(cost_usd)
+    if n < 2:
+        return np.zeros(n, dtype=bool)
+    held = instances[:, None] * (gpu_hours > 0)
+    dominates = ((offer[:, None] == offer[None, :])
+                 & (cost_usd[:, None] <= cost_usd[None, :] * (1 + 1e-12))
+                 & (held[:, None, :] <= held[None, :, :]).all(axis=2)
+                 & (gpu_hours[:, None, :] <= gpu_hours[None, :, :] + 1e-9).all(axis=2))
+    np.fill_diagonal(dominates, False)
+    mutual = dominates & dominates.T
+    earlier = np.arange(n)[:, None] < np.arange(n)[None, :]
+    result: np.ndarray = ((dominates & ~mutual) | (mutual & earlier)).any(axis=0)
+    return result
+
+
+def period_gpu_hours(hours: np.ndarray, gpu_count: np.ndarray, start: int, horizon: Horizon) -> np.ndarray:
+    """GPU-hours each candidate uses in each period (candidates × periods, period 1 first).
+
+    The job starts at the beginning of period ``start`` and runs ``hours`` back to back:
+    in period start + k it runs min(H, hours − k·H) hours (H = period_hours), if positive.
+    """
+    h = horizon.period_hours
+    offsets = np.arange(horizon.periods) - (start - 1)          # k per period (negative: before start)
+    running = np.clip(hours[:, None] - offsets[None, :] * h, 0.0, h)
+    running[:, offsets < 0] = 0.0
+    running[running < 1e-9] = 0.0
+    gpu_hours: np.ndarray = running * gpu_count[:, None]
+    return gpu_hours
+
+
+# ---------------------------------------------------------------------------
+# All jobs side by side, with model.py's integer program
+
+
+def plan_side_by_side(portfolio: Portfolio, catalog: Catalog, solver: SolverName = "highs") -> ModelSolution:
+    """The portfolio as one batch: every job runs at the same time on catalog offers, sharing
+    the budget and the offers' quotas — model.py's N-job program, no periods, no purchases.
+
+    Periods are collapsed into one of the horizon's length and every job starts at once.
+    With one period and no purchase or reserved options this is exactly what ``plan``
+    solves, by model.py's independent formulation; tests hold the two to the same optimum.
+    """
+    total_hours = portfolio.horizon.periods * portfolio.horizon.period_hours
+    batch = replace(
+        portfolio, purchase_options=(), reserved=(),
+        horizon=Horizon(periods=1, period_hours=total_hours),
+        jobs=tuple(replace(pj, period=1) for pj in portfolio.jobs),
+    )
+    cands = build_candidates(batch, catalog, solver)
+    options = [
+        JobOptions(name=j.name, cost_usd=j.kept["cost_usd"].to_numpy(float), hours=j.kept["hours"].to_numpy(float),
+                   offer_id=j.kept["offer_id"].to_numpy(), instances=j.kept["instances"].to_numpy(float))
+        for j in cands.jobs
+    ]
+    return solve_model(ModelSpec(jobs=options, budget_usd=portfolio.budget_usd, quotas=cands.quotas), solver)
+
