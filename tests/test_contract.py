@@ -118,6 +118,7 @@ def test_solve_with_sensitivity_and_infeasible_documents(tmp_path: Path) -> None
     assert data["status"] == "infeasible" and data["plan"] is None and data["binding"] == "deadline_hours"
 
 
+@pytest.mark.slow
 def test_plans_name_the_effective_cost_and_the_list_price() -> None:
     """Schema 2.0.0: a plan's hourly numbers say what they hold; the ambiguous 1.x names are gone."""
     data = run_json("solve", LLAMA, "--samples", "200")

@@ -221,6 +221,7 @@ def test_a_proven_optimum_reports_the_solvers_gap_within_its_tolerance(solver: s
     assert tolerance == (1e-4 if solver == "highs" else 0.0)
 
 
+@pytest.mark.slow   # its cost-cbc case solves the 60-job program to optimality on CBC: about 1 s
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("objective", ["cost", "time"])
 def test_a_search_stopped_with_an_incumbent_returns_it_with_its_gap(

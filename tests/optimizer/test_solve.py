@@ -158,6 +158,7 @@ def test_identical_dearer_offers_are_merged_and_counted(make_catalog: Any) -> No
     assert {c.plan.offer_id for c in result.candidates} == {"fast", "fast-capped"}
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prices=st.lists(st.floats(1.0, 9.0), min_size=2, max_size=6),
        quotas=st.lists(st.sampled_from(["", "2", "4", "8"]), min_size=6, max_size=6),
