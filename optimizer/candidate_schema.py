@@ -10,7 +10,7 @@ each adding columns: the catalog's offer columns (catalogs/schema.py ``OFFERS``)
     compare  (compare.py)      offer class, cost per PFLOP, which limits each plan meets
 
 Stages and consumers name their columns from here (``columns(stage)`` and the named views
-below) instead of writing lists of their own; ``tests/test_candidate_schema.py`` checks that
+below) instead of writing lists of their own; ``tests/optimizer/test_candidate_schema.py`` checks that
 each stage's output has exactly its schema's columns with these dtypes. Column names carry
 their unit (``_usd``, ``_hours``, ``_gb``, ``_tflops``).
 

@@ -14,7 +14,7 @@ instances between the job's count_lo and count_hi:
 
 These two rows join the ladder of candidates; for one job the integer program's optimum is then
 the optimum over all counts (cost objective: some offer's cheapest; time objective: some offer's
-fastest within budget), which tests/test_model.py checks against brute force.
+fastest within budget), which tests/optimizer/test_model.py checks against brute force.
 """
 
 from __future__ import annotations
