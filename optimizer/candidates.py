@@ -198,9 +198,14 @@ def prepared_offers(catalog: Catalog) -> pd.DataFrame:
     def build() -> pd.DataFrame:
         offers = catalog.offers.reset_index(drop=True)
         offers = offers.assign(hourly_cost_usd=hourly_cost_usd(offers).to_numpy())
-        text = [c for c, dtype in offers.dtypes.items() if pd.api.types.is_string_dtype(dtype)]
-        return offers.astype(dict.fromkeys(text, object)).copy()
+        return _text_as_objects(offers)
     return _cached(catalog.offers, ("offers",), (), build)
+
+
+def _text_as_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its str columns as numpy object arrays, consolidated (see prepared_offers)."""
+    text = [c for c, dtype in frame.dtypes.items() if pd.api.types.is_string_dtype(dtype)]
+    return frame.astype(dict.fromkeys(text, object)).copy()
 
 
 def precision_chunk(catalog: Catalog, workload: str, precision: str) -> pd.DataFrame:
@@ -215,10 +220,8 @@ def precision_chunk(catalog: Catalog, workload: str, precision: str) -> pd.DataF
         chunk["gpu_as_of"] = chunk["gpu"].map(gpus["as_of"])
         if "architecture" in gpus.columns:
             chunk["architecture"] = chunk["gpu"].map(gpus["architecture"]).fillna("")
-        # the peaks' and GPUs' text too, consolidated with the offers' (see prepared_offers)
-        text = [c for c, dtype in chunk.dtypes.items() if pd.api.types.is_string_dtype(dtype)
-                and not isinstance(dtype, pd.CategoricalDtype)]
-        return chunk.astype(dict.fromkeys(text, object)).copy()
+        return _text_as_objects(chunk)   # the peaks' and GPUs' text too
+
     return _cached(catalog.offers, ("chunk", id(catalog.gpus), id(catalog.precision), workload, precision),
                    (catalog.gpus, catalog.precision), build)
 
@@ -288,8 +291,7 @@ def assess(
     category[~on_time] = LATE
     category[~fits] = NO_FIT
     feasible = fits & on_time & affordable
-    dominated = dominated_mask(t.assign(feasible=feasible), prune_by).to_numpy(bool) if prune_by else \
-        _dominated_globally(feasible, t)
+    dominated = dominated_mask(t, prune_by, feasible).to_numpy(bool)
     t = with_columns(t, {"feasible": feasible, "category": category, "dominated": dominated})
     counts = dict(expansion.excluded)
     for cat in (OVER_BUDGET, LATE, NO_FIT):   # in the order a reader meets them: budget, deadline, memory
@@ -302,20 +304,11 @@ def assess(
     return CandidateSet(table=t, excluded=counts, deadline_hours=deadline_hours, budget_usd=budget_usd)
 
 
-def _dominated_globally(feasible: np.ndarray, t: pd.DataFrame) -> np.ndarray:
-    """``dominated_mask`` over one group, on arrays."""
-    mask = np.zeros(len(t), dtype=bool)
-    where = np.flatnonzero(feasible)
-    if where.size:
-        cost, hours = t["cost_usd"].to_numpy(float)[where], t["hours"].to_numpy(float)[where]
-        mask[where[dominated_in_groups(cost, hours, np.zeros(where.size, dtype=int))]] = True
-    return mask
-
-
-def dominated_mask(t: pd.DataFrame, group: list[str] | None) -> pd.Series:
+def dominated_mask(t: pd.DataFrame, group: list[str] | None, feasible: np.ndarray | None = None) -> pd.Series:
     """Feasible candidates with another feasible one (of the same ``group``) at most as dear
-    and at most as slow — everything feasible that is off its group's Pareto front."""
-    ok = t["feasible"].to_numpy(bool)
+    and at most as slow — everything feasible that is off its group's Pareto front.
+    ``feasible`` defaults to the table's column (assess passes it before writing it)."""
+    ok = t["feasible"].to_numpy(bool) if feasible is None else feasible
     where = np.flatnonzero(ok)
     mask = np.zeros(len(t), dtype=bool)
     if where.size:
