@@ -22,11 +22,19 @@ import pandas as pd
 from ..catalogs.loader import Catalog, hourly_cost_usd
 from ..catalogs.names import resolve as resolve_names
 from .candidate_schema import LATE, NO_FIT, OVER_BUDGET, reason_texts
-from .counts import exact_count_rows, repeat_counts
+from .counts import Probes, exact_count_rows, probes_for, repeat_shape, with_need
 from .flops import FlopEstimate
 from .job import OFFER_KINDS, Job
 from .limits import fits_memory, meets_deadline, within_budget
-from .performance import Assumptions, effective_peaks, evaluate_once, with_columns
+from .performance import (
+    Assumptions,
+    attenuation_follows_count,
+    effective_peaks,
+    evaluate,
+    evaluate_once,
+    repriced,
+    with_columns,
+)
 
 DEFAULT_MAX_GPUS = 4096  # without max_gpus, the largest fleet considered per offer
 
@@ -37,6 +45,41 @@ class Expansion:
     table: pd.DataFrame
     excluded: dict[str, int] = field(default_factory=dict)
     base: pd.DataFrame | None = None   # one row per (offer, precision) with count_lo / count_hi
+    shape_key: tuple[object, ...] | None = None   # what the rows follow from (expand), for SharedPricing
+
+
+@dataclass
+class SharedPricing:
+    """Pricing work that the jobs of one portfolio share (portfolio_candidates.build_candidates).
+
+    Jobs with the same precisions, allow-lists and count limits (``expansion_key``) expand to
+    the same rows. Under the same assumptions, scenario and workload kind (and model size, when
+    a calibrated fit reads it) those rows also get the same attenuation, buffer and scale-out
+    columns: only the memory need and what follows the job's FLOPs differ. So the first job of
+    a kind is evaluated in full, the others are re-priced from it (``performance.repriced``,
+    the same functions on the same inputs, so the same numbers), and the exact-count search's
+    probes are built once. It lives for one call, not on the catalog: a cache there would keep
+    a table per allow-list combination for as long as the catalog lives.
+    """
+
+    shapes: dict[tuple[object, ...], tuple[pd.DataFrame, dict[str, int], pd.DataFrame]] = field(
+        default_factory=dict)
+    templates: dict[tuple[object, ...], tuple[pd.DataFrame, Probes | None]] = field(default_factory=dict)
+
+    def evaluated(self, expansion: Expansion, estimate: FlopEstimate, job: Job, catalog: Catalog,
+                  assumptions: Assumptions) -> tuple[pd.DataFrame, Probes | None]:
+        """``evaluate(expansion.table, …)`` and the probes of its first rungs."""
+        params = estimate.workload.compute_params if attenuation_follows_count(assumptions) else None
+        key = (expansion.shape_key, job.scenario, job.workload.kind, repr(assumptions), params)
+        found = self.templates.get(key) if expansion.shape_key is not None else None
+        if found is None:
+            t = evaluate(expansion.table, estimate, job, catalog.attenuation, assumptions)
+            found = (t, probes_for(expansion.base, t, estimate, assumptions))
+            if expansion.shape_key is not None:
+                self.templates[key] = found
+            return found
+        template, probes = found
+        return repriced(template, expansion.table["need_gb_per_gpu"].to_numpy(float), estimate, assumptions), probes
 
 
 @dataclass(frozen=True)
@@ -227,9 +270,35 @@ def precision_chunk(catalog: Catalog, workload: str, precision: str) -> pd.DataF
 
 
 def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
-           precisions: list[str] | None = None, identical: Identical = "merge") -> Expansion:
+           precisions: list[str] | None = None, identical: Identical = "merge",
+           shared: SharedPricing | None = None) -> Expansion:
     """One row per (offer, instances, precision) the job's allow-lists and quotas admit, after
-    ``cheapest_of_identical``."""
+    ``cheapest_of_identical``. With ``shared``, jobs that admit the same rows share them
+    (``SharedPricing``); only the memory need per GPU is the job's own."""
+    key = (id(catalog.offers), tuple(precisions or job.precision), identical, *expansion_key(job))
+    found = None if shared is None else shared.shapes.get(key)
+    if found is None:
+        found = _expansion_shape(job, catalog, list(precisions or job.precision), identical)
+        if shared is not None:
+            shared.shapes[key] = found
+    shape, excluded, base = found
+    return Expansion(table=with_need(shape, estimate), excluded=dict(excluded), base=base, shape_key=key)
+
+
+def expansion_key(job: Job) -> tuple[object, ...]:
+    """What ``_expansion_shape`` reads of a job besides its precisions: the workload kind (which
+    precision speed-ups apply), the allow-lists and the count limits. Jobs equal in these
+    expand to the same rows."""
+    c = job.constraints
+    return (job.workload.kind, *(None if v is None else tuple(str(x) for x in v) for v in
+                                 (c.providers, c.offer_kinds, c.gpus, c.regions)),
+            c.gpu_count, c.min_gpus, c.max_gpus)
+
+
+def _expansion_shape(job: Job, catalog: Catalog, precisions: list[str],
+                     identical: Identical) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
+    """``expand`` before the memory need: (rows, exclusion counts, base rows). Reads only what
+    ``expansion_key`` names (and the job's file, for an error)."""
     excluded: dict[str, int] = {}
     offers = allowed_offers(prepared_offers(catalog), job, excluded, catalog.gpus)
     merged = cheapest_of_identical(offers, identical)
@@ -237,7 +306,7 @@ def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
         excluded[IDENTICAL_REASON] = len(offers) - len(merged)
         offers = merged
     parts: list[pd.DataFrame] = []
-    for precision in precisions or list(job.precision):
+    for precision in precisions:
         chunk = precision_chunk(catalog, job.workload.kind, precision).iloc[offers.index.to_numpy()]
         supported = chunk["peak_tflops"].notna().to_numpy()
         if (~supported).any():
@@ -257,7 +326,7 @@ def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
         excluded[why] = excluded.get(why, 0) + int(none.sum())
     base = base.assign(count_lo=lo, count_hi=hi)[~none].reset_index(drop=True)
     rows, counts = count_ladder(base["count_lo"].to_numpy(int), base["count_hi"].to_numpy(int))
-    return Expansion(table=repeat_counts(base, estimate, rows, counts), excluded=excluded, base=base)
+    return repeat_shape(base, rows, counts), excluded, base
 
 
 def assess(
@@ -270,17 +339,22 @@ def assess(
     deadline_hours: float | None,
     budget_usd: float | None,
     prune_by: list[str] | None = None,
+    shared: SharedPricing | None = None,
 ) -> CandidateSet:
     """Evaluate hours and cost, mark infeasible candidates with a reason, prune dominated.
 
     ``prune_by`` names columns whose groups are pruned separately; None prunes globally,
     which is exact for one job: the optimum is on the cost/hours Pareto front. Jobs that
     share quotas must prune per (offer_id, instances): a dearer candidate that occupies fewer
-    instances of a shared offer can be the one that fits next to another job.
+    instances of a shared offer can be the one that fits next to another job. ``shared``: the
+    portfolio's pricing shared between jobs of one shape (``SharedPricing``).
     """
-    t = evaluate_once(expansion.table, estimate, job, catalog.attenuation, assumptions)
+    if shared is None:
+        t, probes = evaluate_once(expansion.table, estimate, job, catalog.attenuation, assumptions), None
+    else:
+        t, probes = shared.evaluated(expansion, estimate, job, catalog, assumptions)
     extra = exact_count_rows(expansion.base, t, estimate, job, catalog.attenuation, assumptions,
-                             deadline_hours=deadline_hours, budget_usd=budget_usd)
+                             deadline_hours=deadline_hours, budget_usd=budget_usd, probes=probes)
     if not extra.empty:
         t = pd.concat([t, extra], ignore_index=True)
     fits = fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float))

@@ -19,6 +19,8 @@ fastest within budget), which tests/optimizer/test_model.py checks against brute
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -28,7 +30,7 @@ from .efficiency_fit import COUNT
 from .flops import FlopEstimate
 from .job import Job
 from .limits import BUDGET_RELATIVE_TOLERANCE, fits_memory, meets_deadline, within_budget
-from .memory import BYTES_PER_VALUE, bytes_per_gpu
+from .memory import BYTES_PER_VALUE, need_gb_per_gpu
 from .performance import (
     Assumptions,
     at_counts,
@@ -54,7 +56,8 @@ class _Model:
 
     def __init__(self, ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions,
                  at: np.ndarray | None = None) -> None:
-        """``ev``'s rows (or its rows at positions ``at``) as the probes, one per base row."""
+        """``ev``'s rows (or its rows at positions ``at``) as the probes, one per base row. Only
+        ``estimate`` is the job's own (``for_estimate``): the arrays follow the rows' shape."""
         def col(name: str, dtype: type | None = float) -> np.ndarray:
             values = ev[name].to_numpy(dtype=dtype) if dtype is not None else ev[name].to_numpy(dtype=object)
             return np.asarray(values if at is None else values[at])
@@ -85,6 +88,12 @@ class _Model:
         self.hourly = col("hourly_cost_usd")
         self.memory = col("memory_gb")
 
+    def for_estimate(self, estimate: FlopEstimate) -> "_Model":
+        """The same probes for another job of the same shape (candidates.SharedPricing)."""
+        other = copy.copy(self)
+        other.estimate = estimate
+        return other
+
     def hours(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
         k = np.asarray(k, dtype=float)
         scale = self.intra_over_ref[rows] * np.power(self.inter[rows], np.log2(np.maximum(k, 1.0)))
@@ -103,7 +112,7 @@ class _Model:
         return np.asarray(k * self.hourly[rows] * np.maximum(self.minimum[rows], hours), dtype=float)
 
     def fits(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
-        need = bytes_per_gpu(self.estimate.workload, self.precision[rows], k * self.gpi[rows]) / 1e9
+        need = need_gb_per_gpu(self.estimate.workload, self.precision[rows], k * self.gpi[rows])
         return np.asarray(fits_memory(need, self.memory[rows]), dtype=bool)
 
 
@@ -125,13 +134,13 @@ def _smallest(pred: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.nda
 
 def exact_counts(ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions, *,
                  deadline_hours: float | None, budget_usd: float | None,
-                 at: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 at: np.ndarray | None = None, model: _Model | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per evaluated base row (``ev``'s rows, or its rows at positions ``at``): (cheapest count,
-    fastest count) meeting the limits; 0 = none."""
+    fastest count) meeting the limits; 0 = none. ``model``: those rows' probes, if built already."""
     n = len(ev) if at is None else len(at)
     if n == 0:
         return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
-    m = _Model(ev, estimate, assumptions, at)
+    m = _Model(ev, estimate, assumptions, at) if model is None else model.for_estimate(estimate)
     rows = np.arange(n)
     lo = ev["count_lo"].to_numpy(int) if at is None else ev["count_lo"].to_numpy(int)[at]
     hi = ev["count_hi"].to_numpy(int) if at is None else ev["count_hi"].to_numpy(int)[at]
@@ -206,22 +215,43 @@ def _fastest_within_budget(m: _Model, r: np.ndarray, start: np.ndarray, top: np.
     return found
 
 
+@dataclass(frozen=True)
+class Probes:
+    """Each base row's first rung: its position in an evaluated table and the search's arrays
+    for it. Both follow the rows' shape and the assumptions, not the job's FLOPs or limits, so
+    jobs of one shape share them (candidates.SharedPricing)."""
+
+    at: np.ndarray
+    model: _Model
+
+
+def probes_for(base: pd.DataFrame | None, table: pd.DataFrame, estimate: FlopEstimate,
+               assumptions: Assumptions) -> Probes | None:
+    """The probes of ``table`` (the expansion's rows as evaluated for ``estimate``), None when
+    some base row has no first rung in it."""
+    at = None if base is None or base.empty else _at_count_lo(base, table)
+    if at is None:
+        return None
+    return Probes(at=at, model=_Model(table, estimate, assumptions, at))
+
+
 def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: FlopEstimate, job: Job,
                      attenuation: pd.DataFrame, assumptions: Assumptions, *, deadline_hours: float | None,
-                     budget_usd: float | None) -> pd.DataFrame:
+                     budget_usd: float | None, probes: Probes | None = None) -> pd.DataFrame:
     """The exact cheapest and fastest counts not yet in ``table`` (the expansion's table as
     evaluated under ``assumptions``), as evaluated rows. The search is seeded
-    with each base row's evaluation at count_lo: the ladder's first rung, already in ``table``."""
+    with each base row's evaluation at count_lo: the ladder's first rung, already in ``table``
+    (``probes``: where, if known)."""
     if base is None or base.empty:
         return table.iloc[0:0]
-    at = _at_count_lo(base, table)
+    at = _at_count_lo(base, table) if probes is None else probes.at
     ev = table
     if at is None:   # a table without every base row's first rung: evaluate the probe itself
         probe = base.assign(instances=base["count_lo"].astype(int))
         probe["gpu_count"] = probe["instances"] * probe["gpus_per_instance"].astype(int)
         ev = evaluate_once(probe, estimate, job, attenuation, assumptions, owner=base)
     cheapest, fastest = exact_counts(ev, estimate, assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd,
-                                     at=at)
+                                     at=at, model=None if probes is None else probes.model)
     # (base row, count) pairs already in the table, as one int64 key each
     width = int(max(base["count_hi"].max(), table["instances"].max() if len(table) else 0)) + 1
     have = table["base_row"].to_numpy(np.int64) * width + table["instances"].to_numpy(np.int64)
@@ -269,10 +299,28 @@ def with_counts(base: pd.DataFrame, estimate: FlopEstimate, counts: list[list[in
 def repeat_counts(base: pd.DataFrame, estimate: FlopEstimate, rows: np.ndarray, counts: np.ndarray) -> pd.DataFrame:
     """Base row ``rows[i]`` at ``counts[i]`` instances, with GPUs, memory need per GPU and
     ``base_row`` (the row's position in ``base``, the key the exact-count search matches on)."""
+    table, columns = _repeated(base, rows, counts)
+    columns["need_gb_per_gpu"] = need_gb_per_gpu(estimate.workload, table["precision"].to_numpy(dtype=object),
+                                                 columns["gpu_count"])
+    return with_columns(table, columns)
+
+
+def repeat_shape(base: pd.DataFrame, rows: np.ndarray, counts: np.ndarray) -> pd.DataFrame:
+    """``repeat_counts`` without the memory need: what every job with the same allow-lists,
+    precisions and count limits shares (``with_need`` adds the job's own)."""
+    table, columns = _repeated(base, rows, counts)
+    return with_columns(table, columns)
+
+
+def with_need(shape: pd.DataFrame, estimate: FlopEstimate) -> pd.DataFrame:
+    """``repeat_shape``'s rows with the job's memory need per GPU: what ``repeat_counts`` gives."""
+    need = need_gb_per_gpu(estimate.workload, shape["precision"].to_numpy(dtype=object),
+                           shape["gpu_count"].to_numpy(np.int64))
+    return with_columns(shape, {"need_gb_per_gpu": need})
+
+
+def _repeated(base: pd.DataFrame, rows: np.ndarray, counts: np.ndarray) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     rows = np.asarray(rows, dtype=np.int64)
     instances = np.asarray(counts, dtype=np.int64)
-    table = base.take(rows).reset_index(drop=True)
     gpu_count = instances * base["gpus_per_instance"].to_numpy(np.int64)[rows]
-    need = bytes_per_gpu(estimate.workload, base["precision"].to_numpy(dtype=object)[rows], gpu_count)
-    return with_columns(table, {"base_row": rows, "instances": instances, "gpu_count": gpu_count,
-                                "need_gb_per_gpu": np.asarray(need, dtype=float) / 1e9})
+    return base.take(rows).reset_index(drop=True), {"base_row": rows, "instances": instances, "gpu_count": gpu_count}

@@ -19,7 +19,7 @@ from ..catalogs.loader import Catalog
 from .flops import FlopEstimate, estimate_flops
 from .job import SCENARIOS, Job
 from .limits import fits_memory
-from .memory import bytes_per_gpu
+from .memory import need_gb_per_gpu
 from .performance import (
     auto_buffer,
     base_seconds_for,
@@ -81,7 +81,7 @@ def _power_of_two_counts(limit: int) -> list[int]:
 def _smallest_fitting_count(job: Job, estimate: FlopEstimate, memory_gb: float, precision: str) -> int | None:
     limit = int(job.constraints.max_gpus or MAX_ENVELOPE_GPUS)
     counts = np.array(_power_of_two_counts(limit), dtype=int)
-    need = bytes_per_gpu(estimate.workload, np.array([precision] * len(counts)), counts) / 1e9
+    need = need_gb_per_gpu(estimate.workload, np.array([precision] * len(counts)), counts)
     fitting = counts[fits_memory(need, memory_gb)]
     return int(fitting[0]) if len(fitting) else None
 
@@ -137,7 +137,7 @@ def estimate_job(job: Job, catalog: Catalog) -> EstimateReport:
     scale = relative_scale(table, assumptions.scale_efficiency)
     seconds, _ = base_seconds_for(table, estimate, point, scale)
     hours = seconds * (1.0 + buffer) / 3600.0
-    need_gb = bytes_per_gpu(estimate.workload, table["precision"].to_numpy(), table["gpu_count"].to_numpy()) / 1e9
+    need_gb = need_gb_per_gpu(estimate.workload, table["precision"].to_numpy(), table["gpu_count"].to_numpy())
     per_gpu = tuple(
         GpuEstimate(gpu=str(r.gpu), precision=str(r.precision), scenario=str(r.scenario),
                     attenuation=float(point[i]), attenuation_low=float(low[i]), attenuation_high=float(high[i]),

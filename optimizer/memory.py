@@ -72,6 +72,11 @@ def bytes_per_gpu(w: ResolvedWorkload, precision: np.ndarray, gpu_count: np.ndar
     return np.asarray((value_bytes * params + kv) / count, dtype=float)
 
 
+def need_gb_per_gpu(w: ResolvedWorkload, precision: np.ndarray, gpu_count: np.ndarray) -> np.ndarray:
+    """``bytes_per_gpu`` in GB: the ``need_gb_per_gpu`` column the memory check compares with the GPU's."""
+    return np.asarray(bytes_per_gpu(w, precision, gpu_count), dtype=float) / 1e9
+
+
 def fine_tune_state_bytes(w: ResolvedWorkload, precision: np.ndarray) -> np.ndarray:
     """LoRA/QLoRA: frozen weights at their precision (4-bit for QLoRA) + Adam state of the adapters."""
     params = float(w.params or 0.0)

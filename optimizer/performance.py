@@ -43,7 +43,7 @@ from .candidate_schema import ATTENUATION_COLUMNS
 from .efficiency_fit import EfficiencyModel
 from .flops import FlopEstimate
 from .job import Job
-from .memory import BYTES_PER_VALUE, DEFAULT_SERVING_BATCH, bytes_per_gpu, kv_cache_bytes
+from .memory import BYTES_PER_VALUE, DEFAULT_SERVING_BATCH, kv_cache_bytes, need_gb_per_gpu
 
 # Scale-out efficiency kept per doubling of the GPU count, by fabric. The infiniband
 # figure follows Megatron-LM's 76% weak-scaling efficiency at 512 GPUs
@@ -336,11 +336,21 @@ def at_counts(evaluated: pd.DataFrame, positions: np.ndarray, instances: np.ndar
     rows = evaluated.take(np.asarray(positions, dtype=np.int64)).reset_index(drop=True)
     instances = np.asarray(instances, dtype=np.int64)
     gpu_count = instances * rows["gpus_per_instance"].to_numpy(np.int64)
-    need = bytes_per_gpu(estimate.workload, rows["precision"].to_numpy(dtype=object), gpu_count) / 1e9
-    rows = with_columns(rows, {"instances": instances, "gpu_count": gpu_count,
-                               "need_gb_per_gpu": np.asarray(need, dtype=float)})
-    return with_columns(rows, _count_dependent(rows, estimate, assumptions, rows["attenuation"].to_numpy(float),
-                                               rows["buffer"].to_numpy(float), rows["ref_gpus"].to_numpy(float)))
+    rows = with_columns(rows, {"instances": instances, "gpu_count": gpu_count})
+    need = need_gb_per_gpu(estimate.workload, rows["precision"].to_numpy(dtype=object), gpu_count)
+    return repriced(rows, need, estimate, assumptions)
+
+
+def repriced(evaluated: pd.DataFrame, need_gb: np.ndarray, estimate: FlopEstimate,
+             assumptions: Assumptions) -> pd.DataFrame:
+    """``evaluated``'s rows for a job with ``estimate`` and this memory need per GPU: the columns
+    that follow the FLOPs and the count recomputed, the rest (scenario, attenuation, buffer) kept.
+    What ``evaluate`` gives when those kept columns are the same for both jobs: the same
+    workload kind, scenario and assumptions, and the same model size under a calibrated fit
+    (candidates.SharedPricing keys on exactly these)."""
+    return with_columns(evaluated, {"need_gb_per_gpu": np.asarray(need_gb, dtype=float), **_count_dependent(
+        evaluated, estimate, assumptions, evaluated["attenuation"].to_numpy(float),
+        evaluated["buffer"].to_numpy(float), evaluated["ref_gpus"].to_numpy(float))})
 
 
 def with_columns(table: pd.DataFrame, new: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..catalogs.loader import Catalog
 from .candidate_schema import PORTFOLIO_COLUMNS
-from .candidates import CandidateSet, assess, dominated_in_groups
+from .candidates import CandidateSet, SharedPricing, assess, dominated_in_groups
 from .capacity_sources import CapacitySource, capacity_sources, catalog_with_sources
 from .errors import InputError, Problem
 from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
@@ -88,10 +88,11 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
     evaluated: list[tuple[PortfolioJob, Planner, CandidateSet, float, bool]] = []
     problems: list[Problem] = []
     warnings: list[str] = []
+    shared = SharedPricing()   # jobs of one shape expand and evaluate once
     for pj in portfolio.jobs:
         try:
             # shared quotas and capacity: identical offers are not merged (see cheapest_of_identical)
-            planner = Planner.build(pj.job, extended, solver, identical="keep")
+            planner = Planner.build(pj.job, extended, solver, identical="keep", shared=shared)
         except InputError as exc:   # e.g. familiar.gpu unknown: point at the job inside the portfolio
             problems.extend(Problem(p.file, pj.field_prefix + p.field if p.field else p.field, p.message, p.row)
                             for p in exc.problems)
@@ -99,7 +100,7 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
         left = (horizon.periods - pj.period + 1) * horizon.period_hours
         own = pj.job.constraints.deadline_hours
         deadline = left if own is None else min(own, left)
-        cands = _evaluate(planner, deadline)
+        cands = _evaluate(planner, deadline, shared)
         evaluated.append((pj, planner, cands, deadline, own is None or left < own))
         if pj.job.objective == "time":
             warnings.append(f"{pj.name}: objective 'time' is ignored by plan (it minimises total cost of "
@@ -120,7 +121,7 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
                                quotas=quotas, rentable=rentable, warnings=tuple(warnings))
 
 
-def _evaluate(planner: Planner, deadline_hours: float) -> CandidateSet:
+def _evaluate(planner: Planner, deadline_hours: float, shared: SharedPricing) -> CandidateSet:
     """Price the job's candidates under its limits. ``dominated`` is the single-job
     (global) flag; the portfolio prunes per offer and instance count itself
     (``dominated_within``), because with shared quotas a dearer plan that holds fewer
@@ -132,7 +133,7 @@ def _evaluate(planner: Planner, deadline_hours: float) -> CandidateSet:
         return CandidateSet(table=empty, excluded=dict(planner.expansion.excluded))
     realistic = realistic_assumptions(job, planner.catalog.efficiency)
     return assess(planner.expansion, planner.estimate, job, planner.catalog, realistic,
-                  deadline_hours=deadline_hours, budget_usd=job.constraints.budget_usd)
+                  deadline_hours=deadline_hours, budget_usd=job.constraints.budget_usd, shared=shared)
 
 
 def _window(hours: np.ndarray, start: int, horizon: Horizon) -> tuple[int, int]:

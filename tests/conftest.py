@@ -1,5 +1,5 @@
-"""Fixtures and hooks only: an isolated user/cache dir for every test, a bare environment, a catalog builder,
-deterministic solver stops (``stop_at_time_limit``, ``stop_early``).
+"""Fixtures and hooks only: an isolated user/cache dir for every test, a bare environment, the bundled
+catalog, a catalog builder, deterministic solver stops (``stop_at_time_limit``, ``stop_early``).
 
 Helpers that are not fixtures live in ``builders.py`` (``from builders import gpu_row``).
 """
@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import pytest
 from builders import CatalogFactory, catalog_factory
+from flopopt.catalogs.loader import Catalog, load_catalog
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +35,13 @@ def bare_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("FLOPOPT_") and name not in ("FLOPOPT_CACHE_DIR", "FLOPOPT_USER_DIR"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Catalog:
+    """The bundled catalog alone. Module-scoped: the autouse ``_isolated_dirs`` isolates the user
+    dir per test, so a catalog shared by a module's tests must read no user layer or cache."""
+    return load_catalog(use_user_dir=False, use_cache=False)
 
 
 @pytest.fixture

@@ -35,13 +35,6 @@ FLOPS_7B_1T = 6 * 7e9 * 1e12   # 6·N·D with N = 7e9, D = 1e12 (no layers given
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def bundled() -> Catalog:
-    # Bundled layer only: the autouse conftest fixture isolates the user dir per test, but a
-    # module-scoped catalog must not depend on any of them.
-    return load_catalog(use_user_dir=False, use_cache=False)
-
-
 def invoke(*args: str) -> Result:
     return runner.invoke(app, list(args))
 

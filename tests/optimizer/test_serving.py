@@ -192,11 +192,6 @@ def test_fleet_equals_brute_force(make_catalog: Any, solver: str, gpus: list[dic
 # properties
 
 
-@pytest.fixture(scope="module")
-def bundled() -> Any:
-    return load_catalog(use_user_dir=False, use_cache=False)
-
-
 def _cost(job: Any, catalog: Any) -> float:
     result = solve_serving(job, catalog, sensitivity=False)
     assert result.plan is not None, result.explanation

@@ -1,0 +1,110 @@
+"""``candidates.SharedPricing``: a portfolio's jobs of one shape expand and evaluate once, the
+others are re-priced from the first. Every job's candidate table must be exactly what pricing
+that job alone gives — the same rows, the same numbers to the last bit."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from flopopt.catalogs.loader import Catalog
+from flopopt.optimizer.candidates import assess
+from flopopt.optimizer.performance import realistic_assumptions
+from flopopt.optimizer.planner import Planner
+from flopopt.optimizer.portfolio import parse_portfolio
+from flopopt.optimizer.portfolio_candidates import build_candidates
+
+# Jobs that share shapes in pairs or more (same kind, precisions, allow-lists, count limits) and
+# differ in FLOPs, model size, memory need and limits; plus shapes of their own.
+JOBS: list[dict[str, Any]] = [
+    {"name": "pre-7b", "workload": {"kind": "transformer_training", "model": "llama2-7b", "tokens": "300B",
+                                    "seq_len": 4096}, "precision": ["bf16", "fp8"],
+     "constraints": {"deadline_hours": 1460, "max_gpus": 256}},
+    {"name": "pre-13b", "period": 3, "workload": {"kind": "transformer_training", "params": 13e9,
+                                                  "tokens": "200B", "seq_len": 4096},
+     "precision": ["bf16", "fp8"], "constraints": {"deadline_hours": 720, "max_gpus": 256}},
+    {"name": "pre-7b-more", "period": 2, "workload": {"kind": "transformer_training", "model": "llama2-7b",
+                                                      "tokens": "900B", "seq_len": 4096},
+     "precision": ["bf16", "fp8"], "constraints": {"deadline_hours": 2190, "max_gpus": 256, "budget_usd": 3e5}},
+    {"name": "ft-a", "workload": {"kind": "transformer_training", "model": "llama3-8b", "tokens": "5B",
+                                  "seq_len": 8192, "recompute": True},
+     "precision": ["bf16"], "constraints": {"deadline_hours": 48, "max_gpus": 64, "offer_kinds": ["on_demand"]}},
+    {"name": "ft-b", "period": 6, "workload": {"kind": "transformer_training", "model": "llama3-8b",
+                                               "tokens": "15B", "seq_len": 8192},
+     "precision": ["bf16"], "constraints": {"deadline_hours": 168, "max_gpus": 64, "offer_kinds": ["on_demand"]}},
+    {"name": "serve-8b", "workload": {"kind": "transformer_inference", "model": "llama3-8b", "requests": 2e6,
+                                      "prompt_tokens": 1000, "output_tokens": 250, "batch_size": 32},
+     "precision": ["fp8", "bf16"], "constraints": {"deadline_hours": 168}},
+    {"name": "serve-70b", "period": 4, "workload": {"kind": "transformer_inference", "model": "llama3-70b",
+                                                    "requests": 2e7, "prompt_tokens": 1000, "output_tokens": 250,
+                                                    "batch_size": 32},
+     "precision": ["fp8", "bf16"], "constraints": {"deadline_hours": 720}},
+    {"name": "custom-1", "workload": {"kind": "custom", "total_flops": 3e19}, "precision": ["bf16"]},
+    {"name": "custom-2", "period": 5, "workload": {"kind": "custom", "total_flops": 8e20}, "precision": ["bf16"],
+     "scenario": "cluster"},
+    {"name": "custom-3", "period": 5, "workload": {"kind": "custom", "total_flops": 8e20}, "precision": ["bf16"],
+     "constraints": {"gpus": ["H100"]}},
+]
+
+
+def _portfolio() -> Any:
+    return parse_portfolio({"name": "shapes", "horizon": {"periods": 6, "period_hours": 730}, "jobs": JOBS})
+
+
+def _size_fit() -> pd.DataFrame:
+    """A calibrated fit for transformer training with a size slope: the attenuation then depends
+    on the model's parameters, so a 7B and a 13B job may not share their evaluation."""
+    terms = (("intercept", math.log(0.35)), ("log10_params_over_1e10", 0.2), ("ref_gpus", 8.0),
+             ("resid_p10", -0.2), ("resid_p90", 0.2), ("runs", 20.0))
+    return pd.DataFrame([{"workload": "transformer_training", "term": t, "value": v, "source": "test",
+                          "as_of": "2026-01-01"} for t, v in terms])
+
+
+def _alone(job: Any, catalog: Catalog, deadline_hours: float) -> pd.DataFrame:
+    """The job priced on its own, as a single-job solve would (nothing shared)."""
+    planner = Planner.build(job, catalog, identical="keep")
+    return assess(planner.expansion, planner.estimate, job, catalog, realistic_assumptions(job, catalog.efficiency),
+                  deadline_hours=deadline_hours, budget_usd=job.constraints.budget_usd).table
+
+
+def _assert_same_table(shared: pd.DataFrame, alone: pd.DataFrame, job: str) -> None:
+    assert sorted(shared.columns) == sorted(alone.columns), job
+    assert len(shared) == len(alone), job
+    for column in alone.columns:
+        a, b = shared[column].to_numpy(), alone[column].to_numpy()
+        if a.dtype.kind in "fc":
+            assert np.array_equal(a, b, equal_nan=True), f"{job}: {column}"
+        else:
+            assert list(pd.Series(a).fillna("∅")) == list(pd.Series(b).fillna("∅")), f"{job}: {column}"
+
+
+@pytest.mark.parametrize("with_fit", [False, True], ids=["catalog-attenuation", "calibrated-size-fit"])
+def test_shared_pricing_gives_each_job_its_own_numbers(bundled: Catalog, with_fit: bool) -> None:
+    catalog = replace(bundled, efficiency=_size_fit()) if with_fit else bundled
+    cands = build_candidates(_portfolio(), catalog)
+    assert len(cands.jobs) == len(JOBS)
+    for jc in cands.jobs:
+        _assert_same_table(jc.evaluated.table, _alone(jc.pjob.job, cands.catalog, jc.deadline_hours), jc.name)
+
+
+def test_jobs_of_one_shape_differ_where_their_flops_and_memory_differ(bundled: Catalog) -> None:
+    """The sharing is real (not a copy of the first job): same-shape jobs share the offer rows but
+    get their own hours, costs and memory need."""
+    cands = build_candidates(_portfolio(), bundled)
+    by_name = {jc.name: jc.evaluated.table for jc in cands.jobs}
+    small, large = by_name["pre-7b"], by_name["pre-7b-more"]
+    first_rungs = len(small) - int(small["base_row"].duplicated().sum())
+    assert first_rungs > 0
+    ladder = small["instances"].to_numpy() == small["count_lo"].to_numpy()
+    ladder_large = large["instances"].to_numpy() == large["count_lo"].to_numpy()
+    # the same offers at their first rung, three times the tokens: three times the hours before the buffer
+    np.testing.assert_allclose(large["base_hours"].to_numpy()[ladder_large],
+                               3 * small["base_hours"].to_numpy()[ladder], rtol=1e-12)
+    need_7b = by_name["ft-a"]["need_gb_per_gpu"].to_numpy()
+    need_13b = by_name["pre-13b"]["need_gb_per_gpu"]
+    assert need_13b.max() > by_name["pre-7b"]["need_gb_per_gpu"].max()
+    assert need_7b.size > 0
