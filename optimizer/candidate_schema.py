@@ -112,6 +112,14 @@ PLAN_COLUMNS = ("offer_id", "provider", "kind", "region", "instance_type", "gpu"
 PORTFOLIO_COLUMNS = ("offer_id", "provider", "kind", "region", "gpu", "gpu_count", "instances", "gpus_per_instance",
                      "precision", "scenario", "attenuation", "hours", "cost_usd", "hourly_cost_usd")
 
+# What re-pricing a candidate for another job of its shape reads and writes (performance.repriced,
+# at_counts), with what the exact-count search, the limits and PORTFOLIO_COLUMNS read: a
+# portfolio prices every job on tables this wide (candidates.SharedPricing), not on all ~60 columns.
+PRICING_COLUMNS = (*PORTFOLIO_COLUMNS, "interconnect", "interruption_overhead", "billing_increment_hours",
+                   "min_hours", "peak_tflops", "memory_gb", "mem_bandwidth_gbs", "count_lo", "count_hi", "base_row",
+                   "need_gb_per_gpu", "buffer", "ref_gpus", "scale_efficiency", "roofline_bound", "base_hours",
+                   "billed_hours")
+
 # What compare ranks and filters on (a narrow view; full rows only for the plans it reports).
 # ``quote_file`` is the quote's file ("" for catalog offers); compare's ``source`` is that file
 # or "catalog" (it replaces the offer's price-source text in compare's table).

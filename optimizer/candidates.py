@@ -21,11 +21,12 @@ import pandas as pd
 
 from ..catalogs.loader import Catalog, hourly_cost_usd
 from ..catalogs.names import resolve as resolve_names
-from .candidate_schema import LATE, NO_FIT, OVER_BUDGET, reason_texts
+from .candidate_schema import LATE, NO_FIT, OVER_BUDGET, PRICING_COLUMNS, reason_texts
 from .counts import Probes, exact_count_rows, probes_for, repeat_shape, with_need
 from .flops import FlopEstimate
 from .job import OFFER_KINDS, Job
 from .limits import fits_memory, meets_deadline, within_budget
+from .memory import need_gb_per_gpu
 from .performance import (
     Assumptions,
     attenuation_follows_count,
@@ -58,28 +59,38 @@ class SharedPricing:
     columns: only the memory need and what follows the job's FLOPs differ. So the first job of
     a kind is evaluated in full, the others are re-priced from it (``performance.repriced``,
     the same functions on the same inputs, so the same numbers), and the exact-count search's
-    probes are built once. It lives for one call, not on the catalog: a cache there would keep
-    a table per allow-list combination for as long as the catalog lives.
+    probes are built once. Tables are cut to ``PRICING_COLUMNS``: what the portfolio reads.
+    It lives for one call, not on the catalog: a cache there would keep a table per
+    allow-list combination for as long as the catalog lives.
     """
 
-    shapes: dict[tuple[object, ...], tuple[pd.DataFrame, dict[str, int], pd.DataFrame]] = field(
-        default_factory=dict)
+    shapes: dict[tuple[object, ...], Expansion] = field(default_factory=dict)
     templates: dict[tuple[object, ...], tuple[pd.DataFrame, Probes | None]] = field(default_factory=dict)
+
+    def expansion(self, job: Job, catalog: Catalog, identical: Identical) -> Expansion:
+        """``expand`` without the memory need, which ``evaluated`` adds per job: ``table`` is the
+        rows every job of this shape shares."""
+        key = (id(catalog.offers), tuple(job.precision), identical, *expansion_key(job))
+        found = self.shapes.get(key)
+        if found is None:
+            shape, excluded, base = _expansion_shape(job, catalog, list(job.precision), identical)
+            found = self.shapes[key] = Expansion(table=shape, excluded=excluded, base=base, shape_key=key)
+        return found
 
     def evaluated(self, expansion: Expansion, estimate: FlopEstimate, job: Job, catalog: Catalog,
                   assumptions: Assumptions) -> tuple[pd.DataFrame, Probes | None]:
-        """``evaluate(expansion.table, …)`` and the probes of its first rungs."""
+        """``evaluate`` of the job's rows, in PRICING_COLUMNS, and the probes of their first rungs."""
         params = estimate.workload.compute_params if attenuation_follows_count(assumptions) else None
         key = (expansion.shape_key, job.scenario, job.workload.kind, repr(assumptions), params)
-        found = self.templates.get(key) if expansion.shape_key is not None else None
+        found = self.templates.get(key)
         if found is None:
-            t = evaluate(expansion.table, estimate, job, catalog.attenuation, assumptions)
-            found = (t, probes_for(expansion.base, t, estimate, assumptions))
-            if expansion.shape_key is not None:
-                self.templates[key] = found
+            full = evaluate(with_need(expansion.table, estimate), estimate, job, catalog.attenuation, assumptions)
+            found = self.templates[key] = (narrowed(full), probes_for(expansion.base, full, estimate, assumptions))
             return found
         template, probes = found
-        return repriced(template, expansion.table["need_gb_per_gpu"].to_numpy(float), estimate, assumptions), probes
+        need = need_gb_per_gpu(estimate.workload, template["precision"].to_numpy(dtype=object),
+                               template["gpu_count"].to_numpy(np.int64))
+        return repriced(template, need, estimate, assumptions), probes
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,11 @@ class CandidateSet:
     def survivors(self) -> pd.DataFrame:
         t = self.table
         return t[t["feasible"] & ~t["dominated"]]
+
+
+def narrowed(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` cut to PRICING_COLUMNS (and the assess columns it has)."""
+    return table[[c for c in (*PRICING_COLUMNS, "feasible", "category", "dominated") if c in table.columns]]
 
 
 def column_field(column: str) -> str:
@@ -270,19 +286,11 @@ def precision_chunk(catalog: Catalog, workload: str, precision: str) -> pd.DataF
 
 
 def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
-           precisions: list[str] | None = None, identical: Identical = "merge",
-           shared: SharedPricing | None = None) -> Expansion:
+           precisions: list[str] | None = None, identical: Identical = "merge") -> Expansion:
     """One row per (offer, instances, precision) the job's allow-lists and quotas admit, after
-    ``cheapest_of_identical``. With ``shared``, jobs that admit the same rows share them
-    (``SharedPricing``); only the memory need per GPU is the job's own."""
-    key = (id(catalog.offers), tuple(precisions or job.precision), identical, *expansion_key(job))
-    found = None if shared is None else shared.shapes.get(key)
-    if found is None:
-        found = _expansion_shape(job, catalog, list(precisions or job.precision), identical)
-        if shared is not None:
-            shared.shapes[key] = found
-    shape, excluded, base = found
-    return Expansion(table=with_need(shape, estimate), excluded=dict(excluded), base=base, shape_key=key)
+    ``cheapest_of_identical``."""
+    shape, excluded, base = _expansion_shape(job, catalog, list(precisions or job.precision), identical)
+    return Expansion(table=with_need(shape, estimate), excluded=excluded, base=base)
 
 
 def expansion_key(job: Job) -> tuple[object, ...]:
@@ -347,7 +355,8 @@ def assess(
     which is exact for one job: the optimum is on the cost/hours Pareto front. Jobs that
     share quotas must prune per (offer_id, instances): a dearer candidate that occupies fewer
     instances of a shared offer can be the one that fits next to another job. ``shared``: the
-    portfolio's pricing shared between jobs of one shape (``SharedPricing``).
+    portfolio's pricing shared between jobs of one shape (``SharedPricing``: ``expansion`` is
+    its ``SharedPricing.expansion``, and the table has only PRICING_COLUMNS).
     """
     if shared is None:
         t, probes = evaluate_once(expansion.table, estimate, job, catalog.attenuation, assumptions), None
@@ -355,6 +364,8 @@ def assess(
         t, probes = shared.evaluated(expansion, estimate, job, catalog, assumptions)
     extra = exact_count_rows(expansion.base, t, estimate, job, catalog.attenuation, assumptions,
                              deadline_hours=deadline_hours, budget_usd=budget_usd, probes=probes)
+    if shared is not None:   # rows a calibrated fit evaluates in full
+        extra = narrowed(extra)
     if not extra.empty:
         t = pd.concat([t, extra], ignore_index=True)
     fits = fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from ..catalogs.loader import Catalog
-from .candidates import CandidateSet, Expansion, Identical, SharedPricing, assess, expand
+from .candidates import CandidateSet, Expansion, Identical, assess, expand
 from .counts import with_counts
 from .errors import InputError
 from .flops import FlopEstimate, estimate_flops
@@ -61,15 +61,9 @@ class Planner:
 
     @classmethod
     def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs",
-              identical: Identical = "merge", shared: SharedPricing | None = None) -> "Planner":
-        """``shared``: expansions shared with the other jobs of a portfolio (candidates.SharedPricing)."""
-        if job.workload.kind == "transformer_serving":
-            raise InputError.at(job.source_file, "workload.kind", "a transformer_serving job is a fleet sized for "
-                                "its peak, planned by `flopopt solve`; for a batch of tokens with a deadline "
-                                "use kind transformer_inference")
-        check_familiar(job, catalog)
-        estimate = estimate_flops(job.workload, catalog.model_table(), job.source_file)
-        return cls(job, catalog, estimate, expand(job, catalog, estimate, identical=identical, shared=shared), solver,
+              identical: Identical = "merge") -> "Planner":
+        estimate = checked_estimate(job, catalog)
+        return cls(job, catalog, estimate, expand(job, catalog, estimate, identical=identical), solver,
                    identical=identical)
 
     def with_precisions(self, precisions: list[str]) -> "Planner":
@@ -135,6 +129,16 @@ class Planner:
         row = with_counts(base[mask].reset_index(drop=True), self.estimate, [[plan.instances]])
         one = replace(self, expansion=Expansion(table=row))
         return one.assess(assumptions, deadline_hours=None, budget_usd=None).table.iloc[0]
+
+
+def checked_estimate(job: Job, catalog: Catalog) -> FlopEstimate:
+    """The job's FLOPs, after the checks every planned batch job passes (InputError otherwise)."""
+    if job.workload.kind == "transformer_serving":
+        raise InputError.at(job.source_file, "workload.kind", "a transformer_serving job is a fleet sized for "
+                            "its peak, planned by `flopopt solve`; for a batch of tokens with a deadline "
+                            "use kind transformer_inference")
+    check_familiar(job, catalog)
+    return estimate_flops(job.workload, catalog.model_table(), job.source_file)
 
 
 def check_familiar(job: Job, catalog: Catalog) -> None:

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from ..catalogs.loader import Catalog
 from .candidate_schema import PORTFOLIO_COLUMNS
-from .candidates import CandidateSet, SharedPricing, assess, dominated_in_groups
+from .candidates import CandidateSet, Expansion, SharedPricing, assess, dominated_in_groups
 from .capacity_sources import CapacitySource, capacity_sources, catalog_with_sources
 from .errors import InputError, Problem
+from .flops import FlopEstimate
+from .job import Job
 from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
 from .performance import realistic_assumptions
-from .planner import Planner
+from .planner import Planner, checked_estimate
 from .portfolio import Horizon, Portfolio, PortfolioJob
 
 # ---------------------------------------------------------------------------
@@ -33,24 +36,40 @@ CANDIDATE_COLUMNS = list(PORTFOLIO_COLUMNS)
 
 @dataclass(frozen=True)
 class JobCandidates:
-    """One job's candidates: all evaluated ones (for explanations and tests) and the kept few.
+    """One job's kept candidates, with what the report and the diagnosis need of the rest.
 
     ``kept`` has the CANDIDATE_COLUMNS plus ``resource`` (``free`` | ``quota`` | ``source``)
-    and ``source`` (capacity-source name, "" for catalog offers).
+    and ``source`` (capacity-source name, "" for catalog offers). The job's full candidate
+    table is not held (a 1,000-job portfolio would hold about two million rows of sixty
+    columns): ``planner`` and ``evaluated`` price the job again, alone, when asked — the
+    same numbers (tests/optimizer/test_shared_pricing.py).
     """
 
     pjob: PortfolioJob
-    planner: Planner
-    evaluated: CandidateSet
+    catalog: Catalog               # with the capacity sources' synthetic offers
+    solver: SolverName
     deadline_hours: float          # effective: min(job deadline, hours left in the horizon)
     horizon_bound: bool            # the horizon, not the job's deadline, sets deadline_hours
     kept: pd.DataFrame
+    enumerated: int                # candidates priced
     feasible_count: int
     window: tuple[int, int]        # first and last period any feasible candidate runs in
+    cheapest_rental_usd: float | None   # the cheapest feasible candidate on a catalog offer
 
     @property
     def name(self) -> str:
         return self.pjob.name
+
+    @cached_property
+    def planner(self) -> Planner:
+        # shared quotas and capacity: identical offers are not merged (see cheapest_of_identical)
+        return Planner.build(self.pjob.job, self.catalog, self.solver, identical="keep")
+
+    @cached_property
+    def evaluated(self) -> CandidateSet:
+        """Every candidate of the job under its limits, in full (explanations, tests)."""
+        return _evaluate(self.planner.expansion, self.planner.estimate, self.pjob.job, self.catalog,
+                         self.deadline_hours)
 
 
 @dataclass(frozen=True)
@@ -65,7 +84,7 @@ class PortfolioCandidates:
 
     @property
     def enumerated(self) -> int:
-        return sum(j.evaluated.enumerated for j in self.jobs)
+        return sum(j.enumerated for j in self.jobs)
 
     @property
     def feasible(self) -> int:
@@ -76,8 +95,26 @@ class PortfolioCandidates:
         return sum(len(j.kept) for j in self.jobs)
 
 
+@dataclass(frozen=True)
+class _Priced:
+    """A job after pricing, before the rules that depend on the other jobs (pass 1 of build_candidates)."""
+
+    pjob: PortfolioJob
+    deadline_hours: float
+    horizon_bound: bool
+    short_list: pd.DataFrame       # prune_alone's rows
+    enumerated: int
+    feasible_count: int
+    window: tuple[int, int]
+    cheapest_rental_usd: float | None
+
+
 def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName = "highs") -> PortfolioCandidates:
-    """Every job priced on every offer and capacity source, then pruned to what can be optimal."""
+    """Every job priced on every offer and capacity source, then pruned to what can be optimal.
+
+    Two passes: each job is priced (jobs of one shape share the work: candidates.SharedPricing)
+    and cut by the rules that need no other job; then each job's time window is known, and the
+    rules that count the jobs overlapping it finish the pruning."""
     sources = capacity_sources(portfolio, catalog)
     extended = catalog_with_sources(catalog, sources, portfolio.quotas)
     source_of = {s.offer_id: s.name for s in sources}
@@ -85,14 +122,16 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
     quotas = {str(o): int(q) for o, q in zip(quota_table["offer_id"], quota_table["max_instances"])
               if o not in source_of}
     horizon = portfolio.horizon
-    evaluated: list[tuple[PortfolioJob, Planner, CandidateSet, float, bool]] = []
+    shared = SharedPricing()
+    priced: list[_Priced] = []
+    rentable: set[str] = set()
     problems: list[Problem] = []
     warnings: list[str] = []
-    shared = SharedPricing()   # jobs of one shape expand and evaluate once
     for pj in portfolio.jobs:
         try:
+            estimate = checked_estimate(pj.job, extended)
             # shared quotas and capacity: identical offers are not merged (see cheapest_of_identical)
-            planner = Planner.build(pj.job, extended, solver, identical="keep", shared=shared)
+            expansion = shared.expansion(pj.job, extended, "keep")
         except InputError as exc:   # e.g. familiar.gpu unknown: point at the job inside the portfolio
             problems.extend(Problem(p.file, pj.field_prefix + p.field if p.field else p.field, p.message, p.row)
                             for p in exc.problems)
@@ -100,39 +139,48 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
         left = (horizon.periods - pj.period + 1) * horizon.period_hours
         own = pj.job.constraints.deadline_hours
         deadline = left if own is None else min(own, left)
-        cands = _evaluate(planner, deadline, shared)
-        evaluated.append((pj, planner, cands, deadline, own is None or left < own))
+        cands = _evaluate(expansion, estimate, pj.job, extended, deadline, shared)
+        feasible = cands.feasible
+        offer_ids = feasible["offer_id"].to_numpy(dtype=object)
+        rentals = ~np.isin(offer_ids, list(source_of)) if source_of else np.ones(len(feasible), dtype=bool)
+        cost = feasible["cost_usd"].to_numpy(float)
+        rentable.update(str(o) for o in pd.unique(expansion.table["offer_id"].to_numpy(dtype=object))
+                        if o not in source_of)
+        priced.append(_Priced(
+            pjob=pj, deadline_hours=deadline, horizon_bound=own is None or left < own,
+            short_list=prune_alone(feasible, source_of, quotas), enumerated=cands.enumerated,
+            feasible_count=len(feasible), window=_window(feasible["hours"].to_numpy(float), pj.period, horizon),
+            cheapest_rental_usd=float(cost[rentals].min()) if rentals.any() else None))
         if pj.job.objective == "time":
             warnings.append(f"{pj.name}: objective 'time' is ignored by plan (it minimises total cost of "
                             "ownership); the job's deadline still holds")
     if problems:
         raise InputError(problems)
-    windows = [_window(c.feasible["hours"].to_numpy(float), pj.period, horizon) for pj, _, c, _, _ in evaluated]
+    windows = [p.window for p in priced]
     jobs = []
-    for k, (pj, planner, cands, deadline, horizon_bound) in enumerate(evaluated):
+    for k, p in enumerate(priced):
         rivals = sum(1 for i, w in enumerate(windows) if i != k and w[0] <= windows[k][1] and windows[k][0] <= w[1])
-        kept = prune_for_portfolio(cands.feasible, source_of, quotas, rivals, pj.period, horizon)
-        jobs.append(JobCandidates(pjob=pj, planner=planner, evaluated=cands, deadline_hours=deadline,
-                                  horizon_bound=horizon_bound, kept=kept, feasible_count=len(cands.feasible),
-                                  window=windows[k]))
-    rentable = frozenset(str(o) for _, planner, _, _, _ in evaluated
-                         for o in planner.expansion.table["offer_id"].unique() if o not in source_of)
+        jobs.append(JobCandidates(
+            pjob=p.pjob, catalog=extended, solver=solver, deadline_hours=p.deadline_hours,
+            horizon_bound=p.horizon_bound, kept=prune_with_rivals(p.short_list, rivals, p.pjob.period, horizon),
+            enumerated=p.enumerated, feasible_count=p.feasible_count, window=p.window,
+            cheapest_rental_usd=p.cheapest_rental_usd))
     return PortfolioCandidates(portfolio=portfolio, catalog=extended, sources=sources, jobs=tuple(jobs),
-                               quotas=quotas, rentable=rentable, warnings=tuple(warnings))
+                               quotas=quotas, rentable=frozenset(rentable), warnings=tuple(warnings))
 
 
-def _evaluate(planner: Planner, deadline_hours: float, shared: SharedPricing) -> CandidateSet:
+def _evaluate(expansion: Expansion, estimate: FlopEstimate, job: Job, catalog: Catalog, deadline_hours: float,
+              shared: SharedPricing | None = None) -> CandidateSet:
     """Price the job's candidates under its limits. ``dominated`` is the single-job
     (global) flag; the portfolio prunes per offer and instance count itself
     (``dominated_within``), because with shared quotas a dearer plan that holds fewer
-    instances can be the one that fits."""
-    job = planner.job
-    if planner.expansion.table.empty:   # every offer excluded by allow-lists: nothing to price
-        empty = planner.expansion.table.assign(hours=0.0, cost_usd=0.0, feasible=False, reason=None,
-                                               category=None, dominated=False)
-        return CandidateSet(table=empty, excluded=dict(planner.expansion.excluded))
-    realistic = realistic_assumptions(job, planner.catalog.efficiency)
-    return assess(planner.expansion, planner.estimate, job, planner.catalog, realistic,
+    instances can be the one that fits. ``shared``: see candidates.SharedPricing."""
+    if expansion.table.empty:   # every offer excluded by allow-lists: nothing to price
+        empty = expansion.table.assign(need_gb_per_gpu=0.0, hours=0.0, cost_usd=0.0, feasible=False, reason=None,
+                                       category=None, dominated=False)
+        return CandidateSet(table=empty, excluded=dict(expansion.excluded))
+    realistic = realistic_assumptions(job, catalog.efficiency)
+    return assess(expansion, estimate, job, catalog, realistic,
                   deadline_hours=deadline_hours, budget_usd=job.constraints.budget_usd, shared=shared)
 
 
@@ -177,7 +225,16 @@ def prune_for_portfolio(feasible: pd.DataFrame, source_of: dict[str, str], quota
        that is no dearer and, in every period, holds no more instances and no more
        GPU-hours (``dominated_by_use``: e.g. 16 GPUs for a short job that 8 GPUs finish
        in the same period for less).
+
+    Rules 1–2 need only the job (``prune_alone``); 3–4 the number of rivals and the job's
+    start (``prune_with_rivals``).
     """
+    return prune_with_rivals(prune_alone(feasible, source_of, quotas), rivals, start, horizon)
+
+
+def prune_alone(feasible: pd.DataFrame, source_of: dict[str, str], quotas: dict[str, int]) -> pd.DataFrame:
+    """Rules 1 and 2 of ``prune_for_portfolio``: CANDIDATE_COLUMNS plus ``resource`` and ``source``,
+    in the order of ``feasible``."""
     if feasible.empty:
         return pd.DataFrame(columns=[*CANDIDATE_COLUMNS, "resource", "source"])
     # On arrays, and one take at the end: on frames these steps cost more than pricing the job.
@@ -194,20 +251,31 @@ def prune_for_portfolio(feasible: pd.DataFrame, source_of: dict[str, str], quota
     if free.size:   # rule 2: the cheapest free candidate (ties: the faster, then the first)
         cheapest = free[np.lexsort((np.arange(free.size), hours[free], cost[free]))[0]]
         idx = idx[(resource[idx] != "free") | (idx == cheapest)]
-    order = idx[np.lexsort((np.arange(idx.size), hours[idx], cost[idx]))]   # by cost, then hours, stable
-    kinds = resource[order]
+    kept = feasible[CANDIDATE_COLUMNS].iloc[idx].reset_index(drop=True)
+    names = np.array(offer_names, dtype=object)[offer_codes[idx]]
+    return kept.assign(resource=pd.Series(resource[idx], dtype=object),
+                       source=pd.Series([source_of.get(o, "") for o in names], dtype=object))
+
+
+def prune_with_rivals(short_list: pd.DataFrame, rivals: int, start: int, horizon: Horizon) -> pd.DataFrame:
+    """Rules 3 and 4 of ``prune_for_portfolio`` on ``prune_alone``'s rows, by cost then hours."""
+    if short_list.empty:
+        return short_list
+    offer_codes, _ = pd.factorize(short_list["offer_id"].to_numpy(dtype=object))
+    cost, hours = short_list["cost_usd"].to_numpy(float), short_list["hours"].to_numpy(float)
+    kinds_all = short_list["resource"].to_numpy(dtype=object)
+    order = np.lexsort((np.arange(len(short_list)), hours, cost))   # by cost, then hours, stable
+    kinds = kinds_all[order]
     first_of_offer = np.zeros(order.size, dtype=bool)
     first_of_offer[np.unique(offer_codes[order], return_index=True)[1]] = True
     distinct = np.cumsum(first_of_offer & (kinds == "quota"))
     guaranteed = (kinds == "free") | (distinct >= rivals + 1)
     if guaranteed.any():   # rule 3
         order = order[: int(np.argmax(guaranteed)) + 1]
-    use = period_gpu_hours(hours[order], feasible["gpu_count"].to_numpy(float)[order], start, horizon)
-    order = order[~dominated_by_use(offer_codes[order], cost[order], instances[order].astype(float), use)]  # rule 4
-    kept = feasible[CANDIDATE_COLUMNS].iloc[order].reset_index(drop=True)
-    names = np.array(offer_names, dtype=object)[offer_codes[order]]
-    return kept.assign(resource=pd.Series(resource[order], dtype=object),
-                       source=pd.Series([source_of.get(o, "") for o in names], dtype=object))
+    use = period_gpu_hours(hours[order], short_list["gpu_count"].to_numpy(float)[order], start, horizon)
+    instances = short_list["instances"].to_numpy(float)
+    order = order[~dominated_by_use(offer_codes[order], cost[order], instances[order], use)]  # rule 4
+    return short_list.iloc[order].reset_index(drop=True)
 
 
 def dominated_by_use(offer: np.ndarray, cost_usd: np.ndarray, instances: np.ndarray,

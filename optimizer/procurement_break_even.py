@@ -12,7 +12,7 @@ import numpy as np
 from ..catalogs.loader import Catalog, hourly_cost_usd
 from .economics import unit_break_even
 from .portfolio import REFERENCE_RENTAL_KINDS
-from .portfolio_candidates import JobCandidates, PortfolioCandidates
+from .portfolio_candidates import PortfolioCandidates
 from .procurement_report import units_on_hand
 from .procurement_result import Assignment, OptionBreakEven
 
@@ -32,19 +32,11 @@ def _reference_rental(catalog: Catalog, gpu: str, rentable: frozenset[str]) -> t
     return str(rentals["offer_id"].iloc[best]), float(per_gpu[best])
 
 
-def _cheapest_rental(jc: JobCandidates, source_ids: set[str]) -> float | None:
-    """What the job would pay renting instead (its cheapest feasible catalog candidate)."""
-    feasible = jc.evaluated.feasible
-    rentals = feasible[~feasible["offer_id"].isin(source_ids)]
-    return None if rentals.empty else float(rentals["cost_usd"].min())
-
-
 def break_even(cands: PortfolioCandidates, bought: dict[tuple[int, int], int] | None,
                used: dict[str, np.ndarray] | None,
                assignments: tuple[Assignment, ...] = ()) -> tuple[OptionBreakEven, ...]:
     """Buy-vs-rent break-even of every capacity source, with the plan's use of it when there is one."""
     horizon = cands.portfolio.horizon
-    source_ids = {s.offer_id for s in cands.sources}
     by_name = {jc.name: jc for jc in cands.jobs}
     out = []
     for k, s in enumerate(cands.sources):
@@ -80,7 +72,7 @@ def break_even(cands: PortfolioCandidates, bought: dict[tuple[int, int], int] | 
             if u_star > 1:
                 note += " — more than it has: renting always wins"
         on_it = tuple(a for a in assignments if a.option == s.name)
-        alternatives = [_cheapest_rental(by_name[a.job], source_ids) for a in on_it]
+        alternatives = [by_name[a.job].cheapest_rental_usd for a in on_it]   # what each would pay renting
         rent_instead = own_cost = plan_u = None
         if on_it and all(v is not None for v in alternatives):
             rent_instead = float(sum(v for v in alternatives if v is not None))

@@ -1,6 +1,7 @@
 """``candidates.SharedPricing``: a portfolio's jobs of one shape expand and evaluate once, the
-others are re-priced from the first. Every job's candidate table must be exactly what pricing
-that job alone gives — the same rows, the same numbers to the last bit."""
+others are re-priced from the first. Every job's candidates — and what the portfolio keeps of
+them — must be exactly what pricing that job alone gives: the same rows, the same numbers to
+the last bit."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from flopopt.catalogs.loader import Catalog
-from flopopt.optimizer.candidates import assess
+from flopopt.optimizer.candidates import SharedPricing, assess
 from flopopt.optimizer.performance import realistic_assumptions
-from flopopt.optimizer.planner import Planner
+from flopopt.optimizer.planner import Planner, checked_estimate
 from flopopt.optimizer.portfolio import parse_portfolio
-from flopopt.optimizer.portfolio_candidates import build_candidates
+from flopopt.optimizer.portfolio_candidates import (
+    PortfolioCandidates,
+    _evaluate,
+    build_candidates,
+    prune_for_portfolio,
+)
 
 # Jobs that share shapes in pairs or more (same kind, precisions, allow-lists, count limits) and
 # differ in FLOPs, model size, memory need and limits; plus shapes of their own.
@@ -82,29 +88,71 @@ def _assert_same_table(shared: pd.DataFrame, alone: pd.DataFrame, job: str) -> N
             assert list(pd.Series(a).fillna("∅")) == list(pd.Series(b).fillna("∅")), f"{job}: {column}"
 
 
+def _reference(cands: PortfolioCandidates) -> list[tuple[pd.DataFrame, int, int, tuple[int, int], float | None]]:
+    """Per job, from pricing it alone: kept rows, candidates priced, feasible, window, cheapest rental."""
+    horizon = cands.portfolio.horizon
+    source_of = {s.offer_id: s.name for s in cands.sources}
+    alone = [_alone(jc.pjob.job, cands.catalog, jc.deadline_hours) for jc in cands.jobs]
+    feasible = [t[t["feasible"]] for t in alone]
+    windows = []
+    for jc, f in zip(cands.jobs, feasible):
+        spans = math.ceil(float(f["hours"].max()) / horizon.period_hours - 1e-9) if len(f) else 1
+        windows.append((jc.pjob.period, min(horizon.periods, jc.pjob.period + max(spans, 1) - 1)))
+    out = []
+    for k, (jc, t, f) in enumerate(zip(cands.jobs, alone, feasible)):
+        rivals = sum(1 for i, w in enumerate(windows) if i != k and w[0] <= windows[k][1] and windows[k][0] <= w[1])
+        kept = prune_for_portfolio(f, source_of, cands.quotas, rivals, jc.pjob.period, horizon)
+        rentals = f[~f["offer_id"].isin(list(source_of))]
+        out.append((kept, len(t), len(f), windows[k], float(rentals["cost_usd"].min()) if len(rentals) else None))
+    return out
+
+
 @pytest.mark.parametrize("with_fit", [False, True], ids=["catalog-attenuation", "calibrated-size-fit"])
 def test_shared_pricing_gives_each_job_its_own_numbers(bundled: Catalog, with_fit: bool) -> None:
+    """Each job's table from the shared pass equals its own pricing, column for column."""
+    catalog = replace(bundled, efficiency=_size_fit()) if with_fit else bundled
+    cands = build_candidates(_portfolio(), catalog)
+    shared = SharedPricing()
+    for jc in cands.jobs:
+        job = jc.pjob.job
+        priced = _evaluate(shared.expansion(job, cands.catalog, "keep"), checked_estimate(job, cands.catalog), job,
+                           cands.catalog, jc.deadline_hours, shared)
+        alone = _alone(job, cands.catalog, jc.deadline_hours)
+        _assert_same_table(priced.table, alone[list(priced.table.columns)], jc.name)
+    assert len(shared.templates) < len(JOBS)   # some jobs did share
+
+
+@pytest.mark.parametrize("with_fit", [False, True], ids=["catalog-attenuation", "calibrated-size-fit"])
+def test_the_portfolio_keeps_what_pricing_each_job_alone_keeps(bundled: Catalog, with_fit: bool) -> None:
     catalog = replace(bundled, efficiency=_size_fit()) if with_fit else bundled
     cands = build_candidates(_portfolio(), catalog)
     assert len(cands.jobs) == len(JOBS)
-    for jc in cands.jobs:
-        _assert_same_table(jc.evaluated.table, _alone(jc.pjob.job, cands.catalog, jc.deadline_hours), jc.name)
+    for jc, (kept, enumerated, feasible, window, rental) in zip(cands.jobs, _reference(cands)):
+        _assert_same_table(jc.kept, kept, jc.name)
+        assert (jc.enumerated, jc.feasible_count, jc.window, jc.cheapest_rental_usd) == \
+            (enumerated, feasible, window, rental), jc.name
 
 
 def test_jobs_of_one_shape_differ_where_their_flops_and_memory_differ(bundled: Catalog) -> None:
-    """The sharing is real (not a copy of the first job): same-shape jobs share the offer rows but
-    get their own hours, costs and memory need."""
-    cands = build_candidates(_portfolio(), bundled)
-    by_name = {jc.name: jc.evaluated.table for jc in cands.jobs}
-    small, large = by_name["pre-7b"], by_name["pre-7b-more"]
-    first_rungs = len(small) - int(small["base_row"].duplicated().sum())
-    assert first_rungs > 0
-    ladder = small["instances"].to_numpy() == small["count_lo"].to_numpy()
-    ladder_large = large["instances"].to_numpy() == large["count_lo"].to_numpy()
-    # the same offers at their first rung, three times the tokens: three times the hours before the buffer
-    np.testing.assert_allclose(large["base_hours"].to_numpy()[ladder_large],
-                               3 * small["base_hours"].to_numpy()[ladder], rtol=1e-12)
-    need_7b = by_name["ft-a"]["need_gb_per_gpu"].to_numpy()
-    need_13b = by_name["pre-13b"]["need_gb_per_gpu"]
-    assert need_13b.max() > by_name["pre-7b"]["need_gb_per_gpu"].max()
-    assert need_7b.size > 0
+    """The sharing is real, not a copy of the first job: jobs of one shape (pre-7b, pre-7b-more and
+    pre-13b) get the same first-rung offer rows but their own hours and memory need."""
+    catalog = build_candidates(_portfolio(), bundled).catalog
+    shared = SharedPricing()
+    by_name = {}
+    for spec in JOBS[:3]:
+        job = _portfolio().jobs[[j["name"] for j in JOBS].index(spec["name"])].job
+        by_name[spec["name"]] = _evaluate(shared.expansion(job, catalog, "keep"), checked_estimate(job, catalog), job,
+                                          catalog, 2000.0, shared).table
+    assert len(shared.shapes) == 1
+
+    def first_rungs(name: str) -> pd.DataFrame:
+        t = by_name[name]
+        return t[t["instances"] == t["count_lo"]].sort_values("base_row")
+
+    small, large, wide = first_rungs("pre-7b"), first_rungs("pre-7b-more"), first_rungs("pre-13b")
+    assert len(small) > 100
+    assert list(small["offer_id"]) == list(large["offer_id"]) == list(wide["offer_id"])
+    # three times the tokens of the same model: three times the hours before the buffer
+    np.testing.assert_allclose(large["base_hours"].to_numpy(), 3 * small["base_hours"].to_numpy(), rtol=1e-12)
+    assert not np.array_equal(wide["need_gb_per_gpu"].to_numpy(), small["need_gb_per_gpu"].to_numpy())
+    assert not np.array_equal(wide["hours"].to_numpy(), small["hours"].to_numpy())
