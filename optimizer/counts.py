@@ -19,7 +19,6 @@ fastest within budget), which tests/optimizer/test_model.py checks against brute
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,91 +28,30 @@ import pandas as pd
 from .efficiency_fit import COUNT
 from .flops import FlopEstimate
 from .job import Job
-from .limits import BUDGET_RELATIVE_TOLERANCE, fits_memory, meets_deadline, within_budget
-from .memory import BYTES_PER_VALUE, need_gb_per_gpu
+from .limits import BUDGET_RELATIVE_TOLERANCE, meets_deadline, within_budget
+from .memory import need_gb_per_gpu
 from .performance import (
     Assumptions,
+    CountModel,
     at_counts,
     attenuation_follows_count,
-    base_seconds,
-    billed_hours,
     evaluate,
     evaluate_once,
-    inter_node_efficiency,
-    mapped,
-    reference_scale,
     with_columns,
 )
 
 SCAN_CHUNK = 64          # counts evaluated at once per offer while scanning
 
 
-class _Model:
-    """hours(k), cost(k), fits(k) of evaluated base rows, vectorised over a count per row.
-
-    Plain numpy on arrays taken once from the evaluated rows: the search calls these a few
-    hundred times per set of limits, and building a DataFrame per call made it most of a solve."""
-
-    def __init__(self, ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions,
-                 at: np.ndarray | None = None) -> None:
-        """``ev``'s rows (or its rows at positions ``at``) as the probes, one per base row. Only
-        ``estimate`` is the job's own (``for_estimate``): the arrays follow the rows' shape."""
-        def col(name: str, dtype: type | None = float) -> np.ndarray:
-            values = ev[name].to_numpy(dtype=dtype) if dtype is not None else ev[name].to_numpy(dtype=object)
-            return np.asarray(values if at is None else values[at])
-
-        self.estimate = estimate
-        per_doubling = assumptions.scale_efficiency
-        self.gpi = col("gpus_per_instance")
-        interconnect = pd.Series(col("interconnect", None))
-        intra = mapped(interconnect, per_doubling, 1.0)
-        self.inter = inter_node_efficiency(interconnect, pd.Series(self.gpi), per_doubling)
-        ref_scale = reference_scale(col("ref_gpus"), per_doubling)
-        self.intra_over_ref = np.power(intra, np.log2(np.maximum(self.gpi, 1.0))) / ref_scale
-        self.peak = col("peak_tflops")
-        self.precision = col("precision", None)
-        self.value_bytes = mapped(pd.Series(self.precision), BYTES_PER_VALUE, np.nan)
-        self.bandwidth = col("mem_bandwidth_gbs")
-        self.attenuation = col("attenuation")
-        # A calibrated fit makes attenuation depend on the count (β_n · log2(n / ref), β_n ≤ 0): at k
-        # instances it is the probe's value × 2^(β_n · log2(k / count_lo)), capped at 1.
-        fit = assumptions.efficiency_fit
-        uses_fit = fit is not None and assumptions.attenuation_override is None and not assumptions.attenuation_scenario
-        self.count_slope = float(fit.coefficients.get(COUNT, 0.0)) if uses_fit and fit is not None else 0.0
-        self.count_lo = col("count_lo")
-        spot = col("kind", None) == "spot"
-        self.factor = (1.0 + col("buffer")) * (1.0 + np.where(spot, np.nan_to_num(col("interruption_overhead")), 0.0))
-        self.increment = np.nan_to_num(col("billing_increment_hours"))
-        self.minimum = np.nan_to_num(col("min_hours"))
-        self.hourly = col("hourly_cost_usd")
-        self.memory = col("memory_gb")
-
-    def for_estimate(self, estimate: FlopEstimate) -> "_Model":
-        """The same probes for another job of the same shape (candidates.SharedPricing)."""
-        other = copy.copy(self)
-        other.estimate = estimate
-        return other
-
-    def hours(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
-        k = np.asarray(k, dtype=float)
-        scale = self.intra_over_ref[rows] * np.power(self.inter[rows], np.log2(np.maximum(k, 1.0)))
-        attenuation = self.attenuation[rows]
-        if self.count_slope:
-            attenuation = np.minimum(attenuation * np.exp(self.count_slope * np.log2(k / self.count_lo[rows])), 1.0)
-        seconds, _ = base_seconds(k * self.gpi[rows], self.peak[rows], self.value_bytes[rows], self.bandwidth[rows],
-                                  self.estimate, attenuation, scale)
-        return np.asarray(seconds * self.factor[rows] / 3600.0, dtype=float)
-
-    def cost(self, rows: np.ndarray, k: np.ndarray, hours: np.ndarray) -> np.ndarray:
-        billed = billed_hours(hours, self.increment[rows], self.minimum[rows])
-        return np.asarray(k * self.hourly[rows] * billed, dtype=float)
-
-    def lower_bound(self, rows: np.ndarray, k: np.ndarray, hours: np.ndarray) -> np.ndarray:
-        return np.asarray(k * self.hourly[rows] * np.maximum(self.minimum[rows], hours), dtype=float)
-
-    def fits(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
-        need = need_gb_per_gpu(self.estimate.workload, self.precision[rows], k * self.gpi[rows])
-        return np.asarray(fits_memory(need, self.memory[rows]), dtype=bool)
+def search_model(ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions,
+                 at: np.ndarray | None = None) -> CountModel:
+    """The count model of ``ev``'s rows (or its rows at ``at``), one probe per base row. A calibrated
+    fit makes attenuation depend on the count (β_n · log2(n / ref), β_n ≤ 0): the probe, measured
+    at count_lo, then follows it."""
+    fit = assumptions.efficiency_fit
+    uses_fit = fit is not None and assumptions.attenuation_override is None and not assumptions.attenuation_scenario
+    slope = float(fit.coefficients.get(COUNT, 0.0)) if uses_fit and fit is not None else 0.0
+    return CountModel(ev, estimate, assumptions, count_slope=slope, at=at)
 
 
 def _smallest(pred: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray,
@@ -134,13 +72,13 @@ def _smallest(pred: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.nda
 
 def exact_counts(ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions, *,
                  deadline_hours: float | None, budget_usd: float | None,
-                 at: np.ndarray | None = None, model: _Model | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 at: np.ndarray | None = None, model: CountModel | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per evaluated base row (``ev``'s rows, or its rows at positions ``at``): (cheapest count,
     fastest count) meeting the limits; 0 = none. ``model``: those rows' probes, if built already."""
     n = len(ev) if at is None else len(at)
     if n == 0:
         return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
-    m = _Model(ev, estimate, assumptions, at) if model is None else model.for_estimate(estimate)
+    m = search_model(ev, estimate, assumptions, at) if model is None else model.for_estimate(estimate)
     rows = np.arange(n)
     lo = ev["count_lo"].to_numpy(int) if at is None else ev["count_lo"].to_numpy(int)[at]
     hi = ev["count_hi"].to_numpy(int) if at is None else ev["count_hi"].to_numpy(int)[at]
@@ -184,7 +122,7 @@ def exact_counts(ev: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumpti
     return cheapest, fastest
 
 
-def _fastest_within_budget(m: _Model, r: np.ndarray, start: np.ndarray, top: np.ndarray,
+def _fastest_within_budget(m: CountModel, r: np.ndarray, start: np.ndarray, top: np.ndarray,
                            budget: float) -> np.ndarray:
     """Largest k in [start, top] with cost(k) ≤ budget (0: none). Hours fall with k, so this is
     the fastest plan of the offer; LB(k) ≤ cost(k) and LB is non-decreasing, so no k with
@@ -222,7 +160,7 @@ class Probes:
     jobs of one shape share them (candidates.SharedPricing)."""
 
     at: np.ndarray
-    model: _Model
+    model: CountModel
 
 
 def probes_for(base: pd.DataFrame | None, table: pd.DataFrame, estimate: FlopEstimate,
@@ -232,7 +170,7 @@ def probes_for(base: pd.DataFrame | None, table: pd.DataFrame, estimate: FlopEst
     at = None if base is None or base.empty else _at_count_lo(base, table)
     if at is None:
         return None
-    return Probes(at=at, model=_Model(table, estimate, assumptions, at))
+    return Probes(at=at, model=search_model(table, estimate, assumptions, at))
 
 
 def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: FlopEstimate, job: Job,

@@ -31,6 +31,7 @@ it produced.
 
 from __future__ import annotations
 
+import copy
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from .candidate_schema import ATTENUATION_COLUMNS
 from .efficiency_fit import EfficiencyModel
 from .flops import FlopEstimate
 from .job import Job
+from .limits import fits_memory
 from .memory import BYTES_PER_VALUE, DEFAULT_SERVING_BATCH, kv_cache_bytes, need_gb_per_gpu
 
 # Scale-out efficiency kept per doubling of the GPU count, by fabric. The infiniband
@@ -307,20 +309,106 @@ def evaluate(
     buffer = (np.full(n, float(assumptions.buffer_override)) if assumptions.buffer_override is not None
               else auto_buffer(new["uncertainty"]))
     new["buffer"] = buffer
-    new.update(_count_dependent(table, estimate, assumptions, new["attenuation"], buffer, new["ref_gpus"]))
+    model = CountModel(table, estimate, assumptions, attenuation=new["attenuation"], buffer=buffer,
+                       ref_gpus=new["ref_gpus"])
+    new.update(model.columns(np.arange(n), table["instances"].to_numpy(float)))
     return with_columns(table, new)
 
 
-def _count_dependent(table: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions,
-                     attenuation: np.ndarray, buffer: np.ndarray, ref_gpus: np.ndarray) -> dict[str, np.ndarray]:
-    """The columns that follow the instance count: scale-out, seconds, hours, billing, cost."""
-    per_doubling = assumptions.scale_efficiency
-    scale = np.asarray(scale_out_efficiency(table, per_doubling) / reference_scale(ref_gpus, per_doubling),
-                       dtype=float)
-    seconds, roofline = base_seconds_for(table, estimate, attenuation, scale)
-    hours, billed, cost = priced(table, seconds * (1.0 + buffer) / 3600.0)
-    return {"scale_efficiency": scale, "roofline_bound": roofline, "base_hours": seconds / 3600.0,
-            "hours": hours, "billed_hours": billed, "cost_usd": cost}
+class CountModel:
+    """The half of ``evaluate`` that follows the instance count, on arrays: scale-out, seconds,
+    hours, billing and cost of given rows at any count k, and whether they fit in memory.
+
+    One formula for every caller: ``evaluate`` prices its rows at their own counts with it,
+    ``at_counts`` and ``repriced`` re-price evaluated rows, and the exact-count search (counts.py)
+    probes hundreds of counts per row. Plain numpy on arrays taken once from the rows: building a
+    DataFrame per probe made the search most of a solve.
+
+        scale(k)   = intra^log2(GPUs per instance) / scale(ref_gpus) × inter^log2(k)
+        seconds(k) = base_seconds(k × GPUs per instance, …, attenuation, scale(k))
+        hours(k)   = seconds(k) × (1 + buffer) × (1 + spot interruption overhead) / 3600
+        cost(k)    = k × hourly cost × billed_hours(hours(k))
+    """
+
+    def __init__(self, rows: pd.DataFrame, estimate: FlopEstimate, assumptions: Assumptions, *,
+                 attenuation: np.ndarray | None = None, buffer: np.ndarray | None = None,
+                 ref_gpus: np.ndarray | None = None, count_slope: float = 0.0, at: np.ndarray | None = None) -> None:
+        """``rows`` (or its rows at positions ``at``), with their attenuation, buffer and ref_gpus
+        columns unless given. ``count_slope``: a calibrated fit's β_n, when the attenuation of a
+        row measured at count_lo is to follow the count (the search); 0 prices each row as is."""
+        def col(name: str, dtype: type | None = float) -> np.ndarray:
+            values = rows[name].to_numpy(dtype=dtype) if dtype is not None else rows[name].to_numpy(dtype=object)
+            return np.asarray(values if at is None else values[at])
+
+        def given(values: np.ndarray | None, name: str) -> np.ndarray:
+            return col(name) if values is None else np.asarray(values, dtype=float)
+
+        self.estimate = estimate
+        per_doubling = assumptions.scale_efficiency
+        self.gpi = col("gpus_per_instance")
+        interconnect = pd.Series(col("interconnect", None))
+        intra = mapped(interconnect, per_doubling, 1.0)
+        self.inter = inter_node_efficiency(interconnect, pd.Series(self.gpi), per_doubling)
+        ref_scale = reference_scale(given(ref_gpus, "ref_gpus"), per_doubling)
+        self.intra_over_ref = np.power(intra, np.log2(np.maximum(self.gpi, 1.0))) / ref_scale
+        self.peak = col("peak_tflops")
+        self.precision = col("precision", None)
+        self.value_bytes = mapped(pd.Series(self.precision), BYTES_PER_VALUE, np.nan)   # read for inference only
+        self.bandwidth = col("mem_bandwidth_gbs") if "mem_bandwidth_gbs" in rows.columns else np.zeros(len(self.gpi))
+        self.attenuation = given(attenuation, "attenuation")
+        self.count_slope = float(count_slope)
+        self.count_lo = col("count_lo") if count_slope else np.ones(len(self.gpi))
+        spot = col("kind", None) == "spot"
+        self.factor = (1.0 + given(buffer, "buffer")) * (
+            1.0 + np.where(spot, np.nan_to_num(col("interruption_overhead")), 0.0))
+        self.increment = np.nan_to_num(col("billing_increment_hours"))
+        self.minimum = np.nan_to_num(col("min_hours"))
+        self.hourly = col("hourly_cost_usd")
+        self.memory = col("memory_gb") if "memory_gb" in rows.columns else np.full(len(self.gpi), np.nan)
+
+    def for_estimate(self, estimate: FlopEstimate) -> "CountModel":
+        """The same rows for another job of the same shape (candidates.SharedPricing)."""
+        other = copy.copy(self)
+        other.estimate = estimate
+        return other
+
+    def _seconds(self, rows: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(seconds, roofline-bound?, scale) of ``rows`` at ``k`` instances, before the buffer."""
+        scale = self.intra_over_ref[rows] * np.power(self.inter[rows], np.log2(np.maximum(k, 1.0)))
+        attenuation = self.attenuation[rows]
+        if self.count_slope:   # at k: the probe's value × 2^(β_n · log2(k / count_lo)), capped at 1
+            attenuation = np.minimum(attenuation * np.exp(self.count_slope * np.log2(k / self.count_lo[rows])), 1.0)
+        seconds, roofline = base_seconds(k * self.gpi[rows], self.peak[rows], self.value_bytes[rows],
+                                         self.bandwidth[rows], self.estimate, attenuation, scale)
+        return seconds, roofline, scale
+
+    def hours(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
+        seconds, _, _ = self._seconds(rows, np.asarray(k, dtype=float))
+        return np.asarray(seconds * self.factor[rows] / 3600.0, dtype=float)
+
+    def cost(self, rows: np.ndarray, k: np.ndarray, hours: np.ndarray) -> np.ndarray:
+        billed = billed_hours(hours, self.increment[rows], self.minimum[rows])
+        return np.asarray(k * self.hourly[rows] * billed, dtype=float)
+
+    def lower_bound(self, rows: np.ndarray, k: np.ndarray, hours: np.ndarray) -> np.ndarray:
+        """k × price × max(min_hours, hours): ≤ cost(k), and non-decreasing in k (counts.py)."""
+        return np.asarray(k * self.hourly[rows] * np.maximum(self.minimum[rows], hours), dtype=float)
+
+    def need_gb(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return need_gb_per_gpu(self.estimate.workload, self.precision[rows], k * self.gpi[rows])
+
+    def fits(self, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return np.asarray(fits_memory(self.need_gb(rows, k), self.memory[rows]), dtype=bool)
+
+    def columns(self, rows: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:
+        """The candidate columns that follow the count (candidate_schema ``evaluate`` stage)."""
+        k = np.asarray(k, dtype=float)
+        seconds, roofline, scale = self._seconds(rows, k)
+        hours = np.asarray(seconds * self.factor[rows] / 3600.0, dtype=float)
+        billed = billed_hours(hours, self.increment[rows], self.minimum[rows])
+        return {"scale_efficiency": np.asarray(scale, dtype=float), "roofline_bound": roofline,
+                "base_hours": seconds / 3600.0, "hours": hours, "billed_hours": billed,
+                "cost_usd": np.asarray(k * self.hourly[rows] * billed, dtype=float)}
 
 
 def attenuation_follows_count(assumptions: Assumptions) -> bool:
@@ -348,9 +436,9 @@ def repriced(evaluated: pd.DataFrame, need_gb: np.ndarray, estimate: FlopEstimat
     What ``evaluate`` gives when those kept columns are the same for both jobs: the same
     workload kind, scenario and assumptions, and the same model size under a calibrated fit
     (candidates.SharedPricing keys on exactly these)."""
-    return with_columns(evaluated, {"need_gb_per_gpu": np.asarray(need_gb, dtype=float), **_count_dependent(
-        evaluated, estimate, assumptions, evaluated["attenuation"].to_numpy(float),
-        evaluated["buffer"].to_numpy(float), evaluated["ref_gpus"].to_numpy(float))})
+    model = CountModel(evaluated, estimate, assumptions)
+    return with_columns(evaluated, {"need_gb_per_gpu": np.asarray(need_gb, dtype=float), **model.columns(
+        np.arange(len(evaluated)), evaluated["instances"].to_numpy(float))})
 
 
 def with_columns(table: pd.DataFrame, new: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -458,17 +546,6 @@ def base_seconds(gpu_count: np.ndarray, peak_tflops: np.ndarray, value_bytes: np
     bandwidth = n * mem_bandwidth_gbs * 1e9 * np.minimum(scale, MAX_EFFICIENCY)
     memory_decode = steps * (weight_bytes + kv_cache_bytes(w) / 2.0) / bandwidth  # KV: half-full on average
     return compute_prefill + np.maximum(compute_decode, memory_decode), memory_decode > compute_decode
-
-
-def priced(table: pd.DataFrame, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(hours with spot interruptions, billed hours after increments and minimum, cost)."""
-    overhead = table["interruption_overhead"].fillna(0.0).to_numpy(float)
-    overhead = np.where(table["kind"].to_numpy() == "spot", overhead, 0.0)
-    hours = hours * (1.0 + overhead)
-    billed = billed_hours(hours, table["billing_increment_hours"].fillna(0.0).to_numpy(float),
-                          table["min_hours"].fillna(0.0).to_numpy(float))
-    cost = table["instances"].to_numpy(float) * table["hourly_cost_usd"].to_numpy(float) * billed
-    return np.asarray(hours, dtype=float), billed, np.asarray(cost, dtype=float)
 
 
 def billed_hours(hours: np.ndarray, increment: np.ndarray, minimum: np.ndarray) -> np.ndarray:
