@@ -114,7 +114,7 @@ PORTFOLIO_COLUMNS = ("offer_id", "provider", "kind", "region", "gpu", "gpu_count
 
 # What re-pricing a candidate for another job of its shape reads and writes (performance.repriced,
 # at_counts), with what the exact-count search, the limits and PORTFOLIO_COLUMNS read: a
-# portfolio prices every job on tables this wide (candidates.SharedPricing), not on all ~60 columns.
+# portfolio prices every job on tables this wide (shared_pricing.SharedPricing), not on all ~60 columns.
 PRICING_COLUMNS = (*PORTFOLIO_COLUMNS, "interconnect", "interruption_overhead", "billing_increment_hours",
                    "min_hours", "peak_tflops", "memory_gb", "mem_bandwidth_gbs", "count_lo", "count_hi", "base_row",
                    "need_gb_per_gpu", "buffer", "ref_gpus", "scale_efficiency", "roofline_bound", "base_hours",

@@ -21,19 +21,15 @@ import pandas as pd
 
 from ..catalogs.loader import Catalog, hourly_cost_usd
 from ..catalogs.names import resolve as resolve_names
-from .candidate_schema import LATE, NO_FIT, OVER_BUDGET, PRICING_COLUMNS, reason_texts
-from .counts import Probes, exact_count_rows, probes_for, repeat_shape, with_need
+from .candidate_schema import LATE, NO_FIT, OVER_BUDGET, reason_texts
+from .counts import Probes, exact_count_rows, repeat_shape, with_need
 from .flops import FlopEstimate
 from .job import OFFER_KINDS, Job
 from .limits import fits_memory, meets_deadline, within_budget
-from .memory import need_gb_per_gpu
 from .performance import (
     Assumptions,
-    attenuation_follows_count,
     effective_peaks,
-    evaluate,
     evaluate_once,
-    repriced,
     with_columns,
 )
 
@@ -46,51 +42,7 @@ class Expansion:
     table: pd.DataFrame
     excluded: dict[str, int] = field(default_factory=dict)
     base: pd.DataFrame | None = None   # one row per (offer, precision) with count_lo / count_hi
-    shape_key: tuple[object, ...] | None = None   # what the rows follow from (expand), for SharedPricing
-
-
-@dataclass
-class SharedPricing:
-    """Pricing work that the jobs of one portfolio share (portfolio_candidates.build_candidates).
-
-    Jobs with the same precisions, allow-lists and count limits (``expansion_key``) expand to
-    the same rows. Under the same assumptions, scenario and workload kind (and model size, when
-    a calibrated fit reads it) those rows also get the same attenuation, buffer and scale-out
-    columns: only the memory need and what follows the job's FLOPs differ. So the first job of
-    a kind is evaluated in full, the others are re-priced from it (``performance.repriced``,
-    the same functions on the same inputs, so the same numbers), and the exact-count search's
-    probes are built once. Tables are cut to ``PRICING_COLUMNS``: what the portfolio reads.
-    It lives for one call, not on the catalog: a cache there would keep a table per
-    allow-list combination for as long as the catalog lives.
-    """
-
-    shapes: dict[tuple[object, ...], Expansion] = field(default_factory=dict)
-    templates: dict[tuple[object, ...], tuple[pd.DataFrame, Probes | None]] = field(default_factory=dict)
-
-    def expansion(self, job: Job, catalog: Catalog, identical: Identical) -> Expansion:
-        """``expand`` without the memory need, which ``evaluated`` adds per job: ``table`` is the
-        rows every job of this shape shares."""
-        key = (id(catalog.offers), tuple(job.precision), identical, *expansion_key(job))
-        found = self.shapes.get(key)
-        if found is None:
-            shape, excluded, base = _expansion_shape(job, catalog, list(job.precision), identical)
-            found = self.shapes[key] = Expansion(table=shape, excluded=excluded, base=base, shape_key=key)
-        return found
-
-    def evaluated(self, expansion: Expansion, estimate: FlopEstimate, job: Job, catalog: Catalog,
-                  assumptions: Assumptions) -> tuple[pd.DataFrame, Probes | None]:
-        """``evaluate`` of the job's rows, in PRICING_COLUMNS, and the probes of their first rungs."""
-        params = estimate.workload.compute_params if attenuation_follows_count(assumptions) else None
-        key = (expansion.shape_key, job.scenario, job.workload.kind, repr(assumptions), params)
-        found = self.templates.get(key)
-        if found is None:
-            full = evaluate(with_need(expansion.table, estimate), estimate, job, catalog.attenuation, assumptions)
-            found = self.templates[key] = (narrowed(full), probes_for(expansion.base, full, estimate, assumptions))
-            return found
-        template, probes = found
-        need = need_gb_per_gpu(estimate.workload, template["precision"].to_numpy(dtype=object),
-                               template["gpu_count"].to_numpy(np.int64))
-        return repriced(template, need, estimate, assumptions), probes
+    shape_key: tuple[object, ...] | None = None   # what the rows follow from (shared_pricing.SharedPricing)
 
 
 @dataclass(frozen=True)
@@ -119,11 +71,6 @@ class CandidateSet:
     def survivors(self) -> pd.DataFrame:
         t = self.table
         return t[t["feasible"] & ~t["dominated"]]
-
-
-def narrowed(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` cut to PRICING_COLUMNS (and the assess columns it has)."""
-    return table[[c for c in (*PRICING_COLUMNS, "feasible", "category", "dominated") if c in table.columns]]
 
 
 def column_field(column: str) -> str:
@@ -289,12 +236,12 @@ def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
            precisions: list[str] | None = None, identical: Identical = "merge") -> Expansion:
     """One row per (offer, instances, precision) the job's allow-lists and quotas admit, after
     ``cheapest_of_identical``."""
-    shape, excluded, base = _expansion_shape(job, catalog, list(precisions or job.precision), identical)
+    shape, excluded, base = expansion_shape(job, catalog, list(precisions or job.precision), identical)
     return Expansion(table=with_need(shape, estimate), excluded=excluded, base=base)
 
 
 def expansion_key(job: Job) -> tuple[object, ...]:
-    """What ``_expansion_shape`` reads of a job besides its precisions: the workload kind (which
+    """What ``expansion_shape`` reads of a job besides its precisions: the workload kind (which
     precision speed-ups apply), the allow-lists and the count limits. Jobs equal in these
     expand to the same rows."""
     c = job.constraints
@@ -303,7 +250,7 @@ def expansion_key(job: Job) -> tuple[object, ...]:
             c.gpu_count, c.min_gpus, c.max_gpus)
 
 
-def _expansion_shape(job: Job, catalog: Catalog, precisions: list[str],
+def expansion_shape(job: Job, catalog: Catalog, precisions: list[str],
                      identical: Identical) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
     """``expand`` before the memory need: (rows, exclusion counts, base rows). Reads only what
     ``expansion_key`` names (and the job's file, for an error)."""
@@ -347,35 +294,44 @@ def assess(
     deadline_hours: float | None,
     budget_usd: float | None,
     prune_by: list[str] | None = None,
-    shared: SharedPricing | None = None,
 ) -> CandidateSet:
     """Evaluate hours and cost, mark infeasible candidates with a reason, prune dominated.
 
     ``prune_by`` names columns whose groups are pruned separately; None prunes globally,
     which is exact for one job: the optimum is on the cost/hours Pareto front. Jobs that
     share quotas must prune per (offer_id, instances): a dearer candidate that occupies fewer
-    instances of a shared offer can be the one that fits next to another job. ``shared``: the
-    portfolio's pricing shared between jobs of one shape (``SharedPricing``: ``expansion`` is
-    its ``SharedPricing.expansion``, and the table has only PRICING_COLUMNS).
+    instances of a shared offer can be the one that fits next to another job.
     """
-    if shared is None:
-        t, probes = evaluate_once(expansion.table, estimate, job, catalog.attenuation, assumptions), None
-    else:
-        t, probes = shared.evaluated(expansion, estimate, job, catalog, assumptions)
+    t = evaluate_once(expansion.table, estimate, job, catalog.attenuation, assumptions)
+    return assess_evaluated(t, expansion, estimate, job, catalog, assumptions, deadline_hours=deadline_hours,
+                            budget_usd=budget_usd, prune_by=prune_by)
+
+
+def assess_evaluated(
+    t: pd.DataFrame,
+    expansion: Expansion,
+    estimate: FlopEstimate,
+    job: Job,
+    catalog: Catalog,
+    assumptions: Assumptions,
+    *,
+    deadline_hours: float | None,
+    budget_usd: float | None,
+    prune_by: list[str] | None = None,
+    probes: Probes | None = None,
+) -> CandidateSet:
+    """``assess`` of the expansion's rows evaluated already (``t``; shared_pricing re-prices them
+    from another job's). ``probes``: where ``t``'s first rungs are, if known. The exact-count rows
+    added carry ``t``'s columns."""
     extra = exact_count_rows(expansion.base, t, estimate, job, catalog.attenuation, assumptions,
                              deadline_hours=deadline_hours, budget_usd=budget_usd, probes=probes)
-    if shared is not None:   # rows a calibrated fit evaluates in full
-        extra = narrowed(extra)
     if not extra.empty:
+        if len(extra.columns) != len(t.columns):   # rows a calibrated fit evaluated in full, for a narrow t
+            extra = extra[list(t.columns)]
         t = pd.concat([t, extra], ignore_index=True)
-    fits = fits_memory(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float))
-    on_time = meets_deadline(t["hours"].to_numpy(float), deadline_hours)
-    affordable = within_budget(t["cost_usd"].to_numpy(float), budget_usd)
-    category = np.full(len(t), None, dtype=object)    # the last failing limit wins, as reason_texts words it
-    category[~affordable] = OVER_BUDGET
-    category[~on_time] = LATE
-    category[~fits] = NO_FIT
-    feasible = fits & on_time & affordable
+    feasible, category = judged(t["need_gb_per_gpu"].to_numpy(float), t["memory_gb"].to_numpy(float),
+                                t["hours"].to_numpy(float), t["cost_usd"].to_numpy(float),
+                                deadline_hours=deadline_hours, budget_usd=budget_usd)
     dominated = dominated_mask(t, prune_by, feasible).to_numpy(bool)
     t = with_columns(t, {"feasible": feasible, "category": category, "dominated": dominated})
     counts = dict(expansion.excluded)
@@ -387,6 +343,20 @@ def assess(
     if n_dominated:
         counts["dominated (another plan is no slower and no dearer)"] = n_dominated
     return CandidateSet(table=t, excluded=counts, deadline_hours=deadline_hours, budget_usd=budget_usd)
+
+
+def judged(need_gb_per_gpu: np.ndarray, memory_gb: np.ndarray, hours: np.ndarray, cost_usd: np.ndarray, *,
+           deadline_hours: float | None, budget_usd: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(feasible, category) per candidate: it fits in memory, meets the deadline and the budget;
+    else the failing limit — the last of budget, deadline, memory wins, as reason_texts words it."""
+    fits = fits_memory(need_gb_per_gpu, memory_gb)
+    on_time = meets_deadline(hours, deadline_hours)
+    affordable = within_budget(cost_usd, budget_usd)
+    category = np.full(len(hours), None, dtype=object)
+    category[~affordable] = OVER_BUDGET
+    category[~on_time] = LATE
+    category[~fits] = NO_FIT
+    return fits & on_time & affordable, category
 
 
 def dominated_mask(t: pd.DataFrame, group: list[str] | None, feasible: np.ndarray | None = None) -> pd.Series:

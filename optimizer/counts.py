@@ -157,7 +157,7 @@ def _fastest_within_budget(m: CountModel, r: np.ndarray, start: np.ndarray, top:
 class Probes:
     """Each base row's first rung: its position in an evaluated table and the search's arrays
     for it. Both follow the rows' shape and the assumptions, not the job's FLOPs or limits, so
-    jobs of one shape share them (candidates.SharedPricing)."""
+    jobs of one shape share them (shared_pricing.SharedPricing)."""
 
     at: np.ndarray
     model: CountModel
@@ -190,20 +190,29 @@ def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: F
         ev = evaluate_once(probe, estimate, job, attenuation, assumptions, owner=base)
     cheapest, fastest = exact_counts(ev, estimate, assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd,
                                      at=at, model=None if probes is None else probes.model)
-    # (base row, count) pairs already in the table, as one int64 key each
-    width = int(max(base["count_hi"].max(), table["instances"].max() if len(table) else 0)) + 1
-    have = table["base_row"].to_numpy(np.int64) * width + table["instances"].to_numpy(np.int64)
-    rows = np.concatenate([np.arange(len(base)), np.arange(len(base))])
-    counts = np.concatenate([cheapest, fastest]).astype(np.int64)
-    new = (counts > 0) & ~sorted_contains(np.sort(have), rows * width + counts)
-    rows, counts = rows[new], counts[new]
+    rows, counts = new_pairs(cheapest, fastest, *count_keys(base, table))
     if rows.size == 0:
         return table.iloc[0:0]
-    key = np.unique(rows * width + counts)   # cheapest = fastest: once; sorted by (row, count)
-    rows, counts = key // width, key % width
     if at is not None and not attenuation_follows_count(assumptions):
         return at_counts(table, at[rows], counts, estimate, assumptions)   # only the count's columns change
     return evaluate(repeat_counts(base, estimate, rows, counts), estimate, job, attenuation, assumptions)
+
+
+def count_keys(base: pd.DataFrame, table: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """The (base row, count) pairs ``table`` holds, as sorted int64 keys row × width + count, and the width."""
+    width = int(max(base["count_hi"].max(), table["instances"].max() if len(table) else 0)) + 1
+    have = table["base_row"].to_numpy(np.int64) * width + table["instances"].to_numpy(np.int64)
+    return np.sort(have), width
+
+
+def new_pairs(cheapest: np.ndarray, fastest: np.ndarray, keys: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exact counts (``exact_counts``, one per base row; 0 = none) not among ``keys``, as
+    (base rows, counts) sorted by row then count, each pair once (cheapest = fastest: once)."""
+    rows = np.concatenate([np.arange(len(cheapest)), np.arange(len(fastest))])
+    counts = np.concatenate([cheapest, fastest]).astype(np.int64)
+    new = (counts > 0) & ~sorted_contains(keys, rows * width + counts)
+    key = np.unique(rows[new] * width + counts[new])
+    return key // width, key % width
 
 
 def _at_count_lo(base: pd.DataFrame, table: pd.DataFrame) -> np.ndarray | None:

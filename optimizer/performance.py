@@ -367,7 +367,7 @@ class CountModel:
         self.memory = col("memory_gb") if "memory_gb" in rows.columns else np.full(len(self.gpi), np.nan)
 
     def for_estimate(self, estimate: FlopEstimate) -> "CountModel":
-        """The same rows for another job of the same shape (candidates.SharedPricing)."""
+        """The same rows for another job of the same shape (shared_pricing.SharedPricing)."""
         other = copy.copy(self)
         other.estimate = estimate
         return other
@@ -435,7 +435,7 @@ def repriced(evaluated: pd.DataFrame, need_gb: np.ndarray, estimate: FlopEstimat
     that follow the FLOPs and the count recomputed, the rest (scenario, attenuation, buffer) kept.
     What ``evaluate`` gives when those kept columns are the same for both jobs: the same
     workload kind, scenario and assumptions, and the same model size under a calibrated fit
-    (candidates.SharedPricing keys on exactly these)."""
+    (shared_pricing.SharedPricing keys on exactly these)."""
     model = CountModel(evaluated, estimate, assumptions)
     return with_columns(evaluated, {"need_gb_per_gpu": np.asarray(need_gb, dtype=float), **model.columns(
         np.arange(len(evaluated)), evaluated["instances"].to_numpy(float))})
@@ -445,10 +445,16 @@ def with_columns(table: pd.DataFrame, new: dict[str, np.ndarray]) -> pd.DataFram
     """``table`` with ``new`` columns added (or replaced), in one concat: setting twenty columns
     one by one cost more than computing them (pandas' per-column overhead, per job of a portfolio).
     Text stays in numpy object arrays (candidate_schema.py's dtype policy)."""
-    frame = pd.DataFrame({name: pd.Series(values, index=table.index, dtype=object) if values.dtype == object
-                          else values for name, values in new.items()}, index=table.index)
+    frame = frame_of(new, table.index)
     overlap = [c for c in new if c in table.columns]
     return pd.concat([table.drop(columns=overlap) if overlap else table, frame], axis=1)
+
+
+def frame_of(columns: dict[str, np.ndarray], index: pd.Index | None = None) -> pd.DataFrame:
+    """A frame of ``columns``, text kept as numpy object arrays (candidate_schema.py's dtype policy;
+    pandas would make each a ``str`` column of its own block)."""
+    return pd.DataFrame({name: pd.Series(values, index=index, dtype=object) if values.dtype == object else values
+                         for name, values in columns.items()}, index=index)
 
 
 # value: (the evaluated frame, the estimate and attenuation table it used) — holding those keeps

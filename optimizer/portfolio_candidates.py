@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..catalogs.loader import Catalog
 from .candidate_schema import PORTFOLIO_COLUMNS
-from .candidates import CandidateSet, Expansion, SharedPricing, assess, dominated_in_groups
+from .candidates import CandidateSet, Expansion, assess, dominated_in_groups
 from .capacity_sources import CapacitySource, capacity_sources, catalog_with_sources
 from .errors import InputError, Problem
 from .flops import FlopEstimate
@@ -25,6 +25,7 @@ from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
 from .performance import realistic_assumptions
 from .planner import Planner, checked_estimate
 from .portfolio import Horizon, Portfolio, PortfolioJob
+from .shared_pricing import Feasible, SharedPricing
 
 # ---------------------------------------------------------------------------
 # Candidates per job
@@ -112,7 +113,7 @@ class _Priced:
 def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName = "highs") -> PortfolioCandidates:
     """Every job priced on every offer and capacity source, then pruned to what can be optimal.
 
-    Two passes: each job is priced (jobs of one shape share the work: candidates.SharedPricing)
+    Two passes: each job is priced (jobs of one shape share the work: shared_pricing.py)
     and cut by the rules that need no other job; then each job's time window is known, and the
     rules that count the jobs overlapping it finish the pruning."""
     sources = capacity_sources(portfolio, catalog)
@@ -139,8 +140,13 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
         left = (horizon.periods - pj.period + 1) * horizon.period_hours
         own = pj.job.constraints.deadline_hours
         deadline = left if own is None else min(own, left)
-        cands = _evaluate(expansion, estimate, pj.job, extended, deadline, shared)
-        feasible = cands.feasible
+        if expansion.table.empty:   # every offer excluded by allow-lists: nothing to price
+            priced_rows = Feasible(0, pd.DataFrame(columns=CANDIDATE_COLUMNS))
+        else:
+            priced_rows = shared.feasible(expansion, estimate, pj.job, extended,
+                                          realistic_assumptions(pj.job, extended.efficiency),
+                                          deadline_hours=deadline, budget_usd=pj.job.constraints.budget_usd)
+        feasible = priced_rows.table
         offer_ids = feasible["offer_id"].to_numpy(dtype=object)
         rentals = ~np.isin(offer_ids, list(source_of)) if source_of else np.ones(len(feasible), dtype=bool)
         cost = feasible["cost_usd"].to_numpy(float)
@@ -148,7 +154,7 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
                         if o not in source_of)
         priced.append(_Priced(
             pjob=pj, deadline_hours=deadline, horizon_bound=own is None or left < own,
-            short_list=prune_alone(feasible, source_of, quotas), enumerated=cands.enumerated,
+            short_list=prune_alone(feasible, source_of, quotas), enumerated=priced_rows.enumerated,
             feasible_count=len(feasible), window=_window(feasible["hours"].to_numpy(float), pj.period, horizon),
             cheapest_rental_usd=float(cost[rentals].min()) if rentals.any() else None))
         if pj.job.objective == "time":
@@ -169,19 +175,19 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
                                quotas=quotas, rentable=frozenset(rentable), warnings=tuple(warnings))
 
 
-def _evaluate(expansion: Expansion, estimate: FlopEstimate, job: Job, catalog: Catalog, deadline_hours: float,
-              shared: SharedPricing | None = None) -> CandidateSet:
-    """Price the job's candidates under its limits. ``dominated`` is the single-job
+def _evaluate(expansion: Expansion, estimate: FlopEstimate, job: Job, catalog: Catalog,
+              deadline_hours: float) -> CandidateSet:
+    """Price the job's candidates under its limits, alone. ``dominated`` is the single-job
     (global) flag; the portfolio prunes per offer and instance count itself
     (``dominated_within``), because with shared quotas a dearer plan that holds fewer
-    instances can be the one that fits. ``shared``: see candidates.SharedPricing."""
+    instances can be the one that fits."""
     if expansion.table.empty:   # every offer excluded by allow-lists: nothing to price
         empty = expansion.table.assign(need_gb_per_gpu=0.0, hours=0.0, cost_usd=0.0, feasible=False, reason=None,
                                        category=None, dominated=False)
         return CandidateSet(table=empty, excluded=dict(expansion.excluded))
     realistic = realistic_assumptions(job, catalog.efficiency)
     return assess(expansion, estimate, job, catalog, realistic,
-                  deadline_hours=deadline_hours, budget_usd=job.constraints.budget_usd, shared=shared)
+                  deadline_hours=deadline_hours, budget_usd=job.constraints.budget_usd)
 
 
 def _window(hours: np.ndarray, start: int, horizon: Horizon) -> tuple[int, int]:

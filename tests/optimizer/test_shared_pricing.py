@@ -13,16 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from flopopt.catalogs.loader import Catalog
-from flopopt.optimizer.candidates import SharedPricing, assess
+from flopopt.optimizer.candidate_schema import PORTFOLIO_COLUMNS
+from flopopt.optimizer.candidates import assess
 from flopopt.optimizer.performance import realistic_assumptions
 from flopopt.optimizer.planner import Planner, checked_estimate
 from flopopt.optimizer.portfolio import parse_portfolio
 from flopopt.optimizer.portfolio_candidates import (
     PortfolioCandidates,
-    _evaluate,
     build_candidates,
     prune_for_portfolio,
 )
+from flopopt.optimizer.shared_pricing import SharedPricing
 
 # Jobs that share shapes in pairs or more (same kind, precisions, allow-lists, count limits) and
 # differ in FLOPs, model size, memory need and limits; plus shapes of their own.
@@ -109,17 +110,24 @@ def _reference(cands: PortfolioCandidates) -> list[tuple[pd.DataFrame, int, int,
 
 @pytest.mark.parametrize("with_fit", [False, True], ids=["catalog-attenuation", "calibrated-size-fit"])
 def test_shared_pricing_gives_each_job_its_own_numbers(bundled: Catalog, with_fit: bool) -> None:
-    """Each job's table from the shared pass equals its own pricing, column for column."""
+    """Each job's candidates from the shared pass — on frames (``assess``) and on arrays
+    (``feasible``) — equal its own pricing, column for column and bit for bit."""
     catalog = replace(bundled, efficiency=_size_fit()) if with_fit else bundled
     cands = build_candidates(_portfolio(), catalog)
-    shared = SharedPricing()
+    on_frames, on_arrays = SharedPricing(), SharedPricing()
     for jc in cands.jobs:
         job = jc.pjob.job
-        priced = _evaluate(shared.expansion(job, cands.catalog, "keep"), checked_estimate(job, cands.catalog), job,
-                           cands.catalog, jc.deadline_hours, shared)
+        estimate, realistic = checked_estimate(job, cands.catalog), realistic_assumptions(job, cands.catalog.efficiency)
+        limits = {"deadline_hours": jc.deadline_hours, "budget_usd": job.constraints.budget_usd}
         alone = _alone(job, cands.catalog, jc.deadline_hours)
-        _assert_same_table(priced.table, alone[list(priced.table.columns)], jc.name)
-    assert len(shared.templates) < len(JOBS)   # some jobs did share
+        shared = on_frames.assess(on_frames.expansion(job, cands.catalog, "keep"), estimate, job, cands.catalog,
+                                  realistic, **limits).table
+        _assert_same_table(shared, alone[list(shared.columns)], jc.name)
+        feasible = on_arrays.feasible(on_arrays.expansion(job, cands.catalog, "keep"), estimate, job, cands.catalog,
+                                      realistic, **limits)
+        assert feasible.enumerated == len(alone), jc.name
+        _assert_same_table(feasible.table, alone[alone["feasible"]][list(PORTFOLIO_COLUMNS)], jc.name)
+    assert len(on_frames.templates) < len(JOBS)   # some jobs did share
 
 
 @pytest.mark.parametrize("with_fit", [False, True], ids=["catalog-attenuation", "calibrated-size-fit"])
@@ -141,8 +149,9 @@ def test_jobs_of_one_shape_differ_where_their_flops_and_memory_differ(bundled: C
     by_name = {}
     for spec in JOBS[:3]:
         job = _portfolio().jobs[[j["name"] for j in JOBS].index(spec["name"])].job
-        by_name[spec["name"]] = _evaluate(shared.expansion(job, catalog, "keep"), checked_estimate(job, catalog), job,
-                                          catalog, 2000.0, shared).table
+        by_name[spec["name"]] = shared.assess(shared.expansion(job, catalog, "keep"), checked_estimate(job, catalog),
+                                              job, catalog, realistic_assumptions(job, catalog.efficiency),
+                                              deadline_hours=2000.0, budget_usd=None).table
     assert len(shared.shapes) == 1
 
     def first_rungs(name: str) -> pd.DataFrame:
