@@ -379,22 +379,22 @@ def dominated_in_groups(cost_usd: np.ndarray, hours: np.ndarray, group: np.ndarr
 
     Sort by (group, cost, hours, position); walking in that order a point survives only if it
     is strictly faster than everything before it in its group, so exact duplicates keep the
-    first. One vectorised pass (a Python loop over thousands of groups took seconds).
+    first. One vectorised pass (a Python loop over thousands of groups took seconds): the running
+    minimum restarts per group because each group's hours, as integer ranks, are shifted below
+    every earlier group's — exact, no float offset.
     """
     cost = np.asarray(cost_usd, dtype=float)
     time = np.asarray(hours, dtype=float)
     if cost.size == 0:
         return np.zeros(0, dtype=bool)
     order = np.lexsort((np.arange(cost.size), time, cost, group))
-    sorted_hours = time[order]
     sorted_group = np.asarray(group)[order]
+    rank = np.unique(time[order], return_inverse=True)[1].astype(np.int64)   # equal hours, equal rank
+    starts = np.r_[True, sorted_group[1:] != sorted_group[:-1]]
+    shifted = rank - np.cumsum(starts).astype(np.int64) * (int(rank.max()) + 1)
+    fastest_before = np.minimum.accumulate(shifted)
     dominated = np.zeros(cost.size, dtype=bool)
-    if np.all(sorted_group == sorted_group[0]):   # one group: a running minimum, no pandas
-        fastest_before = np.concatenate([[np.inf], np.minimum.accumulate(sorted_hours)[:-1]])
-    else:
-        fastest_before = (pd.Series(sorted_hours).groupby(sorted_group).cummin().groupby(sorted_group).shift(1)
-                          .fillna(np.inf).to_numpy())
-    dominated[order] = sorted_hours >= fastest_before
+    dominated[order[1:]] = ~starts[1:] & (shifted[1:] >= fastest_before[:-1])
     return dominated
 
 

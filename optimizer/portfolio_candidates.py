@@ -8,6 +8,7 @@ program chooses from; ``plan_side_by_side`` is the periodless batch version (mod
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -22,7 +23,7 @@ from .errors import InputError, Problem
 from .flops import FlopEstimate
 from .job import Job
 from .model import JobOptions, ModelSolution, ModelSpec, SolverName, solve_model
-from .performance import realistic_assumptions
+from .performance import frame_of, realistic_assumptions
 from .planner import Planner, checked_estimate
 from .portfolio import Horizon, Portfolio, PortfolioJob
 from .shared_pricing import Feasible, SharedPricing
@@ -141,21 +142,19 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
         own = pj.job.constraints.deadline_hours
         deadline = left if own is None else min(own, left)
         if expansion.table.empty:   # every offer excluded by allow-lists: nothing to price
-            priced_rows = Feasible(0, pd.DataFrame(columns=CANDIDATE_COLUMNS))
+            feasible = Feasible.of(0, pd.DataFrame({name: [] for name in CANDIDATE_COLUMNS}))
         else:
-            priced_rows = shared.feasible(expansion, estimate, pj.job, extended,
-                                          realistic_assumptions(pj.job, extended.efficiency),
-                                          deadline_hours=deadline, budget_usd=pj.job.constraints.budget_usd)
-        feasible = priced_rows.table
-        offer_ids = feasible["offer_id"].to_numpy(dtype=object)
-        rentals = ~np.isin(offer_ids, list(source_of)) if source_of else np.ones(len(feasible), dtype=bool)
-        cost = feasible["cost_usd"].to_numpy(float)
+            feasible = shared.feasible(expansion, estimate, pj.job, extended,
+                                       realistic_assumptions(pj.job, extended.efficiency),
+                                       deadline_hours=deadline, budget_usd=pj.job.constraints.budget_usd)
+        hours, cost = feasible.columns["hours"].astype(float), feasible.columns["cost_usd"].astype(float)
+        rentals = np.array([o not in source_of for o in feasible.columns["offer_id"]], dtype=bool)
         rentable.update(str(o) for o in pd.unique(expansion.table["offer_id"].to_numpy(dtype=object))
                         if o not in source_of)
         priced.append(_Priced(
             pjob=pj, deadline_hours=deadline, horizon_bound=own is None or left < own,
-            short_list=prune_alone(feasible, source_of, quotas), enumerated=priced_rows.enumerated,
-            feasible_count=len(feasible), window=_window(feasible["hours"].to_numpy(float), pj.period, horizon),
+            short_list=prune_alone(feasible.columns, source_of, quotas), enumerated=feasible.enumerated,
+            feasible_count=len(feasible), window=_window(hours, pj.period, horizon),
             cheapest_rental_usd=float(cost[rentals].min()) if rentals.any() else None))
         if pj.job.objective == "time":
             warnings.append(f"{pj.name}: objective 'time' is ignored by plan (it minimises total cost of "
@@ -235,18 +234,19 @@ def prune_for_portfolio(feasible: pd.DataFrame, source_of: dict[str, str], quota
     Rules 1–2 need only the job (``prune_alone``); 3–4 the number of rivals and the job's
     start (``prune_with_rivals``).
     """
-    return prune_with_rivals(prune_alone(feasible, source_of, quotas), rivals, start, horizon)
+    columns = {name: feasible[name].to_numpy() for name in CANDIDATE_COLUMNS}
+    return prune_with_rivals(prune_alone(columns, source_of, quotas), rivals, start, horizon)
 
 
-def prune_alone(feasible: pd.DataFrame, source_of: dict[str, str], quotas: dict[str, int]) -> pd.DataFrame:
-    """Rules 1 and 2 of ``prune_for_portfolio``: CANDIDATE_COLUMNS plus ``resource`` and ``source``,
-    in the order of ``feasible``."""
-    if feasible.empty:
+def prune_alone(feasible: Mapping[str, np.ndarray], source_of: dict[str, str], quotas: dict[str, int]) -> pd.DataFrame:
+    """Rules 1 and 2 of ``prune_for_portfolio`` on the feasible candidates' CANDIDATE_COLUMNS (arrays):
+    a frame of those columns plus ``resource`` and ``source``, in the candidates' order."""
+    if len(feasible["cost_usd"]) == 0:
         return pd.DataFrame(columns=[*CANDIDATE_COLUMNS, "resource", "source"])
-    # On arrays, and one take at the end: on frames these steps cost more than pricing the job.
-    offer_codes, offers = pd.factorize(feasible["offer_id"].to_numpy(dtype=object))
-    cost, hours = feasible["cost_usd"].to_numpy(float), feasible["hours"].to_numpy(float)
-    instances = feasible["instances"].to_numpy(np.int64)
+    # On arrays, and one frame at the end: on frames these steps cost more than pricing the job.
+    offer_codes, offers = pd.factorize(np.asarray(feasible["offer_id"], dtype=object))
+    cost, hours = np.asarray(feasible["cost_usd"], dtype=float), np.asarray(feasible["hours"], dtype=float)
+    instances = np.asarray(feasible["instances"], dtype=np.int64)
     rule1 = dominated_in_groups(cost, hours, offer_codes * (int(instances.max()) + 1) + instances)
     offer_names = [str(o) for o in offers]
     is_source = np.array([o in source_of for o in offer_names], dtype=bool)[offer_codes]
@@ -257,10 +257,9 @@ def prune_alone(feasible: pd.DataFrame, source_of: dict[str, str], quotas: dict[
     if free.size:   # rule 2: the cheapest free candidate (ties: the faster, then the first)
         cheapest = free[np.lexsort((np.arange(free.size), hours[free], cost[free]))[0]]
         idx = idx[(resource[idx] != "free") | (idx == cheapest)]
-    kept = feasible[CANDIDATE_COLUMNS].iloc[idx].reset_index(drop=True)
     names = np.array(offer_names, dtype=object)[offer_codes[idx]]
-    return kept.assign(resource=pd.Series(resource[idx], dtype=object),
-                       source=pd.Series([source_of.get(o, "") for o in names], dtype=object))
+    return frame_of({**{name: np.asarray(feasible[name])[idx] for name in CANDIDATE_COLUMNS}, "resource": resource[idx],
+                     "source": np.array([source_of.get(o, "") for o in names], dtype=object)})
 
 
 def prune_with_rivals(short_list: pd.DataFrame, rivals: int, start: int, horizon: Horizon) -> pd.DataFrame:

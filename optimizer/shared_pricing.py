@@ -35,7 +35,7 @@ from .counts import Probes, count_keys, exact_counts, new_pairs, probes_for, wit
 from .flops import FlopEstimate
 from .job import Job
 from .memory import need_gb_per_gpu
-from .performance import Assumptions, attenuation_follows_count, evaluate, frame_of, repriced
+from .performance import Assumptions, attenuation_follows_count, evaluate, repriced
 
 __all__ = ["Feasible", "SharedPricing", "narrowed"]
 
@@ -46,10 +46,18 @@ _PER_BASE_ROW = tuple(c for c in PORTFOLIO_COLUMNS if c not in ("gpu_count", "in
 @dataclass(frozen=True)
 class Feasible:
     """One job's candidates, as a portfolio needs them: how many were priced, and the feasible
-    ones in PORTFOLIO_COLUMNS, in the order ``assess`` gives them."""
+    ones' PORTFOLIO_COLUMNS as arrays, in the order ``assess`` gives them (a frame per job cost
+    more than the pruning that reads it)."""
 
     enumerated: int
-    table: pd.DataFrame
+    columns: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, enumerated: int, feasible: pd.DataFrame) -> "Feasible":
+        return cls(enumerated, {name: feasible[name].to_numpy() for name in PORTFOLIO_COLUMNS})
+
+    def __len__(self) -> int:
+        return len(self.columns["cost_usd"])
 
 
 @dataclass(frozen=True)
@@ -133,7 +141,7 @@ class SharedPricing:
         if template.probes is None or expansion.base is None or attenuation_follows_count(assumptions):
             cands = self.assess(expansion, estimate, job, catalog, assumptions, deadline_hours=deadline_hours,
                                 budget_usd=budget_usd)
-            return Feasible(cands.enumerated, cands.feasible[list(PORTFOLIO_COLUMNS)])
+            return Feasible.of(cands.enumerated, cands.feasible)
         probes = template.probes
         if template.rows is None:
             template.rows = _Rows.of(template.table, expansion.base, probes.at)
@@ -152,7 +160,7 @@ class SharedPricing:
         columns = {name: values[on] for name, values in r.per_base_row.items()}
         columns.update(instances=k[pick], gpu_count=k[pick] * r.gpus_per_instance[on], hours=priced["hours"][pick],
                        cost_usd=priced["cost_usd"][pick])
-        return Feasible(len(row), frame_of({name: columns[name] for name in PORTFOLIO_COLUMNS}))
+        return Feasible(len(row), columns)
 
 
 def narrowed(table: pd.DataFrame) -> pd.DataFrame:

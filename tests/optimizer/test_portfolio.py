@@ -20,6 +20,8 @@ from flopopt.optimizer.errors import InputError
 from flopopt.optimizer.portfolio import load_portfolio
 from flopopt.optimizer.portfolio_candidates import build_candidates, dominated_within
 from flopopt.optimizer.procurement import plan
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 EXAMPLES = sorted((REPO / "examples" / "portfolio").glob("*.yaml"))
@@ -276,3 +278,21 @@ def test_period_longer_than_a_year_is_an_input_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["plan", str(path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "horizon.period_hours" in result.stderr and "8784" in result.stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(0, 6)), max_size=40))
+def test_dominated_in_groups_matches_brute_force(points: list[tuple[int, int, int]]) -> None:
+    """Oracle: i is dominated when another point j of its group costs no more and takes no longer,
+    and is strictly better in one of them or, tied in both, comes first (duplicates keep the first).
+    Small integers make ties and shared groups common."""
+    import numpy as np
+    from flopopt.optimizer.candidates import dominated_in_groups
+
+    group = np.array([g for g, _, _ in points], dtype=np.int64)
+    cost = np.array([c for _, c, _ in points], dtype=float)
+    hours = np.array([h / 2 for _, _, h in points], dtype=float)
+    expected = [any(j != i and group[j] == group[i] and cost[j] <= cost[i] and hours[j] <= hours[i]
+                    and (cost[j] < cost[i] or hours[j] < hours[i] or j < i) for j in range(len(points)))
+                for i in range(len(points))]
+    assert dominated_in_groups(cost, hours, group).tolist() == expected
