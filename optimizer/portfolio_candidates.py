@@ -104,7 +104,7 @@ class _Priced:
     pjob: PortfolioJob
     deadline_hours: float
     horizon_bound: bool
-    short_list: pd.DataFrame       # prune_alone's rows
+    short_list: dict[str, np.ndarray]   # prune_alone's rows
     enumerated: int
     feasible_count: int
     window: tuple[int, int]
@@ -238,12 +238,13 @@ def prune_for_portfolio(feasible: pd.DataFrame, source_of: dict[str, str], quota
     return prune_with_rivals(prune_alone(columns, source_of, quotas), rivals, start, horizon)
 
 
-def prune_alone(feasible: Mapping[str, np.ndarray], source_of: dict[str, str], quotas: dict[str, int]) -> pd.DataFrame:
-    """Rules 1 and 2 of ``prune_for_portfolio`` on the feasible candidates' CANDIDATE_COLUMNS (arrays):
-    a frame of those columns plus ``resource`` and ``source``, in the candidates' order."""
+def prune_alone(feasible: Mapping[str, np.ndarray], source_of: dict[str, str],
+                quotas: dict[str, int]) -> dict[str, np.ndarray]:
+    """Rules 1 and 2 of ``prune_for_portfolio`` on the feasible candidates' CANDIDATE_COLUMNS:
+    those columns plus ``resource`` and ``source``, in the candidates' order. Arrays in, arrays
+    out: on frames these steps cost more than pricing the job."""
     if len(feasible["cost_usd"]) == 0:
-        return pd.DataFrame(columns=[*CANDIDATE_COLUMNS, "resource", "source"])
-    # On arrays, and one frame at the end: on frames these steps cost more than pricing the job.
+        return {name: np.zeros(0, dtype=object) for name in (*CANDIDATE_COLUMNS, "resource", "source")}
     offer_codes, offers = pd.factorize(np.asarray(feasible["offer_id"], dtype=object))
     cost, hours = np.asarray(feasible["cost_usd"], dtype=float), np.asarray(feasible["hours"], dtype=float)
     instances = np.asarray(feasible["instances"], dtype=np.int64)
@@ -258,18 +259,20 @@ def prune_alone(feasible: Mapping[str, np.ndarray], source_of: dict[str, str], q
         cheapest = free[np.lexsort((np.arange(free.size), hours[free], cost[free]))[0]]
         idx = idx[(resource[idx] != "free") | (idx == cheapest)]
     names = np.array(offer_names, dtype=object)[offer_codes[idx]]
-    return frame_of({**{name: np.asarray(feasible[name])[idx] for name in CANDIDATE_COLUMNS}, "resource": resource[idx],
-                     "source": np.array([source_of.get(o, "") for o in names], dtype=object)})
+    return {**{name: np.asarray(feasible[name])[idx] for name in CANDIDATE_COLUMNS}, "resource": resource[idx],
+            "source": np.array([source_of.get(o, "") for o in names], dtype=object)}
 
 
-def prune_with_rivals(short_list: pd.DataFrame, rivals: int, start: int, horizon: Horizon) -> pd.DataFrame:
-    """Rules 3 and 4 of ``prune_for_portfolio`` on ``prune_alone``'s rows, by cost then hours."""
-    if short_list.empty:
-        return short_list
-    offer_codes, _ = pd.factorize(short_list["offer_id"].to_numpy(dtype=object))
-    cost, hours = short_list["cost_usd"].to_numpy(float), short_list["hours"].to_numpy(float)
-    kinds_all = short_list["resource"].to_numpy(dtype=object)
-    order = np.lexsort((np.arange(len(short_list)), hours, cost))   # by cost, then hours, stable
+def prune_with_rivals(short_list: Mapping[str, np.ndarray], rivals: int, start: int,
+                      horizon: Horizon) -> pd.DataFrame:
+    """Rules 3 and 4 of ``prune_for_portfolio`` on ``prune_alone``'s rows, by cost then hours:
+    the kept candidates, as the frame the integer program reads (``JobCandidates.kept``)."""
+    if len(short_list["cost_usd"]) == 0:
+        return pd.DataFrame(columns=[*CANDIDATE_COLUMNS, "resource", "source"])
+    offer_codes, _ = pd.factorize(np.asarray(short_list["offer_id"], dtype=object))
+    cost, hours = np.asarray(short_list["cost_usd"], dtype=float), np.asarray(short_list["hours"], dtype=float)
+    kinds_all = np.asarray(short_list["resource"], dtype=object)
+    order = np.lexsort((np.arange(len(cost)), hours, cost))   # by cost, then hours, stable
     kinds = kinds_all[order]
     first_of_offer = np.zeros(order.size, dtype=bool)
     first_of_offer[np.unique(offer_codes[order], return_index=True)[1]] = True
@@ -277,10 +280,10 @@ def prune_with_rivals(short_list: pd.DataFrame, rivals: int, start: int, horizon
     guaranteed = (kinds == "free") | (distinct >= rivals + 1)
     if guaranteed.any():   # rule 3
         order = order[: int(np.argmax(guaranteed)) + 1]
-    use = period_gpu_hours(hours[order], short_list["gpu_count"].to_numpy(float)[order], start, horizon)
-    instances = short_list["instances"].to_numpy(float)
+    use = period_gpu_hours(hours[order], np.asarray(short_list["gpu_count"], dtype=float)[order], start, horizon)
+    instances = np.asarray(short_list["instances"], dtype=float)
     order = order[~dominated_by_use(offer_codes[order], cost[order], instances[order], use)]  # rule 4
-    return short_list.iloc[order].reset_index(drop=True)
+    return frame_of({name: np.asarray(values)[order] for name, values in short_list.items()})
 
 
 def dominated_by_use(offer: np.ndarray, cost_usd: np.ndarray, instances: np.ndarray,
