@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -230,66 +231,81 @@ def coerce(raw: pd.DataFrame, columns: tuple[Column, ...], file: str, problems: 
             problems.add(file, str(name), f"unknown column{hint} allowed: {', '.join(c.name for c in columns)}",
                          row=HEADER_ROW)
     today = today or dt.date.today()
-    out = pd.DataFrame(index=raw.index)
+    index = raw.index
+    out: dict[str, pd.Series] = {}
     for col in columns:
         missing = col.name not in raw.columns
         if missing:
             if col.required:
                 # One problem for the header, not one more per row for the same cause.
                 problems.add(file, col.name, "required column is missing", row=HEADER_ROW)
-            text = pd.Series([""] * len(raw), index=raw.index, dtype=str)
+            text = pd.Series([""] * len(raw), index=index, dtype=str)
         else:
             text = raw[col.name].astype(str).str.strip()
-        empty = text == ""
+        # The checks run on numpy arrays, one frame at the end: pandas' per-call overhead on a
+        # column of a hundred cells made parsing the bundled catalog most of a `solve`.
+        cells = text.to_numpy(dtype=object)
+        empty = np.array([c == "" for c in cells], dtype=bool)
+
+        cell = _Cells(problems, file, col.name, cells, index)
         if col.required and not missing:
-            for idx in text.index[empty]:
-                problems.add(file, col.name, "empty; a value is required", row=_row(int(idx)))
+            cell.report(empty, "empty; a value is required")
         if col.kind == "str":
-            _check_text(text, empty, col, file, problems)
+            _check_text(cells, empty, col, file, problems, index)
             if col.choices is not None:
-                bad = ~empty & ~text.isin(col.choices)
-                for idx in text.index[bad]:
-                    problems.add(file, col.name, f"{text[idx]!r} is not one of {', '.join(col.choices)}",
-                                 row=_row(int(idx)))
+                allowed = set(col.choices)
+                cell.report(~empty & np.array([c not in allowed for c in cells], dtype=bool),
+                       "{c!r} is not one of " + ", ".join(col.choices).replace("{", "{{").replace("}", "}}"))
             out[col.name] = text
         elif col.kind in ("float", "int"):
-            values = pd.to_numeric(text.where(~empty), errors="coerce")
-            values = values.where(np.isfinite(values.astype(float)))  # "inf" is not a price
-            bad_number = ~empty & values.isna()
-            for idx in text.index[bad_number]:
-                problems.add(file, col.name, f"{text[idx]!r} is not a number", row=_row(int(idx)))
-            finite = values.notna()
-            checks: list[tuple[pd.Series, str]] = []
-            if col.kind == "int":
-                checks.append((finite & (values != values.round()), "must be a whole number"))
-            if col.low is not None:
-                checks.append((finite & (values < col.low), f"must be ≥ {col.low:g}"))
-            if col.above is not None:
-                checks.append((finite & (values <= col.above), f"must be > {col.above:g}"))
-            if col.high is not None:
-                checks.append((finite & (values > col.high), f"must be ≤ {col.high:g}"))
+            numbers = np.asarray(pd.to_numeric(np.where(empty, np.nan, cells), errors="coerce"), dtype=float)
+            numbers[~np.isfinite(numbers)] = np.nan   # "inf" is not a price
+            finite = ~np.isnan(numbers)
+            cell.report(~empty & ~finite, "{c!r} is not a number")
+            with np.errstate(invalid="ignore"):
+                checks: list[tuple[np.ndarray, str]] = []
+                if col.kind == "int":
+                    checks.append((finite & (numbers != np.round(numbers)), "must be a whole number"))
+                if col.low is not None:
+                    checks.append((finite & (numbers < col.low), f"must be ≥ {col.low:g}"))
+                if col.above is not None:
+                    checks.append((finite & (numbers <= col.above), f"must be > {col.above:g}"))
+                if col.high is not None:
+                    checks.append((finite & (numbers > col.high), f"must be ≤ {col.high:g}"))
             for mask, rule in checks:
-                for idx in text.index[mask]:
-                    problems.add(file, col.name, f"{rule} (got {text[idx]})", row=_row(int(idx)))
-            out[col.name] = values.astype(float)
+                cell.report(mask, rule + " (got {c})")
+            out[col.name] = pd.Series(numbers, index=index)
         elif col.kind == "bool":
-            lowered = text.str.lower()
-            bad = ~lowered.isin(_TRUE | _FALSE)
-            for idx in text.index[bad]:
-                problems.add(file, col.name, f"{text[idx]!r} is not true/false", row=_row(int(idx)))
-            out[col.name] = lowered.isin(_TRUE)
+            lowered = [str(c).lower() for c in cells]
+            cell.report(np.array([v not in _TRUE and v not in _FALSE for v in lowered], dtype=bool),
+                   "{c!r} is not true/false")
+            out[col.name] = pd.Series([v in _TRUE for v in lowered], index=index, dtype=bool)
         else:  # date
             dates = pd.to_datetime(text.where(~empty), errors="coerce", format="%Y-%m-%d")
-            for idx in text.index[~empty & dates.isna()]:
-                problems.add(file, col.name, f"{text[idx]!r} is not a date YYYY-MM-DD", row=_row(int(idx)))
+            unparsed = dates.isna().to_numpy()
+            cell.report(~empty & unparsed, "{c!r} is not a date YYYY-MM-DD")
             # Compare as timestamps: ``.dt.date`` of an all-empty column stays datetime64,
             # which cannot be compared with a date (a missing as_of column crashed here).
-            future = dates.notna() & (dates > pd.Timestamp(today))
-            for idx in text.index[future]:
-                problems.add(file, col.name, f"{text[idx]} is in the future (today is {today})",
-                             row=_row(int(idx)))
+            future = (~unparsed & (dates > pd.Timestamp(today)).to_numpy(dtype=bool))
+            cell.report(future, "{c} is in the future (today is " + str(today) + ")")
             out[col.name] = text
-    return out
+    return pd.DataFrame(out, index=index)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """One column's cells as ``coerce`` checks them, and where their problems go."""
+
+    problems: ProblemList
+    file: str
+    column: str
+    cells: np.ndarray
+    index: pd.Index
+
+    def report(self, mask: np.ndarray, template: str) -> None:
+        """One problem per marked cell; ``{c}`` in ``template`` is the cell's text."""
+        for i in np.flatnonzero(mask):
+            self.problems.add(self.file, self.column, template.format(c=self.cells[i]), row=_row(int(self.index[i])))
 
 
 def text_columns(name: str) -> tuple[str, ...]:
@@ -299,19 +315,20 @@ def text_columns(name: str) -> tuple[str, ...]:
 
 # Control characters other than tab/newline/CR in a free-text cell (the CSV reader
 # keeps quoted newlines; ids allow none at all, see ``fileio.ID_PATTERN``).
-_BAD_TEXT = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+_BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
-def _check_text(text: pd.Series, empty: pd.Series, col: Column, file: str, problems: ProblemList) -> None:
+def _check_text(cells: np.ndarray, empty: np.ndarray, col: Column, file: str, problems: ProblemList,
+                index: pd.Index) -> None:
     """Ids must match the documented character set; other text may hold no control characters."""
     if col.ident:
-        bad = ~empty & ~text.str.fullmatch(fileio.ID_PATTERN.pattern)
+        bad = [not e and fileio.ID_PATTERN.fullmatch(str(c)) is None for c, e in zip(cells, empty)]
         rule = f"is not {fileio.ID_RULE}"
     else:
-        bad = ~empty & text.str.contains(_BAD_TEXT, regex=True)
+        bad = [not e and _BAD_TEXT.search(str(c)) is not None for c, e in zip(cells, empty)]
         rule = "contains a control character; only printable text is allowed"
-    for idx in text.index[bad]:
-        problems.add(file, col.name, f"{fileio.describe_value(str(text[idx]))} {rule}", row=_row(int(idx)))
+    for i in np.flatnonzero(np.array(bad, dtype=bool)):
+        problems.add(file, col.name, f"{fileio.describe_value(str(cells[i]))} {rule}", row=_row(int(index[i])))
 
 
 def check_unique(table: pd.DataFrame, key: tuple[str, ...], file: str, problems: ProblemList) -> None:
