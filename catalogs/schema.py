@@ -239,12 +239,11 @@ def coerce(raw: pd.DataFrame, columns: tuple[Column, ...], file: str, problems: 
             if col.required:
                 # One problem for the header, not one more per row for the same cause.
                 problems.add(file, col.name, "required column is missing", row=HEADER_ROW)
-            text = pd.Series([""] * len(raw), index=index, dtype=str)
+            cells = np.full(len(raw), "", dtype=object)
         else:
-            text = raw[col.name].astype(str).str.strip()
+            cells = _stripped(raw[col.name].to_numpy(dtype=object))
         # The checks run on numpy arrays, one frame at the end: pandas' per-call overhead on a
         # column of a hundred cells made parsing the bundled catalog most of a `solve`.
-        cells = text.to_numpy(dtype=object)
         empty = np.array([c == "" for c in cells], dtype=bool)
 
         cell = _Cells(problems, file, col.name, cells, index)
@@ -256,7 +255,7 @@ def coerce(raw: pd.DataFrame, columns: tuple[Column, ...], file: str, problems: 
                 allowed = set(col.choices)
                 cell.report(~empty & np.array([c not in allowed for c in cells], dtype=bool),
                        "{c!r} is not one of " + ", ".join(col.choices).replace("{", "{{").replace("}", "}}"))
-            out[col.name] = text
+            out[col.name] = pd.Series(cells, index=index, dtype=str)
         elif col.kind in ("float", "int"):
             numbers = np.asarray(pd.to_numeric(np.where(empty, np.nan, cells), errors="coerce"), dtype=float)
             numbers[~np.isfinite(numbers)] = np.nan   # "inf" is not a price
@@ -281,15 +280,24 @@ def coerce(raw: pd.DataFrame, columns: tuple[Column, ...], file: str, problems: 
                    "{c!r} is not true/false")
             out[col.name] = pd.Series([v in _TRUE for v in lowered], index=index, dtype=bool)
         else:  # date
-            dates = pd.to_datetime(text.where(~empty), errors="coerce", format="%Y-%m-%d")
-            unparsed = dates.isna().to_numpy()
+            dates = pd.to_datetime(np.where(empty, np.nan, cells), errors="coerce", format="%Y-%m-%d")
+            unparsed = np.asarray(dates.isna(), dtype=bool)
             cell.report(~empty & unparsed, "{c!r} is not a date YYYY-MM-DD")
             # Compare as timestamps: ``.dt.date`` of an all-empty column stays datetime64,
             # which cannot be compared with a date (a missing as_of column crashed here).
-            future = (~unparsed & (dates > pd.Timestamp(today)).to_numpy(dtype=bool))
+            future = ~unparsed & np.asarray(dates > pd.Timestamp(today), dtype=bool)
             cell.report(future, "{c} is in the future (today is " + str(today) + ")")
-            out[col.name] = text
+            out[col.name] = pd.Series(cells, index=index, dtype=str)
     return pd.DataFrame(out, index=index)
+
+
+def _stripped(values: np.ndarray) -> np.ndarray:
+    """Each cell as stripped text (``astype(str).str.strip()``: numbers written as ``str`` does,
+    missing cells stay missing), as an object array."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = np.nan if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v).strip()
+    return out
 
 
 @dataclass(frozen=True)
@@ -322,7 +330,8 @@ def _check_text(cells: np.ndarray, empty: np.ndarray, col: Column, file: str, pr
                 index: pd.Index) -> None:
     """Ids must match the documented character set; other text may hold no control characters."""
     if col.ident:
-        bad = [not e and fileio.ID_PATTERN.fullmatch(str(c)) is None for c, e in zip(cells, empty)]
+        bad = [not e and (not isinstance(c, str) or fileio.ID_PATTERN.fullmatch(c) is None)
+               for c, e in zip(cells, empty)]
         rule = f"is not {fileio.ID_RULE}"
     else:
         bad = [not e and _BAD_TEXT.search(str(c)) is not None for c, e in zip(cells, empty)]
