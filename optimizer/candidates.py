@@ -233,10 +233,12 @@ def precision_chunk(catalog: Catalog, workload: str, precision: str) -> pd.DataF
 
 
 def expand(job: Job, catalog: Catalog, estimate: FlopEstimate,
-           precisions: list[str] | None = None, identical: Identical = "merge") -> Expansion:
+           precisions: list[str] | None = None, identical: Identical = "merge",
+           only: np.ndarray | None = None) -> Expansion:
     """One row per (offer, instances, precision) the job's allow-lists and quotas admit, after
-    ``cheapest_of_identical``."""
-    shape, excluded, base = expansion_shape(job, catalog, list(precisions or job.precision), identical)
+    ``cheapest_of_identical``. ``only``: a mask over ``catalog.offers``, the offers to consider
+    at all (the others are not counted as excluded)."""
+    shape, excluded, base = expansion_shape(job, catalog, list(precisions or job.precision), identical, only)
     return Expansion(table=with_need(shape, estimate), excluded=excluded, base=base)
 
 
@@ -250,12 +252,14 @@ def expansion_key(job: Job) -> tuple[object, ...]:
             c.gpu_count, c.min_gpus, c.max_gpus)
 
 
-def expansion_shape(job: Job, catalog: Catalog, precisions: list[str],
-                     identical: Identical) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
+def expansion_shape(job: Job, catalog: Catalog, precisions: list[str], identical: Identical,
+                    only: np.ndarray | None = None) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
     """``expand`` before the memory need: (rows, exclusion counts, base rows). Reads only what
     ``expansion_key`` names (and the job's file, for an error)."""
     excluded: dict[str, int] = {}
-    offers = allowed_offers(prepared_offers(catalog), job, excluded, catalog.gpus)
+    prepared = prepared_offers(catalog)   # cached per catalog; ``only`` selects rows of it, positions kept
+    offers = allowed_offers(prepared if only is None else prepared[np.asarray(only, dtype=bool)], job, excluded,
+                            catalog.gpus)
     merged = cheapest_of_identical(offers, identical)
     if len(merged) < len(offers):
         excluded[IDENTICAL_REASON] = len(offers) - len(merged)

@@ -72,10 +72,10 @@ class Planner:
 
     def with_offers(self, keep: pd.Series) -> "Planner":
         """Only the catalog offers ``keep`` marks, expanded afresh (identical offers are merged
-        within them: restricting the expansion instead could miss one merged away)."""
-        catalog = replace(self.catalog, offers=self.catalog.offers[keep.to_numpy()])
-        return replace(self, catalog=catalog, expansion=expand(self.job, catalog, self.estimate,
-                                                               identical=self.identical))
+        within them: restricting the expansion instead could miss one merged away). The catalog
+        stays whole, so its prepared offers and per-precision peaks are reused."""
+        return replace(self, expansion=expand(self.job, self.catalog, self.estimate, identical=self.identical,
+                                              only=keep.to_numpy(dtype=bool)))
 
     def with_limits(self, *, deadline_hours: float | None, budget_usd: float | None) -> "Planner":
         limits = self.job.constraints.model_copy(update={"deadline_hours": deadline_hours, "budget_usd": budget_usd})
