@@ -188,13 +188,15 @@ def exact_count_rows(base: pd.DataFrame | None, table: pd.DataFrame, estimate: F
         probe = base.assign(instances=base["count_lo"].astype(int))
         probe["gpu_count"] = probe["instances"] * probe["gpus_per_instance"].astype(int)
         ev = evaluate_once(probe, estimate, job, attenuation, assumptions, owner=base)
+    model = search_model(ev, estimate, assumptions, at) if probes is None else probes.model.for_estimate(estimate)
     cheapest, fastest = exact_counts(ev, estimate, assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd,
-                                     at=at, model=None if probes is None else probes.model)
+                                     at=at, model=model)
     rows, counts = new_pairs(cheapest, fastest, *count_keys(base, table))
     if rows.size == 0:
         return table.iloc[0:0]
     if at is not None and not attenuation_follows_count(assumptions):
-        return at_counts(table, at[rows], counts, estimate, assumptions)   # only the count's columns change
+        # only the count's columns change; the search's model has each base row's first rung
+        return at_counts(table, at[rows], counts, estimate, assumptions, model=model, model_rows=rows)
     return evaluate(repeat_counts(base, estimate, rows, counts), estimate, job, attenuation, assumptions)
 
 

@@ -417,16 +417,21 @@ def attenuation_follows_count(assumptions: Assumptions) -> bool:
 
 
 def at_counts(evaluated: pd.DataFrame, positions: np.ndarray, instances: np.ndarray, estimate: FlopEstimate,
-              assumptions: Assumptions) -> pd.DataFrame:
+              assumptions: Assumptions, *, model: CountModel | None = None,
+              model_rows: np.ndarray | None = None) -> pd.DataFrame:
     """Rows of ``evaluated`` (at ``positions``) re-priced at other instance counts, recomputing only
     the columns that follow the count — what ``evaluate`` gives for those rows, when the
-    attenuation does not follow the count (``attenuation_follows_count``; callers check)."""
+    attenuation does not follow the count (``attenuation_follows_count``; callers check).
+    ``model``: a count model whose rows ``model_rows`` are those rows (the exact-count search's),
+    reused instead of building one."""
     rows = evaluated.take(np.asarray(positions, dtype=np.int64)).reset_index(drop=True)
     instances = np.asarray(instances, dtype=np.int64)
+    if model is None or model_rows is None:
+        model, model_rows = CountModel(rows, estimate, assumptions), np.arange(len(rows))
     gpu_count = instances * rows["gpus_per_instance"].to_numpy(np.int64)
-    rows = with_columns(rows, {"instances": instances, "gpu_count": gpu_count})
-    need = need_gb_per_gpu(estimate.workload, rows["precision"].to_numpy(dtype=object), gpu_count)
-    return repriced(rows, need, estimate, assumptions)
+    return with_columns(rows, {"instances": instances, "gpu_count": gpu_count,
+                               "need_gb_per_gpu": model.need_gb(model_rows, instances),
+                               **model.columns(model_rows, instances)})
 
 
 def repriced(evaluated: pd.DataFrame, need_gb: np.ndarray, estimate: FlopEstimate,
