@@ -1,8 +1,11 @@
 """Each portfolio job priced on every offer and capacity source, pruned to what can be optimal.
 
-The same pipeline as ``solve`` (planner.py: expand → performance → memory → limits) per job,
-then ``prune_for_portfolio``'s exact rules leave the short list the procurement integer
-program chooses from; ``plan_side_by_side`` is the periodless batch version (model.py).
+The same model as ``solve`` (expand → performance → memory → limits), with the work that jobs
+of one shape share done once (shared_pricing.py: a 1,000-job portfolio has a handful of
+shapes) and each job priced on arrays; then ``prune_for_portfolio``'s exact rules leave the
+short list the procurement integer program chooses from. No job's full candidate table is
+kept: ``JobCandidates.evaluated`` prices one job again, alone, when a diagnosis asks.
+``plan_side_by_side`` is the periodless batch version (model.py).
 """
 
 from __future__ import annotations
