@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -145,6 +146,8 @@ def main() -> None:
               f"(binaries) + {s.integer_variables} integer purchase/commitment variables; "
               f"{s.variables:,} variables, {s.constraints:,} constraints")
         print(f"  without portfolio pruning the program would have {s.feasible:,} binaries")
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
+        print(f"peak memory of this process (catalog, portfolio and {args.runs} plan(s)): {peak_mb:,.0f} MB")
         if result.cost is not None:
             c = result.cost
             print(f"plan: {len(result.purchases)} purchase line(s), {len(result.commitments)} commitment(s), "
