@@ -298,6 +298,8 @@ def assess(
     deadline_hours: float | None,
     budget_usd: float | None,
     prune_by: list[str] | None = None,
+    evaluated: pd.DataFrame | None = None,
+    probes: Probes | None = None,
 ) -> CandidateSet:
     """Evaluate hours and cost, mark infeasible candidates with a reason, prune dominated.
 
@@ -305,28 +307,12 @@ def assess(
     which is exact for one job: the optimum is on the cost/hours Pareto front. Jobs that
     share quotas must prune per (offer_id, instances): a dearer candidate that occupies fewer
     instances of a shared offer can be the one that fits next to another job.
+    ``evaluated``: the expansion's rows evaluated already (shared_pricing re-prices them from
+    another job's; the exact-count rows added carry its columns), with ``probes``: where its
+    first rungs are, if known.
     """
-    t = evaluate_once(expansion.table, estimate, job, catalog.attenuation, assumptions)
-    return assess_evaluated(t, expansion, estimate, job, catalog, assumptions, deadline_hours=deadline_hours,
-                            budget_usd=budget_usd, prune_by=prune_by)
-
-
-def assess_evaluated(
-    t: pd.DataFrame,
-    expansion: Expansion,
-    estimate: FlopEstimate,
-    job: Job,
-    catalog: Catalog,
-    assumptions: Assumptions,
-    *,
-    deadline_hours: float | None,
-    budget_usd: float | None,
-    prune_by: list[str] | None = None,
-    probes: Probes | None = None,
-) -> CandidateSet:
-    """``assess`` of the expansion's rows evaluated already (``t``; shared_pricing re-prices them
-    from another job's). ``probes``: where ``t``'s first rungs are, if known. The exact-count rows
-    added carry ``t``'s columns."""
+    t = evaluate_once(expansion.table, estimate, job, catalog.attenuation, assumptions) if evaluated is None \
+        else evaluated
     extra = exact_count_rows(expansion.base, t, estimate, job, catalog.attenuation, assumptions,
                              deadline_hours=deadline_hours, budget_usd=budget_usd, probes=probes)
     if not extra.empty:

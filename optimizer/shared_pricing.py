@@ -15,7 +15,7 @@ columns: only the memory need and what follows the job's FLOPs differ. So:
 Every number is what pricing the job alone gives, to the last bit: the same functions on the same
 inputs (tests/optimizer/test_shared_pricing.py holds each job to its own ``assess``). A
 calibrated fit whose attenuation follows the count is re-priced on frames instead
-(``SharedPricing.evaluated`` and ``candidates.assess_evaluated``): each exact count is evaluated
+(``SharedPricing.evaluated`` and ``candidates.assess``): each exact count is evaluated
 in full there. Nothing is cached on the catalog: a ``SharedPricing`` lives for one portfolio,
 since a cache on the catalog would keep a table per allow-list combination for as long as the
 catalog lives.
@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..catalogs.loader import Catalog
 from .candidate_schema import PORTFOLIO_COLUMNS, PRICING_COLUMNS
-from .candidates import CandidateSet, Expansion, Identical, assess_evaluated, expansion_key, expansion_shape, judged
+from .candidates import CandidateSet, Expansion, Identical, assess, expansion_key, expansion_shape, judged
 from .counts import Probes, count_keys, exact_counts, new_pairs, probes_for, with_need
 from .flops import FlopEstimate
 from .job import Job
@@ -130,8 +130,8 @@ class SharedPricing:
                assumptions: Assumptions, *, deadline_hours: float | None, budget_usd: float | None) -> CandidateSet:
         """``candidates.assess`` of the job, on tables of PRICING_COLUMNS."""
         t, probes = self.evaluated(expansion, estimate, job, catalog, assumptions)
-        return assess_evaluated(t, expansion, estimate, job, catalog, assumptions, deadline_hours=deadline_hours,
-                                budget_usd=budget_usd, probes=probes)
+        return assess(expansion, estimate, job, catalog, assumptions, deadline_hours=deadline_hours,
+                      budget_usd=budget_usd, evaluated=t, probes=probes)
 
     def feasible(self, expansion: Expansion, estimate: FlopEstimate, job: Job, catalog: Catalog,
                  assumptions: Assumptions, *, deadline_hours: float | None, budget_usd: float | None) -> Feasible:
