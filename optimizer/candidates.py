@@ -375,6 +375,12 @@ def dominated_in_groups(cost_usd: np.ndarray, hours: np.ndarray, group: np.ndarr
     """
     cost = np.asarray(cost_usd, dtype=float)
     time = np.asarray(hours, dtype=float)
+    unknown = np.isnan(time)
+    if unknown.any():   # hours unknown: neither dominated nor dominating (a NaN compares false)
+        known = np.flatnonzero(~unknown)
+        dominated = np.zeros(cost.size, dtype=bool)
+        dominated[known] = dominated_in_groups(cost[known], time[known], np.asarray(group)[known])
+        return dominated
     if cost.size == 0:
         return np.zeros(0, dtype=bool)
     order = np.lexsort((np.arange(cost.size), time, cost, group))

@@ -156,8 +156,9 @@ def _fastest_within_budget(m: CountModel, r: np.ndarray, start: np.ndarray, top:
 @dataclass(frozen=True)
 class Probes:
     """Each base row's first rung: its position in an evaluated table and the search's arrays
-    for it. Both follow the rows' shape and the assumptions, not the job's FLOPs or limits, so
-    jobs of one shape share them (shared_pricing.SharedPricing)."""
+    for it. Both follow the rows' shape and the assumptions (under a calibrated fit, the model
+    size too), not the job's FLOPs or limits, so jobs of one shape share them
+    (shared_pricing.SharedPricing keys its templates on exactly these)."""
 
     at: np.ndarray
     model: CountModel

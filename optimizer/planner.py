@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 
 from ..catalogs.loader import Catalog
@@ -58,6 +59,7 @@ class Planner:
     solver: SolverName = "highs"
     time_limit_seconds: float | None = None   # None: solve to proven optimality
     identical: Identical = "merge"            # candidates.cheapest_of_identical
+    offer_mask: np.ndarray | None = None      # the catalog offers considered (with_offers); None: all
 
     @classmethod
     def build(cls, job: Job, catalog: Catalog, solver: SolverName = "highs",
@@ -66,16 +68,27 @@ class Planner:
         return cls(job, catalog, estimate, expand(job, catalog, estimate, identical=identical), solver,
                    identical=identical)
 
+    @property
+    def offers(self) -> pd.DataFrame:
+        """The catalog offers this planner considers."""
+        offers = self.catalog.offers
+        return offers if self.offer_mask is None else offers[self.offer_mask]
+
+    def expanded(self, job: Job, precisions: list[str] | None = None) -> Expansion:
+        """``job`` expanded on this planner's offers (every re-expansion keeps a with_offers restriction)."""
+        return expand(job, self.catalog, self.estimate, precisions, self.identical, only=self.offer_mask)
+
     def with_precisions(self, precisions: list[str]) -> "Planner":
         job = self.job.model_copy(update={"precision": precisions})
-        return replace(self, job=job, expansion=expand(job, self.catalog, self.estimate, precisions, self.identical))
+        return replace(self, job=job, expansion=self.expanded(job, precisions))
 
     def with_offers(self, keep: pd.Series) -> "Planner":
-        """Only the catalog offers ``keep`` marks, expanded afresh (identical offers are merged
-        within them: restricting the expansion instead could miss one merged away). The catalog
-        stays whole, so its prepared offers and per-precision peaks are reused."""
-        return replace(self, expansion=expand(self.job, self.catalog, self.estimate, identical=self.identical,
-                                              only=keep.to_numpy(dtype=bool)))
+        """Only the catalog offers ``keep`` marks (a mask over the whole catalog's offers, replacing
+        any earlier one), expanded afresh: identical offers are merged within them (restricting the
+        expansion instead could miss one merged away). The catalog stays whole, so its prepared
+        offers and per-precision peaks are reused."""
+        restricted = replace(self, offer_mask=keep.to_numpy(dtype=bool))
+        return replace(restricted, expansion=restricted.expanded(self.job))
 
     def with_limits(self, *, deadline_hours: float | None, budget_usd: float | None) -> "Planner":
         limits = self.job.constraints.model_copy(update={"deadline_hours": deadline_hours, "budget_usd": budget_usd})
@@ -119,7 +132,7 @@ class Planner:
             raise KeyError("planner has no base offers")
         mask = (base["offer_id"] == plan.offer_id) & (base["precision"] == plan.precision)
         if not mask.any():
-            alone = self.with_offers(self.catalog.offers["offer_id"] == plan.offer_id)
+            alone = self.with_offers(self.catalog.offers["offer_id"] == plan.offer_id)   # from the whole catalog
             base = alone.expansion.base
             if base is None:
                 raise KeyError(f"offer {plan.offer_id} is not in the catalog")
@@ -171,7 +184,7 @@ def explain_infeasible(planner: Planner, cands: CandidateSet,
     job, t = planner.job, cands.table
     c = job.constraints
     owned_only = c.offer_kinds is not None and {str(k).lower() for k in c.offer_kinds} <= {"owned"}
-    if t.empty and owned_only and not (planner.catalog.offers["kind"] == "owned").any():
+    if t.empty and owned_only and not (planner.offers["kind"] == "owned").any():
         return ("allow_lists", "no owned hardware is declared: constraints.offer_kinds is [owned], but no "
                 "catalog layer holds an offer of kind owned (the bundled catalog never does). Declare your "
                 "machines as offers.csv rows with kind owned (capex_usd, amortization_years, power_kw, "
@@ -225,8 +238,7 @@ def _gpus_needed_for_deadline(planner: Planner, deadline: float) -> int | None:
         return None
     for factor in (2, 4, 8, 16, 32, 64):
         wider = planner.job.model_copy(update={"constraints": c.model_copy(update={"max_gpus": c.max_gpus * factor})})
-        trial = replace(planner, job=wider, expansion=expand(wider, planner.catalog, planner.estimate,
-                                                             identical=planner.identical))
+        trial = replace(planner, job=wider, expansion=planner.expanded(wider))
         t = trial.assess(budget_usd=None).table
         ok = t[(t["need_gb_per_gpu"] <= t["memory_gb"]) & (t["hours"] <= deadline)]
         if not ok.empty:

@@ -127,7 +127,7 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
     quotas = {str(o): int(q) for o, q in zip(quota_table["offer_id"], quota_table["max_instances"])
               if o not in source_of}
     horizon = portfolio.horizon
-    shared = SharedPricing()
+    shared = SharedPricing(extended)
     priced: list[_Priced] = []
     rentable: set[str] = set()
     problems: list[Problem] = []
@@ -136,7 +136,7 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
         try:
             estimate = checked_estimate(pj.job, extended)
             # shared quotas and capacity: identical offers are not merged (see cheapest_of_identical)
-            expansion = shared.expansion(pj.job, extended, "keep")
+            expansion = shared.expansion(pj.job, "keep")
         except InputError as exc:   # e.g. familiar.gpu unknown: point at the job inside the portfolio
             problems.extend(Problem(p.file, pj.field_prefix + p.field if p.field else p.field, p.message, p.row)
                             for p in exc.problems)
@@ -147,8 +147,7 @@ def build_candidates(portfolio: Portfolio, catalog: Catalog, solver: SolverName 
         if expansion.table.empty:   # every offer excluded by allow-lists: nothing to price
             feasible = Feasible.of(0, pd.DataFrame({name: [] for name in CANDIDATE_COLUMNS}))
         else:
-            feasible = shared.feasible(expansion, estimate, pj.job, extended,
-                                       realistic_assumptions(pj.job, extended.efficiency),
+            feasible = shared.feasible(expansion, estimate, pj.job, realistic_assumptions(pj.job, extended.efficiency),
                                        deadline_hours=deadline, budget_usd=pj.job.constraints.budget_usd)
         hours, cost = feasible.columns["hours"].astype(float), feasible.columns["cost_usd"].astype(float)
         rentals = np.array([o not in source_of for o in feasible.columns["offer_id"]], dtype=bool)

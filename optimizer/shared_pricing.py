@@ -1,7 +1,8 @@
 """A portfolio's jobs priced together: jobs of one shape share their rows, evaluation and search.
 
-A portfolio of 1,000 jobs has a handful of job *shapes*. Jobs with the same precisions,
-allow-lists and count limits (``candidates.expansion_key``) expand to the same candidate rows.
+A portfolio of 1,000 jobs has a handful of job *shapes*. Jobs with the same precisions, workload
+kind, allow-lists and count limits (``candidates.expansion_key`` and the precisions) expand to the
+same candidate rows.
 Under the same assumptions, scenario and workload kind — and the same model size when a
 calibrated fit reads it — those rows also get the same attenuation, buffer and scale-out
 columns: only the memory need and what follows the job's FLOPs differ. So:
@@ -37,7 +38,7 @@ from .job import Job
 from .memory import need_gb_per_gpu
 from .performance import Assumptions, attenuation_follows_count, evaluate, repriced
 
-__all__ = ["Feasible", "SharedPricing", "narrowed"]
+__all__ = ["Feasible", "SharedPricing"]
 
 # PORTFOLIO_COLUMNS that are the same at every count of an (offer, precision) row
 _PER_BASE_ROW = tuple(c for c in PORTFOLIO_COLUMNS if c not in ("gpu_count", "instances", "hours", "cost_usd"))
@@ -88,22 +89,24 @@ class _Template:
 
 @dataclass
 class SharedPricing:
-    """Pricing work shared by the jobs of one portfolio (module docstring)."""
+    """Pricing work shared by the jobs of one portfolio on one catalog (module docstring). The
+    catalog is held, so the tables the cached work was computed from stay the ones it is used with."""
 
+    catalog: Catalog
     shapes: dict[tuple[object, ...], Expansion] = field(default_factory=dict)
     templates: dict[tuple[object, ...], _Template] = field(default_factory=dict)
 
-    def expansion(self, job: Job, catalog: Catalog, identical: Identical) -> Expansion:
+    def expansion(self, job: Job, identical: Identical) -> Expansion:
         """``candidates.expand`` without the memory need, which the pricing adds per job: ``table``
         is the rows every job of this shape shares."""
-        key = (id(catalog.offers), tuple(job.precision), identical, *expansion_key(job))
+        key = (tuple(job.precision), identical, *expansion_key(job))
         found = self.shapes.get(key)
         if found is None:
-            shape, excluded, base = expansion_shape(job, catalog, list(job.precision), identical)
+            shape, excluded, base = expansion_shape(job, self.catalog, list(job.precision), identical)
             found = self.shapes[key] = Expansion(table=shape, excluded=excluded, base=base, shape_key=key)
         return found
 
-    def _template(self, expansion: Expansion, estimate: FlopEstimate, job: Job, catalog: Catalog,
+    def _template(self, expansion: Expansion, estimate: FlopEstimate, job: Job,
                   assumptions: Assumptions) -> tuple[_Template, bool]:
         """The template of the job's kind, and whether this job made it."""
         params = estimate.workload.compute_params if attenuation_follows_count(assumptions) else None
@@ -111,36 +114,45 @@ class SharedPricing:
         found = self.templates.get(key)
         if found is not None:
             return found, False
-        full = evaluate(with_need(expansion.table, estimate), estimate, job, catalog.attenuation, assumptions)
+        full = evaluate(with_need(expansion.table, estimate), estimate, job, self.catalog.attenuation, assumptions)
         made = self.templates[key] = _Template(narrowed(full), probes_for(expansion.base, full, estimate, assumptions))
         return made, True
 
-    def evaluated(self, expansion: Expansion, estimate: FlopEstimate, job: Job, catalog: Catalog,
+    def evaluated(self, expansion: Expansion, estimate: FlopEstimate, job: Job,
                   assumptions: Assumptions) -> tuple[pd.DataFrame, Probes | None]:
         """``evaluate`` of the job's rows, in PRICING_COLUMNS, and the probes of their first rungs."""
-        template, made = self._template(expansion, estimate, job, catalog, assumptions)
-        if made:
+        return self._evaluated(*self._template(expansion, estimate, job, assumptions), estimate, assumptions)
+
+    @staticmethod
+    def _evaluated(template: _Template, made: bool, estimate: FlopEstimate,
+                   assumptions: Assumptions) -> tuple[pd.DataFrame, Probes | None]:
+        if made:   # the template is this job's own evaluation
             return template.table, template.probes
         t = template.table
         need = need_gb_per_gpu(estimate.workload, t["precision"].to_numpy(dtype=object),
                                t["gpu_count"].to_numpy(np.int64))
         return repriced(t, need, estimate, assumptions), template.probes
 
-    def assess(self, expansion: Expansion, estimate: FlopEstimate, job: Job, catalog: Catalog,
-               assumptions: Assumptions, *, deadline_hours: float | None, budget_usd: float | None) -> CandidateSet:
+    def assess(self, expansion: Expansion, estimate: FlopEstimate, job: Job, assumptions: Assumptions, *,
+               deadline_hours: float | None, budget_usd: float | None) -> CandidateSet:
         """``candidates.assess`` of the job, on tables of PRICING_COLUMNS."""
-        t, probes = self.evaluated(expansion, estimate, job, catalog, assumptions)
-        return assess(expansion, estimate, job, catalog, assumptions, deadline_hours=deadline_hours,
+        return self._assess(*self._template(expansion, estimate, job, assumptions), expansion, estimate, job,
+                            assumptions, deadline_hours=deadline_hours, budget_usd=budget_usd)
+
+    def _assess(self, template: _Template, made: bool, expansion: Expansion, estimate: FlopEstimate, job: Job,
+                assumptions: Assumptions, *, deadline_hours: float | None, budget_usd: float | None) -> CandidateSet:
+        t, probes = self._evaluated(template, made, estimate, assumptions)
+        return assess(expansion, estimate, job, self.catalog, assumptions, deadline_hours=deadline_hours,
                       budget_usd=budget_usd, evaluated=t, probes=probes)
 
-    def feasible(self, expansion: Expansion, estimate: FlopEstimate, job: Job, catalog: Catalog,
-                 assumptions: Assumptions, *, deadline_hours: float | None, budget_usd: float | None) -> Feasible:
+    def feasible(self, expansion: Expansion, estimate: FlopEstimate, job: Job, assumptions: Assumptions, *,
+                 deadline_hours: float | None, budget_usd: float | None) -> Feasible:
         """The job's feasible candidates: on arrays (module docstring), or through ``assess`` when the
         attenuation follows the count or a base row has no first rung to probe from."""
-        template, _ = self._template(expansion, estimate, job, catalog, assumptions)
+        template, made = self._template(expansion, estimate, job, assumptions)
         if template.probes is None or expansion.base is None or attenuation_follows_count(assumptions):
-            cands = self.assess(expansion, estimate, job, catalog, assumptions, deadline_hours=deadline_hours,
-                                budget_usd=budget_usd)
+            cands = self._assess(template, made, expansion, estimate, job, assumptions,
+                                 deadline_hours=deadline_hours, budget_usd=budget_usd)
             return Feasible.of(cands.enumerated, cands.feasible)
         probes = template.probes
         if template.rows is None:
@@ -148,7 +160,7 @@ class SharedPricing:
         r = template.rows
         model = probes.model.for_estimate(estimate)
         cheapest, fastest = exact_counts(template.table, estimate, assumptions, deadline_hours=deadline_hours,
-                                         budget_usd=budget_usd, at=probes.at, model=probes.model)
+                                         budget_usd=budget_usd, at=probes.at, model=model)
         rows, counts = new_pairs(cheapest, fastest, r.keys, r.width)
         row = np.concatenate([r.base_row, rows])          # the template's rows, then the exact counts
         k = np.concatenate([r.instances, counts])
@@ -164,5 +176,5 @@ class SharedPricing:
 
 
 def narrowed(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` cut to PRICING_COLUMNS (and the assess columns it has)."""
-    return table[[c for c in (*PRICING_COLUMNS, "feasible", "category", "dominated") if c in table.columns]]
+    """An evaluated table cut to PRICING_COLUMNS."""
+    return table[list(PRICING_COLUMNS)]

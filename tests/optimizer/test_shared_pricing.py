@@ -1,4 +1,4 @@
-"""``candidates.SharedPricing``: a portfolio's jobs of one shape expand and evaluate once, the
+"""``shared_pricing.SharedPricing``: a portfolio's jobs of one shape expand and evaluate once, the
 others are re-priced from the first. Every job's candidates — and what the portfolio keeps of
 them — must be exactly what pricing that job alone gives: the same rows, the same numbers to
 the last bit."""
@@ -55,20 +55,46 @@ JOBS: list[dict[str, Any]] = [
      "scenario": "cluster"},
     {"name": "custom-3", "period": 5, "workload": {"kind": "custom", "total_flops": 8e20}, "precision": ["bf16"],
      "constraints": {"gpus": ["H100"]}},
+    # the shape of custom-1, with assumptions of their own: each needs its own template
+    {"name": "custom-buffer", "workload": {"kind": "custom", "total_flops": 3e19}, "precision": ["bf16"],
+     "risk": {"buffer": 0.45}},
+    {"name": "custom-attenuation", "workload": {"kind": "custom", "total_flops": 3e19}, "precision": ["bf16"],
+     "performance": {"attenuation": 0.6}},
+    {"name": "custom-scale", "workload": {"kind": "custom", "total_flops": 3e19}, "precision": ["bf16"],
+     "performance": {"scale_efficiency_per_doubling": {"ethernet": 0.7}}},
+    # shapes of their own: spot only under a budget, a pinned count, a floor on the count
+    {"name": "spot-only", "period": 2, "workload": {"kind": "custom", "total_flops": 2e20}, "precision": ["bf16"],
+     "constraints": {"offer_kinds": ["spot"], "budget_usd": 5e4, "deadline_hours": 500}},
+    {"name": "pinned", "workload": {"kind": "transformer_training", "model": "llama3-8b", "tokens": "10B",
+                                    "seq_len": 8192}, "precision": ["bf16"], "constraints": {"gpu_count": 16}},
+    {"name": "at-least-32", "period": 3, "workload": {"kind": "transformer_training", "model": "llama2-7b",
+                                                      "tokens": "100B", "seq_len": 4096},
+     "precision": ["bf16", "fp8"], "constraints": {"min_gpus": 32, "max_gpus": 256}},
 ]
 
 
+# a server to buy: its candidates are capacity-source rows, kept and pruned like the others
+PURCHASE = {"option": "dgx-h100", "gpu": "H100-SXM", "gpus": 8, "capex_usd": 270000, "power_kw": 10.2,
+            "electricity_usd_per_kwh": 0.127, "resale_fraction": 0.5, "max_count": 2, "source": "test"}
+
+
 def _portfolio() -> Any:
-    return parse_portfolio({"name": "shapes", "horizon": {"periods": 6, "period_hours": 730}, "jobs": JOBS})
+    return parse_portfolio({"name": "shapes", "horizon": {"periods": 6, "period_hours": 730}, "jobs": JOBS,
+                            "purchase_options": [PURCHASE]})
 
 
-def _size_fit() -> pd.DataFrame:
-    """A calibrated fit for transformer training with a size slope: the attenuation then depends
-    on the model's parameters, so a 7B and a 13B job may not share their evaluation."""
-    terms = (("intercept", math.log(0.35)), ("log10_params_over_1e10", 0.2), ("ref_gpus", 8.0),
-             ("resid_p10", -0.2), ("resid_p90", 0.2), ("runs", 20.0))
+def _fit(count_slope: float = 0.0) -> pd.DataFrame:
+    """A calibrated fit for transformer training with a size slope, so a 7B and a 13B job may not
+    share their evaluation, and optionally a count slope, so the attenuation follows the count."""
+    terms = [("intercept", math.log(0.35)), ("log10_params_over_1e10", 0.2), ("ref_gpus", 8.0),
+             ("resid_p10", -0.2), ("resid_p90", 0.2), ("runs", 20.0)]
+    if count_slope:
+        terms.append(("log2_gpus_over_ref", count_slope))
     return pd.DataFrame([{"workload": "transformer_training", "term": t, "value": v, "source": "test",
                           "as_of": "2026-01-01"} for t, v in terms])
+
+
+FITS = {"catalog-attenuation": None, "calibrated-size-fit": _fit(), "calibrated-size-and-count-fit": _fit(-0.1)}
 
 
 def _alone(job: Any, catalog: Catalog, deadline_hours: float) -> pd.DataFrame:
@@ -108,34 +134,33 @@ def _reference(cands: PortfolioCandidates) -> list[tuple[pd.DataFrame, int, int,
     return out
 
 
-@pytest.mark.parametrize("with_fit", [False, True], ids=["catalog-attenuation", "calibrated-size-fit"])
-def test_shared_pricing_gives_each_job_its_own_numbers(bundled: Catalog, with_fit: bool) -> None:
+@pytest.mark.parametrize("fit", list(FITS))
+def test_shared_pricing_gives_each_job_its_own_numbers(bundled: Catalog, fit: str) -> None:
     """Each job's candidates from the shared pass — on frames (``assess``) and on arrays
     (``feasible``) — equal its own pricing, column for column and bit for bit."""
-    catalog = replace(bundled, efficiency=_size_fit()) if with_fit else bundled
+    catalog = bundled if FITS[fit] is None else replace(bundled, efficiency=FITS[fit])
     cands = build_candidates(_portfolio(), catalog)
-    on_frames, on_arrays = SharedPricing(), SharedPricing()
+    on_frames, on_arrays = SharedPricing(cands.catalog), SharedPricing(cands.catalog)
     for jc in cands.jobs:
         job = jc.pjob.job
         estimate, realistic = checked_estimate(job, cands.catalog), realistic_assumptions(job, cands.catalog.efficiency)
         limits = {"deadline_hours": jc.deadline_hours, "budget_usd": job.constraints.budget_usd}
         alone = _alone(job, cands.catalog, jc.deadline_hours)
-        shared = on_frames.assess(on_frames.expansion(job, cands.catalog, "keep"), estimate, job, cands.catalog,
-                                  realistic, **limits).table
+        shared = on_frames.assess(on_frames.expansion(job, "keep"), estimate, job, realistic, **limits).table
         _assert_same_table(shared, alone[list(shared.columns)], jc.name)
-        feasible = on_arrays.feasible(on_arrays.expansion(job, cands.catalog, "keep"), estimate, job, cands.catalog,
-                                      realistic, **limits)
+        feasible = on_arrays.feasible(on_arrays.expansion(job, "keep"), estimate, job, realistic, **limits)
         assert feasible.enumerated == len(alone), jc.name
         assert sorted(feasible.columns) == sorted(PORTFOLIO_COLUMNS)
         _assert_same_table(pd.DataFrame(feasible.columns), alone[alone["feasible"]][list(PORTFOLIO_COLUMNS)], jc.name)
     assert len(on_frames.templates) < len(JOBS)   # some jobs did share
 
 
-@pytest.mark.parametrize("with_fit", [False, True], ids=["catalog-attenuation", "calibrated-size-fit"])
-def test_the_portfolio_keeps_what_pricing_each_job_alone_keeps(bundled: Catalog, with_fit: bool) -> None:
-    catalog = replace(bundled, efficiency=_size_fit()) if with_fit else bundled
+@pytest.mark.parametrize("fit", list(FITS))
+def test_the_portfolio_keeps_what_pricing_each_job_alone_keeps(bundled: Catalog, fit: str) -> None:
+    catalog = bundled if FITS[fit] is None else replace(bundled, efficiency=FITS[fit])
     cands = build_candidates(_portfolio(), catalog)
     assert len(cands.jobs) == len(JOBS)
+    assert any((jc.kept["resource"] == "source").any() for jc in cands.jobs)   # the purchase option competes
     for jc, (kept, enumerated, feasible, window, rental) in zip(cands.jobs, _reference(cands)):
         _assert_same_table(jc.kept, kept, jc.name)
         assert (jc.enumerated, jc.feasible_count, jc.window, jc.cheapest_rental_usd) == \
@@ -146,12 +171,12 @@ def test_jobs_of_one_shape_differ_where_their_flops_and_memory_differ(bundled: C
     """The sharing is real, not a copy of the first job: jobs of one shape (pre-7b, pre-7b-more and
     pre-13b) get the same first-rung offer rows but their own hours and memory need."""
     catalog = build_candidates(_portfolio(), bundled).catalog
-    shared = SharedPricing()
+    shared = SharedPricing(catalog)
     by_name = {}
     for spec in JOBS[:3]:
         job = _portfolio().jobs[[j["name"] for j in JOBS].index(spec["name"])].job
-        by_name[spec["name"]] = shared.assess(shared.expansion(job, catalog, "keep"), checked_estimate(job, catalog),
-                                              job, catalog, realistic_assumptions(job, catalog.efficiency),
+        by_name[spec["name"]] = shared.assess(shared.expansion(job, "keep"), checked_estimate(job, catalog), job,
+                                              realistic_assumptions(job, catalog.efficiency),
                                               deadline_hours=2000.0, budget_usd=None).table
     assert len(shared.shapes) == 1
 
