@@ -486,9 +486,15 @@ def evaluate_once(table: pd.DataFrame, estimate: FlopEstimate, job: Job, attenua
 
 
 def relative_scale(out: pd.DataFrame, per_doubling: dict[str, float]) -> np.ndarray:
-    """scale(n) of the candidate's layout ÷ scale(ref_gpus) of the figure it uses."""
+    """scale(n) of the candidate's layout ÷ scale(ref_gpus) of the figure it uses, in the order
+    CountModel multiplies it (so ``flopopt estimate`` and ``solve`` agree to the last bit)."""
     ref = out["ref_gpus"].to_numpy(float) if "ref_gpus" in out.columns else np.ones(len(out))
-    return np.asarray(scale_out_efficiency(out, per_doubling) / reference_scale(ref, per_doubling), dtype=float)
+    per_instance = out["gpus_per_instance"].to_numpy(float)
+    intra = np.power(mapped(out["interconnect"], per_doubling, 1.0), np.log2(np.maximum(per_instance, 1.0)))
+    inter = inter_node_efficiency(out["interconnect"], out["gpus_per_instance"], per_doubling)
+    instances = out["instances"].to_numpy(float)
+    return np.asarray(intra / reference_scale(ref, per_doubling) * np.power(inter, np.log2(np.maximum(instances, 1.0))),
+                      dtype=float)
 
 
 def inter_node_fabric(interconnect: pd.Series, gpus_per_instance: pd.Series) -> np.ndarray:
